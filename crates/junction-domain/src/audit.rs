@@ -1,0 +1,199 @@
+//! Audit entries and the SHA-256 hash chain that makes tampering visible.
+//!
+//! Each stored entry carries `hash = SHA-256(prev_hash ‖ "\n" ‖ canonical_json(seq, entry))`.
+//! Editing, inserting, deleting or reordering any stored entry breaks every hash after it.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of the first entry in a chain.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One GraphQL (or other API) operation, as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditOperation {
+    pub operation_name: Option<String>,
+    /// `query`, `mutation`, `subscription`, or `unknown` when the document never parsed.
+    pub operation_type: String,
+    /// SHA-256 of the request's variables as sent: the values themselves are never stored.
+    pub variables_hash: Option<String>,
+    /// `ok`, `error` (ran but failed) or `rejected` (refused before running).
+    pub outcome: String,
+    pub error_code: Option<String>,
+    pub duration_us: i64,
+}
+
+/// One state change: the fields of an object before and after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditChange {
+    pub object_type: String,
+    pub object_id: String,
+    pub action: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// Who did what, when, from where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// Truncated to microseconds, the precision every supported database keeps.
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub agency: Option<String>,
+    pub roles: Vec<String>,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+    pub operation: Option<AuditOperation>,
+    pub change: Option<AuditChange>,
+}
+
+/// An entry's place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditEntry {
+    /// A new entry stamped now.
+    pub fn now(actor: impl Into<String>) -> Self {
+        AuditEntry {
+            at: Utc::now().trunc_subsecs(6),
+            actor: actor.into(),
+            agency: None,
+            roles: Vec::new(),
+            request_id: None,
+            client_addr: None,
+            operation: None,
+            change: None,
+        }
+    }
+
+    /// The entry's content in one canonical form: keys sorted at every depth, no whitespace.
+    pub fn canonical(&self, seq: i64) -> String {
+        let mut m = Map::new();
+        m.insert("seq".into(), Value::from(seq));
+        m.insert("at".into(), Value::from(self.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()));
+        m.insert("actor".into(), Value::from(self.actor.clone()));
+        m.insert("agency".into(), self.agency.clone().map_or(Value::Null, Value::from));
+        m.insert("roles".into(), Value::from(self.roles.clone()));
+        m.insert("request_id".into(), self.request_id.clone().map_or(Value::Null, Value::from));
+        m.insert("client_addr".into(), self.client_addr.clone().map_or(Value::Null, Value::from));
+        m.insert("operation".into(), serde_json::to_value(&self.operation).unwrap_or(Value::Null));
+        m.insert("change".into(), serde_json::to_value(&self.change).unwrap_or(Value::Null));
+        let mut out = String::with_capacity(256);
+        write_canonical(&Value::Object(m), &mut out);
+        out
+    }
+
+    /// Chains this entry after `prev_hash` at position `seq`.
+    pub fn link(&self, seq: i64, prev_hash: &str) -> ChainLink {
+        ChainLink { seq, prev_hash: prev_hash.to_string(), hash: chain_hash(prev_hash, &self.canonical(seq)) }
+    }
+}
+
+/// `SHA-256(prev_hash ‖ "\n" ‖ canonical)`, hex encoded.
+pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(canonical.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// Checks one stored link against the hash the chain expects before it.
+/// Returns the reason the link is bad, if it is.
+pub fn verify_link(expected_prev: &str, entry: &AuditEntry, stored: &ChainLink) -> Result<(), String> {
+    if stored.prev_hash != expected_prev {
+        return Err(format!(
+            "prev_hash {} does not match the hash of the record before it ({expected_prev})",
+            stored.prev_hash
+        ));
+    }
+    let recomputed = entry.link(stored.seq, &stored.prev_hash).hash;
+    if recomputed != stored.hash {
+        return Err(format!("content does not match its hash (stored {}, recomputed {recomputed})", stored.hash));
+    }
+    Ok(())
+}
+
+/// SHA-256 of arbitrary bytes, hex encoded.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry() -> AuditEntry {
+        let mut e = AuditEntry::now("alice");
+        e.at = DateTime::parse_from_rfc3339("2026-11-21T10:00:00.123456Z").unwrap().to_utc();
+        e.change = Some(AuditChange {
+            object_type: "case".into(),
+            object_id: "c1".into(),
+            action: "status_changed".into(),
+            before: json!({"status": "open", "a": {"z": 1, "b": 2}}),
+            after: json!({"status": "fixed"}),
+        });
+        e
+    }
+
+    #[test]
+    fn canonical_form_sorts_keys_at_every_depth() {
+        let c = entry().canonical(7);
+        assert!(c.starts_with(r#"{"actor":"alice","agency":null,"at":"2026-11-21T10:00:00.123456Z","change":{"action""#));
+        assert!(c.contains(r#""before":{"a":{"b":2,"z":1},"status":"open"}"#));
+        assert!(c.contains(r#""seq":7"#));
+    }
+
+    #[test]
+    fn chain_detects_edits_and_reordering() {
+        let first = entry();
+        let l1 = first.link(1, GENESIS_HASH);
+        let mut second = entry();
+        second.actor = "bob".into();
+        let l2 = second.link(2, &l1.hash);
+        assert_eq!(verify_link(GENESIS_HASH, &first, &l1), Ok(()));
+        assert_eq!(verify_link(&l1.hash, &second, &l2), Ok(()));
+
+        let mut edited = second.clone();
+        edited.actor = "mallory".into();
+        assert!(verify_link(&l1.hash, &edited, &l2).unwrap_err().contains("does not match its hash"));
+        assert!(verify_link(GENESIS_HASH, &second, &l2).unwrap_err().contains("prev_hash"));
+    }
+}

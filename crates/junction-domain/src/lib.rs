@@ -1,0 +1,19 @@
+//! Junction's domain: pure types and rules, with no I/O, no async and no framework crates.
+//!
+//! Everything that decides (validation of a case against its case type, which role may do what,
+//! how audit records are chained) lives here, so every surface (GraphQL, Open311, the CLI and the
+//! workers) asks the same question of the same function.
+
+pub mod audit;
+pub mod auth;
+pub mod case;
+pub mod case_type;
+pub mod organisation;
+pub mod validation;
+
+pub use audit::{AuditChange, AuditEntry, AuditOperation, ChainLink, GENESIS_HASH};
+pub use auth::{Action, Denied, Principal, Role, authorise};
+pub use case::{Case, CaseEvent, CaseEventKind, CaseStatus, Location, NewCase, Submitter};
+pub use case_type::{CaseType, Classification, Datatype, FieldDef, ListValue};
+pub use organisation::{Agency, AgencyKind, Jurisdiction};
+pub use validation::{FieldError, ValidationErrors};
