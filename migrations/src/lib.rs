@@ -1,1 +1,17 @@
-//! placeholder
+//! Junction's database schema as sea-orm migrations, the same for SQLite and PostgreSQL.
+//!
+//! JSON-shaped columns are stored as text on both backends so that rows round-trip identically;
+//! times are stored with their zone. Never edit a migration that has shipped: add another.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+}

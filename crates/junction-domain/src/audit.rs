@@ -49,6 +49,48 @@ pub struct AuditEntry {
     pub change: Option<AuditChange>,
 }
 
+/// Who is acting, as every audit entry records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Actor {
+    pub subject: String,
+    pub agency: Option<String>,
+    pub roles: Vec<String>,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+}
+
+impl Actor {
+    /// Junction itself (configuration, schedules), named for what is acting.
+    pub fn internal(name: &str) -> Self {
+        Actor { subject: format!("junction:{name}"), ..Actor::default() }
+    }
+
+    /// A fresh entry for this actor, stamped now.
+    pub fn entry(&self) -> AuditEntry {
+        AuditEntry {
+            agency: self.agency.clone(),
+            roles: self.roles.clone(),
+            request_id: self.request_id.clone(),
+            client_addr: self.client_addr.clone(),
+            ..AuditEntry::now(self.subject.clone())
+        }
+    }
+
+    /// An entry recording a change to one object.
+    pub fn change(&self, object_type: &str, object_id: &str, action: &str, before: Value, after: Value) -> AuditEntry {
+        AuditEntry {
+            change: Some(AuditChange {
+                object_type: object_type.into(),
+                object_id: object_id.into(),
+                action: action.into(),
+                before,
+                after,
+            }),
+            ..self.entry()
+        }
+    }
+}
+
 /// An entry's place in the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainLink {

@@ -11,7 +11,7 @@ pub mod case_type;
 pub mod organisation;
 pub mod validation;
 
-pub use audit::{AuditChange, AuditEntry, AuditOperation, ChainLink, GENESIS_HASH};
+pub use audit::{Actor, AuditChange, AuditEntry, AuditOperation, ChainLink, GENESIS_HASH};
 pub use auth::{Action, Denied, Principal, Role, authorise};
 pub use case::{Case, CaseEvent, CaseEventKind, CaseStatus, Location, NewCase, Submitter};
 pub use case_type::{CaseType, Classification, Datatype, FieldDef, ListValue};

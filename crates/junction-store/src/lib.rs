@@ -1,1 +1,15 @@
-//! placeholder
+//! Junction's store: the only crate that knows sea-orm and SQL.
+//!
+//! Repositories take and return domain types. Every state change writes its audit entry in the
+//! same transaction as the change, through [`audit::append`], so the change and its record are
+//! durable together or not at all. The same code runs on SQLite and PostgreSQL.
+
+pub mod audit;
+pub mod cases;
+pub mod catalogue;
+mod db;
+mod entity;
+mod error;
+
+pub use db::{Backend, Store, WriteTxn};
+pub use error::StoreError;

@@ -1,0 +1,276 @@
+//! The audit log: appending to the hash chain, group commit, queries and verification.
+//!
+//! The chain's head (last sequence number and hash) lives in one row that every append updates
+//! inside its own transaction, so appends are serialised and the chain has no forks, whether the
+//! append belongs to a state change or to the operation log, and however many processes write.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use junction_domain::audit::verify_link;
+use junction_domain::{AuditEntry, ChainLink};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::entity::{audit_head, audit_log};
+use crate::{Store, StoreError};
+
+/// Appends `entries` to the chain inside the caller's transaction and returns their links.
+pub async fn append<C: ConnectionTrait>(conn: &C, entries: &[AuditEntry]) -> Result<Vec<ChainLink>, DbErr> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut head_query = audit_head::Entity::find_by_id(1);
+    if conn.get_database_backend() == DbBackend::Postgres {
+        head_query = head_query.lock_exclusive();
+    }
+    let head = head_query.one(conn).await?.ok_or_else(|| DbErr::RecordNotFound("audit_head row 1".into()))?;
+    let mut seq = head.seq;
+    let mut prev = head.hash;
+    let mut links = Vec::with_capacity(entries.len());
+    let mut rows = Vec::with_capacity(entries.len());
+    for entry in entries {
+        seq += 1;
+        let link = entry.link(seq, &prev);
+        prev = link.hash.clone();
+        rows.push(to_row(entry, &link));
+        links.push(link);
+    }
+    for chunk in rows.chunks(500) {
+        audit_log::Entity::insert_many(chunk.to_vec()).exec_without_returning(conn).await?;
+    }
+    audit_head::Entity::update(audit_head::ActiveModel { id: Set(1), seq: Set(seq), hash: Set(prev) })
+        .exec(conn)
+        .await?;
+    Ok(links)
+}
+
+fn to_row(entry: &AuditEntry, link: &ChainLink) -> audit_log::ActiveModel {
+    let change = entry.change.as_ref();
+    audit_log::ActiveModel {
+        seq: Set(link.seq),
+        at: Set(entry.at),
+        actor: Set(entry.actor.clone()),
+        agency: Set(entry.agency.clone()),
+        roles: Set(serde_json::to_string(&entry.roles).unwrap_or_else(|_| "[]".into())),
+        request_id: Set(entry.request_id.clone()),
+        client_addr: Set(entry.client_addr.clone()),
+        kind: Set(if change.is_some() { "change" } else { "operation" }.into()),
+        operation: Set(entry.operation.as_ref().and_then(|o| serde_json::to_string(o).ok())),
+        object_type: Set(change.map(|c| c.object_type.clone())),
+        object_id: Set(change.map(|c| c.object_id.clone())),
+        change: Set(change.and_then(|c| serde_json::to_string(c).ok())),
+        prev_hash: Set(link.prev_hash.clone()),
+        hash: Set(link.hash.clone()),
+    }
+}
+
+fn from_row(row: audit_log::Model) -> Result<StoredAudit, StoreError> {
+    let roles = serde_json::from_str(&row.roles).map_err(|e| StoreError::corrupt("audit roles", e))?;
+    let operation = row
+        .operation
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StoreError::corrupt("audit operation", e))?;
+    let change = row.change.as_deref().map(serde_json::from_str).transpose().map_err(|e| StoreError::corrupt("audit change", e))?;
+    Ok(StoredAudit {
+        link: ChainLink { seq: row.seq, prev_hash: row.prev_hash, hash: row.hash },
+        entry: AuditEntry {
+            at: row.at,
+            actor: row.actor,
+            agency: row.agency,
+            roles,
+            request_id: row.request_id,
+            client_addr: row.client_addr,
+            operation,
+            change,
+        },
+    })
+}
+
+/// An entry as stored, with its place in the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAudit {
+    pub link: ChainLink,
+    pub entry: AuditEntry,
+}
+
+/// What to look for in the audit log; every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub request_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Newest first: up to `first` entries older than `before_seq`, and whether more follow.
+pub async fn list(
+    store: &Store,
+    filter: &AuditFilter,
+    first: u64,
+    before_seq: Option<i64>,
+) -> Result<(Vec<StoredAudit>, bool), StoreError> {
+    let mut q = audit_log::Entity::find();
+    if let Some(actor) = &filter.actor {
+        q = q.filter(audit_log::Column::Actor.eq(actor.as_str()));
+    }
+    if let Some(t) = &filter.object_type {
+        q = q.filter(audit_log::Column::ObjectType.eq(t.as_str()));
+    }
+    if let Some(id) = &filter.object_id {
+        q = q.filter(audit_log::Column::ObjectId.eq(id.as_str()));
+    }
+    if let Some(id) = &filter.request_id {
+        q = q.filter(audit_log::Column::RequestId.eq(id.as_str()));
+    }
+    if let Some(from) = filter.from {
+        q = q.filter(audit_log::Column::At.gte(from));
+    }
+    if let Some(to) = filter.to {
+        q = q.filter(audit_log::Column::At.lt(to));
+    }
+    if let Some(seq) = before_seq {
+        q = q.filter(audit_log::Column::Seq.lt(seq));
+    }
+    let rows = q.order_by_desc(audit_log::Column::Seq).limit(first + 1).all(store.conn()).await?;
+    let more = rows.len() as u64 > first;
+    let entries = rows.into_iter().take(first as usize).map(from_row).collect::<Result<_, _>>()?;
+    Ok((entries, more))
+}
+
+/// The number of audit records.
+pub async fn count(store: &Store) -> Result<u64, StoreError> {
+    use sea_orm::PaginatorTrait;
+    Ok(audit_log::Entity::find().count(store.conn()).await?)
+}
+
+/// The outcome of walking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub checked: u64,
+    /// The first record that does not verify, and why.
+    pub first_bad: Option<(i64, String)>,
+}
+
+/// Walks the chain from the first record, recomputing every hash.
+pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
+    let mut expected_prev = junction_domain::GENESIS_HASH.to_string();
+    let mut expected_seq = 1i64;
+    let mut checked = 0u64;
+    loop {
+        let page = audit_log::Entity::find()
+            .filter(audit_log::Column::Seq.gte(expected_seq))
+            .order_by_asc(audit_log::Column::Seq)
+            .limit(2_000)
+            .all(store.conn())
+            .await?;
+        if page.is_empty() {
+            break;
+        }
+        for row in page {
+            let seq = row.seq;
+            if seq != expected_seq {
+                let why = format!("record {expected_seq} is missing (next present is {seq})");
+                return Ok(VerifyReport { checked, first_bad: Some((expected_seq, why)) });
+            }
+            let stored = match from_row(row) {
+                Ok(s) => s,
+                Err(e) => return Ok(VerifyReport { checked, first_bad: Some((seq, e.to_string())) }),
+            };
+            if let Err(why) = verify_link(&expected_prev, &stored.entry, &stored.link) {
+                return Ok(VerifyReport { checked, first_bad: Some((seq, why)) });
+            }
+            expected_prev = stored.link.hash;
+            expected_seq += 1;
+            checked += 1;
+        }
+    }
+    let head = audit_head::Entity::find_by_id(1).one(store.conn()).await?;
+    if let Some(head) = head
+        && (head.seq != expected_seq - 1 || head.hash != expected_prev)
+    {
+        let why = format!(
+            "chain head says record {} with hash {}, but the log ends at record {} with hash {expected_prev}",
+            head.seq,
+            head.hash,
+            expected_seq - 1
+        );
+        return Ok(VerifyReport { checked, first_bad: Some((head.seq, why)) });
+    }
+    Ok(VerifyReport { checked, first_bad: None })
+}
+
+struct Pending {
+    entry: AuditEntry,
+    done: oneshot::Sender<Result<(), ()>>,
+}
+
+/// Records operation entries with group commit: entries that arrive while one batch is being
+/// written go into the next, one transaction (and one disk flush) for the lot. `record` returns
+/// only once its entry is committed.
+#[derive(Clone, Debug)]
+pub struct AuditWriter {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("seq_actor", &self.entry.actor).finish()
+    }
+}
+
+/// Most entries written in one transaction.
+const MAX_BATCH: usize = 512;
+
+impl AuditWriter {
+    /// Starts the writer. It stops once every clone of the returned writer is dropped and the
+    /// entries already sent are committed.
+    pub fn start(store: Store) -> (AuditWriter, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(8_192);
+        let task = tokio::spawn(run(store, rx));
+        (AuditWriter { tx }, task)
+    }
+
+    /// Appends one entry to the chain and waits until it is durable.
+    pub async fn record(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx.send(Pending { entry, done }).await.map_err(|_| StoreError::AuditUnavailable)?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(StoreError::AuditUnavailable),
+        }
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let entries: Vec<AuditEntry> = batch.iter().map(|p| p.entry.clone()).collect();
+        let mut result = write_batch(&store, &entries).await;
+        if let Err(e) = &result {
+            // One retry after a pause rides out a brief lock or connection hiccup.
+            tracing::warn!(error = %e, entries = entries.len(), "audit batch failed; retrying once");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            result = write_batch(&store, &entries).await;
+        }
+        if let Err(e) = &result {
+            tracing::error!(error = %e, entries = entries.len(), "audit batch could not be written");
+        }
+        for pending in batch.drain(..) {
+            let _ = pending.done.send(result.as_ref().map(|_| ()).map_err(|_| ()));
+        }
+    }
+}
+
+async fn write_batch(store: &Store, entries: &[AuditEntry]) -> Result<(), DbErr> {
+    let txn = store.begin_write().await?;
+    append(&*txn, entries).await?;
+    txn.commit().await
+}

@@ -1,0 +1,328 @@
+//! Cases: intake, reading, listing with cursor pagination, status changes, notes and history.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use junction_domain::case::validate_note;
+use junction_domain::{
+    Actor, Case, CaseEvent, CaseEventKind, CaseStatus, CaseType, Classification, Location, NewCase, Submitter,
+    ValidationErrors,
+};
+use sea_orm::sea_query::ExprTrait;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+};
+use serde_json::{Value, json};
+
+use crate::catalogue::{case_type_id, load_case_type};
+use crate::db::placeholder;
+use crate::entity::{case, case_event};
+use crate::{Store, StoreError, audit};
+
+/// Which cases to list; every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub jurisdiction_id: Option<String>,
+    pub status: Option<CaseStatus>,
+    pub case_type: Option<String>,
+    pub agency: Option<String>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+}
+
+/// One page of cases, newest first.
+#[derive(Debug, Clone)]
+pub struct CasePage {
+    pub cases: Vec<Case>,
+    pub has_next: bool,
+    pub total: u64,
+}
+
+/// Validates and stores a new case of `case_type_code` in `jurisdiction_id`, with its `created`
+/// event and audit entry, in one transaction.
+pub async fn create(store: &Store, actor: &Actor, jurisdiction_id: &str, new: NewCase) -> Result<Case, StoreError> {
+    let Some(case_type) = load_case_type(store.conn(), jurisdiction_id, &new.case_type_code).await? else {
+        let mut errors = ValidationErrors::default();
+        errors.push("caseType", format!("`{}` is not a case type of `{jurisdiction_id}`", new.case_type_code));
+        return Err(errors.into());
+    };
+    let new = new.validate(&case_type)?;
+    let now = Utc::now().trunc_subsecs(6);
+    let txn = store.begin_write().await?;
+    let number = next_counter(&*txn, "case_reference").await?;
+    let case = Case {
+        id: uuid::Uuid::now_v7().to_string(),
+        reference: number.to_string(),
+        jurisdiction_id: jurisdiction_id.to_string(),
+        case_type_code: case_type.code.clone(),
+        agency_id: case_type.agency_id.clone(),
+        status: CaseStatus::Open,
+        description: new.description,
+        location: new.location,
+        submitter: new.submitter,
+        fields: new.fields,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    case::Entity::insert(to_row(&case, &actor.subject)).exec_without_returning(&*txn).await?;
+    insert_event(&*txn, &case.id, CaseEventKind::Created, actor, now, json!({"reference": case.reference})).await?;
+    let entry = actor.change("case", &case.id, "create", Value::Null, audit_view(&case, &case_type));
+    audit::append(&*txn, &[entry]).await?;
+    txn.commit().await?;
+    Ok(case)
+}
+
+/// The case with this id or reference.
+pub async fn get(store: &Store, id_or_reference: &str) -> Result<Option<Case>, StoreError> {
+    let row = case::Entity::find()
+        .filter(case::Column::Id.eq(id_or_reference).or(case::Column::Reference.eq(id_or_reference)))
+        .one(store.conn())
+        .await?;
+    row.map(from_row).transpose()
+}
+
+/// Up to `first` cases matching `filter`, newest first, after the case with id `after`.
+pub async fn list(store: &Store, filter: &CaseFilter, first: u64, after: Option<&str>) -> Result<CasePage, StoreError> {
+    let mut q = case::Entity::find();
+    if let Some(j) = &filter.jurisdiction_id {
+        q = q.filter(case::Column::JurisdictionId.eq(j.as_str()));
+    }
+    if let Some(s) = filter.status {
+        q = q.filter(case::Column::Status.eq(s.as_str()));
+    }
+    if let Some(code) = &filter.case_type {
+        q = q.filter(case::Column::CaseTypeId.like(format!("%/{}", escape_like(code))));
+    }
+    if let Some(a) = &filter.agency {
+        q = q.filter(case::Column::AgencyId.eq(a.as_str()));
+    }
+    if let Some(from) = filter.created_from {
+        q = q.filter(case::Column::CreatedAt.gte(from));
+    }
+    if let Some(to) = filter.created_to {
+        q = q.filter(case::Column::CreatedAt.lt(to));
+    }
+    let total = q.clone().count(store.conn()).await?;
+    if let Some(after) = after {
+        q = q.filter(case::Column::Id.lt(after));
+    }
+    let rows = q.order_by_desc(case::Column::Id).limit(first + 1).all(store.conn()).await?;
+    let has_next = rows.len() as u64 > first;
+    let cases = rows.into_iter().take(first as usize).map(from_row).collect::<Result<_, _>>()?;
+    Ok(CasePage { cases, has_next, total })
+}
+
+/// Moves a case to `to`. With `expected_version`, fails with a conflict if the case changed since.
+pub async fn change_status(
+    store: &Store,
+    actor: &Actor,
+    id: &str,
+    to: CaseStatus,
+    expected_version: Option<i64>,
+) -> Result<Case, StoreError> {
+    let txn = store.begin_write().await?;
+    let mut case = load_for_update(&*txn, id).await?;
+    if let Some(v) = expected_version
+        && v != case.version
+    {
+        return Err(StoreError::Conflict(format!("case was changed (version {} now, {v} expected)", case.version)));
+    }
+    let from = case.status;
+    case.status = from.transition(to).map_err(StoreError::Conflict)?;
+    let now = Utc::now().trunc_subsecs(6);
+    bump(&*txn, &mut case, now, Some(to)).await?;
+    let data = json!({"from": from.as_str(), "to": to.as_str()});
+    insert_event(&*txn, &case.id, CaseEventKind::StatusChanged, actor, now, data).await?;
+    let entry =
+        actor.change("case", &case.id, "change_status", json!({"status": from.as_str()}), json!({"status": to.as_str()}));
+    audit::append(&*txn, &[entry]).await?;
+    txn.commit().await?;
+    Ok(case)
+}
+
+/// Adds a note to a case's history.
+pub async fn add_note(store: &Store, actor: &Actor, id: &str, note: &str) -> Result<CaseEvent, StoreError> {
+    let note = validate_note(note)?;
+    let txn = store.begin_write().await?;
+    let mut case = load_for_update(&*txn, id).await?;
+    let now = Utc::now().trunc_subsecs(6);
+    bump(&*txn, &mut case, now, None).await?;
+    let event = insert_event(&*txn, &case.id, CaseEventKind::NoteAdded, actor, now, json!({"note": note})).await?;
+    let after = json!({"event_id": event.id, "note_sha256": junction_domain::audit::sha256_hex(note.as_bytes())});
+    audit::append(&*txn, &[actor.change("case", &case.id, "add_note", Value::Null, after)]).await?;
+    txn.commit().await?;
+    Ok(event)
+}
+
+/// A case's history, oldest first.
+pub async fn history(store: &Store, case_id: &str) -> Result<Vec<CaseEvent>, StoreError> {
+    let rows = case_event::Entity::find()
+        .filter(case_event::Column::CaseId.eq(case_id))
+        .order_by_asc(case_event::Column::Id)
+        .all(store.conn())
+        .await?;
+    rows.into_iter().map(event_from_row).collect()
+}
+
+async fn load_for_update<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Case, StoreError> {
+    let mut q = case::Entity::find().filter(case::Column::Id.eq(id).or(case::Column::Reference.eq(id)));
+    if conn.get_database_backend() == DbBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    let row = q.one(conn).await?.ok_or_else(|| StoreError::NotFound { kind: "case", id: id.to_string() })?;
+    from_row(row)
+}
+
+/// Writes the new version, guarded by the old one so a concurrent writer cannot be overwritten.
+async fn bump<C: ConnectionTrait>(
+    conn: &C,
+    case: &mut Case,
+    now: DateTime<Utc>,
+    status: Option<CaseStatus>,
+) -> Result<(), StoreError> {
+    let mut update = case::Entity::update_many()
+        .col_expr(case::Column::Version, sea_orm::sea_query::Expr::value(case.version + 1))
+        .col_expr(case::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now));
+    if let Some(s) = status {
+        update = update.col_expr(case::Column::Status, sea_orm::sea_query::Expr::value(s.as_str()));
+    }
+    let result =
+        update.filter(case::Column::Id.eq(case.id.as_str())).filter(case::Column::Version.eq(case.version)).exec(conn).await?;
+    if result.rows_affected != 1 {
+        return Err(StoreError::Conflict("case was changed by someone else; reload and try again".into()));
+    }
+    case.version += 1;
+    case.updated_at = now;
+    Ok(())
+}
+
+async fn insert_event<C: ConnectionTrait>(
+    conn: &C,
+    case_id: &str,
+    kind: CaseEventKind,
+    actor: &Actor,
+    at: DateTime<Utc>,
+    data: Value,
+) -> Result<CaseEvent, StoreError> {
+    let row = case_event::ActiveModel {
+        case_id: Set(case_id.to_string()),
+        kind: Set(kind.as_str().to_string()),
+        actor: Set(actor.subject.clone()),
+        at: Set(at),
+        data: Set(data.to_string()),
+        ..Default::default()
+    };
+    let id = case_event::Entity::insert(row).exec(conn).await?.last_insert_id;
+    Ok(CaseEvent { id, case_id: case_id.to_string(), kind, actor: actor.subject.clone(), at, data })
+}
+
+/// Increments and returns a named counter, atomically on both backends.
+pub(crate) async fn next_counter<C: ConnectionTrait>(conn: &C, name: &str) -> Result<i64, StoreError> {
+    let backend = conn.get_database_backend();
+    let sql = format!(
+        "INSERT INTO counters (name, value) VALUES ({}, 1) \
+         ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+        placeholder(backend, 1)
+    );
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, [name.into()]))
+        .await?
+        .ok_or_else(|| StoreError::corrupt("counter", "no row returned"))?;
+    Ok(row.try_get::<i64>("", "value")?)
+}
+
+/// What the audit log keeps of a case: everything but personal and sensitive values, which are
+/// marked as present instead, so the log does not become a second copy of personal data.
+fn audit_view(case: &Case, case_type: &CaseType) -> Value {
+    let mark = |v: &Option<String>| v.as_ref().map(|_| Value::from("[personal]"));
+    let fields: BTreeMap<&String, Value> = case
+        .fields
+        .iter()
+        .map(|(code, value)| {
+            let class = case_type.field(code).map_or(Classification::Sensitive, |f| f.classification);
+            let shown = if class >= Classification::Personal { Value::from(format!("[{}]", class.as_str())) } else { value.clone() };
+            (code, shown)
+        })
+        .collect();
+    json!({
+        "reference": case.reference,
+        "case_type": case.case_type_code,
+        "agency": case.agency_id,
+        "status": case.status.as_str(),
+        "description": case.description,
+        "location": case.location_json(),
+        "submitter": {"name": mark(&case.submitter.name), "email": mark(&case.submitter.email), "phone": mark(&case.submitter.phone)},
+        "fields": fields,
+    })
+}
+
+trait LocationJson {
+    fn location_json(&self) -> Value;
+}
+
+impl LocationJson for Case {
+    fn location_json(&self) -> Value {
+        json!({"lat": self.location.lat, "long": self.location.long, "uprn": self.location.uprn, "address": self.location.address})
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+fn to_row(case: &Case, created_by: &str) -> case::ActiveModel {
+    case::ActiveModel {
+        id: Set(case.id.clone()),
+        reference: Set(case.reference.clone()),
+        jurisdiction_id: Set(case.jurisdiction_id.clone()),
+        case_type_id: Set(case_type_id(&case.jurisdiction_id, &case.case_type_code)),
+        agency_id: Set(case.agency_id.clone()),
+        status: Set(case.status.as_str().to_string()),
+        description: Set(case.description.clone()),
+        lat: Set(case.location.lat),
+        long: Set(case.location.long),
+        uprn: Set(case.location.uprn.clone()),
+        address: Set(case.location.address.clone()),
+        submitter_name: Set(case.submitter.name.clone()),
+        submitter_email: Set(case.submitter.email.clone()),
+        submitter_phone: Set(case.submitter.phone.clone()),
+        fields: Set(serde_json::to_string(&case.fields).unwrap_or_else(|_| "{}".into())),
+        created_by: Set(created_by.to_string()),
+        created_at: Set(case.created_at),
+        updated_at: Set(case.updated_at),
+        version: Set(case.version),
+    }
+}
+
+fn from_row(row: case::Model) -> Result<Case, StoreError> {
+    let status = CaseStatus::parse(&row.status).ok_or_else(|| StoreError::corrupt("case status", &row.status))?;
+    let case_type_code = row.case_type_id.rsplit_once('/').map_or(row.case_type_id.as_str(), |(_, c)| c).to_string();
+    Ok(Case {
+        fields: serde_json::from_str(&row.fields).map_err(|e| StoreError::corrupt("case fields", e))?,
+        id: row.id,
+        reference: row.reference,
+        jurisdiction_id: row.jurisdiction_id,
+        case_type_code,
+        agency_id: row.agency_id,
+        status,
+        description: row.description,
+        location: Location { lat: row.lat, long: row.long, uprn: row.uprn, address: row.address },
+        submitter: Submitter { name: row.submitter_name, email: row.submitter_email, phone: row.submitter_phone },
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        version: row.version,
+    })
+}
+
+fn event_from_row(row: case_event::Model) -> Result<CaseEvent, StoreError> {
+    Ok(CaseEvent {
+        kind: CaseEventKind::parse(&row.kind).ok_or_else(|| StoreError::corrupt("case event kind", &row.kind))?,
+        data: serde_json::from_str(&row.data).map_err(|e| StoreError::corrupt("case event data", e))?,
+        id: row.id,
+        case_id: row.case_id,
+        actor: row.actor,
+        at: row.at,
+    })
+}
