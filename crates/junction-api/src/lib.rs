@@ -1,1 +1,19 @@
-//! placeholder
+//! Junction's API surface: the only crate that knows GraphQL (and, later, the Open311 REST
+//! surface).
+//!
+//! Every GraphQL field and mutation is guarded by a [`junction_domain::Action`] decided in
+//! `junction-domain`; every operation, accepted or not, leaves exactly one audit record that is
+//! durable before its response is sent; every error carries one code from [`ErrorCode`], and
+//! internal detail goes to the log, never to the caller.
+
+pub mod auth;
+mod context;
+mod error;
+pub mod graphql;
+mod http;
+
+pub use auth::{AuthError, Authenticator, Claims, KeySource};
+pub use context::RequestCtx;
+pub use error::{ApiError, ErrorCode};
+pub use graphql::{JunctionSchema, Limits, build_schema};
+pub use http::{ApiState, router};

@@ -1,0 +1,153 @@
+//! API errors and their closed set of codes.
+
+use async_graphql::ErrorExtensions;
+use junction_domain::{Denied, ValidationErrors};
+use junction_store::StoreError;
+
+/// Every error a caller can see carries exactly one of these in `extensions.code`.
+///
+/// | code | meaning | HTTP status when the whole request fails |
+/// |---|---|---|
+/// | `BAD_REQUEST` | malformed request, unparsable or invalid GraphQL document | 400 |
+/// | `BAD_USER_INPUT` | an argument's value is invalid; `extensions.fields` names each field | 200 |
+/// | `UNAUTHENTICATED` | no token, or a token that is not accepted | 401 |
+/// | `FORBIDDEN` | the caller's roles do not allow the operation | 200 |
+/// | `NOT_FOUND` | no such object, or none the caller may know of | 200 |
+/// | `CONFLICT` | the object changed meanwhile, or the change contradicts its state | 200 |
+/// | `LIMIT_EXCEEDED` | body size, query depth, complexity or page size over the limit | 413 or 200 |
+/// | `INTERNAL` | Junction failed; the detail is in the log under the request id | 200 or 500 |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    BadRequest,
+    BadUserInput,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    Conflict,
+    LimitExceeded,
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::BadRequest,
+        ErrorCode::BadUserInput,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::LimitExceeded,
+        ErrorCode::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::BadUserInput => "BAD_USER_INPUT",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// An error raised by a resolver.
+///
+/// Deliberately not `Display`: async-graphql turns any `Display` error into a message as it
+/// stands, so only this type's own conversion, which never shows internal detail, can reach
+/// a caller.
+#[derive(Debug, Clone)]
+pub enum ApiError {
+    Invalid(ValidationErrors),
+    Forbidden(Denied),
+    NotFound { kind: &'static str, id: String },
+    Conflict(String),
+    LimitExceeded(String),
+    /// Logged with the request id; the caller sees only that something failed.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::Invalid(_) => ErrorCode::BadUserInput,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound { .. } => ErrorCode::NotFound,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The message a caller sees.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Invalid(errors) => format!("invalid input: {errors}"),
+            ApiError::Forbidden(denied) => denied.to_string(),
+            ApiError::NotFound { kind, id } => format!("{kind} `{id}` not found"),
+            ApiError::Conflict(m) | ApiError::LimitExceeded(m) => m.clone(),
+            ApiError::Internal(_) => "internal error".into(),
+        }
+    }
+
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        let mut errors = ValidationErrors::default();
+        errors.push(field, reason);
+        ApiError::Invalid(errors)
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(d: Denied) -> Self {
+        ApiError::Forbidden(d)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { kind, id } => ApiError::NotFound { kind, id },
+            StoreError::Conflict(m) | StoreError::InUse(m) => ApiError::Conflict(m),
+            StoreError::Invalid(errors) => ApiError::Invalid(errors),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(e: ApiError) -> Self {
+        if let ApiError::Internal(detail) = &e {
+            tracing::error!(error = %detail, "internal error in resolver");
+        }
+        let code = e.code();
+        let fields = match &e {
+            ApiError::Invalid(errors) => Some(errors.0.clone()),
+            _ => None,
+        };
+        async_graphql::Error::new(e.message()).extend_with(|_, ext| {
+            ext.set("code", code.as_str());
+            if let Some(fields) = &fields {
+                let list: Vec<async_graphql::Value> = fields
+                    .iter()
+                    .map(|f| {
+                        let mut m = async_graphql::indexmap::IndexMap::new();
+                        m.insert(async_graphql::Name::new("field"), async_graphql::Value::from(f.field.clone()));
+                        m.insert(async_graphql::Name::new("reason"), async_graphql::Value::from(f.reason.clone()));
+                        async_graphql::Value::Object(m)
+                    })
+                    .collect();
+                ext.set("fields", async_graphql::Value::List(list));
+            }
+        })
+    }
+}
+
+/// Resolver results.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,103 @@
+//! Write operations. Each names the action it needs in its guard; each change is audited by the
+//! store in the same transaction.
+
+use std::collections::BTreeMap;
+
+use async_graphql::{Context, ID, InputObject, Json, Object};
+use junction_domain::{Action, Location, NewCase, Submitter};
+use junction_store::{Store, catalogue, cases};
+
+use super::guard::Can;
+use super::types::*;
+use crate::RequestCtx;
+use crate::error::{ApiError, ApiResult};
+
+pub struct MutationRoot;
+
+#[derive(InputObject, Default)]
+pub struct LocationInput {
+    pub lat: Option<f64>,
+    pub long: Option<f64>,
+    pub uprn: Option<String>,
+    pub address: Option<String>,
+}
+
+#[derive(InputObject, Default)]
+pub struct SubmitterInput {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct CreateCaseInput {
+    /// Required when Junction serves more than one jurisdiction.
+    pub jurisdiction: Option<String>,
+    /// The case type's code.
+    pub case_type: String,
+    pub description: String,
+    pub location: LocationInput,
+    pub submitter: Option<SubmitterInput>,
+    /// Field values by code: strings, numbers, or lists of keys for multi-value lists.
+    pub fields: Option<Json<BTreeMap<String, serde_json::Value>>>,
+}
+
+#[Object]
+impl MutationRoot {
+    /// Creates a case and returns it with its reference.
+    #[graphql(guard = "Can(Action::CreateCase)")]
+    async fn create_case(&self, ctx: &Context<'_>, input: CreateCaseInput) -> ApiResult<Case> {
+        let store = ctx.data_unchecked::<Store>();
+        let actor = ctx.data_unchecked::<RequestCtx>().actor();
+        let jurisdiction = resolve_jurisdiction(store, input.jurisdiction).await?;
+        let submitter = input.submitter.unwrap_or_default();
+        let new = NewCase {
+            case_type_code: input.case_type,
+            description: input.description,
+            location: Location {
+                lat: input.location.lat,
+                long: input.location.long,
+                uprn: input.location.uprn,
+                address: input.location.address,
+            },
+            submitter: Submitter { name: submitter.name, email: submitter.email, phone: submitter.phone },
+            fields: input.fields.map(|j| j.0).unwrap_or_default(),
+        };
+        Ok(Case(cases::create(store, &actor, &jurisdiction, new).await?))
+    }
+
+    /// Moves a case to another status. With `expectedVersion`, fails with CONFLICT if the case
+    /// changed since that version.
+    #[graphql(guard = "Can(Action::ChangeCaseStatus)")]
+    async fn change_case_status(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        status: CaseStatus,
+        expected_version: Option<i64>,
+    ) -> ApiResult<Case> {
+        let store = ctx.data_unchecked::<Store>();
+        let actor = ctx.data_unchecked::<RequestCtx>().actor();
+        Ok(Case(cases::change_status(store, &actor, &id, status.into(), expected_version).await?))
+    }
+
+    /// Adds a note to a case's history.
+    #[graphql(guard = "Can(Action::AddCaseNote)")]
+    async fn add_case_note(&self, ctx: &Context<'_>, id: ID, note: String) -> ApiResult<CaseEvent> {
+        let store = ctx.data_unchecked::<Store>();
+        let actor = ctx.data_unchecked::<RequestCtx>().actor();
+        Ok(CaseEvent(cases::add_note(store, &actor, &id, &note).await?))
+    }
+}
+
+/// The named jurisdiction, or the only one when none is named.
+async fn resolve_jurisdiction(store: &Store, given: Option<String>) -> ApiResult<String> {
+    let all = catalogue::jurisdictions(store).await?;
+    match given.filter(|g| !g.trim().is_empty()) {
+        Some(id) if all.iter().any(|j| j.id == id) => Ok(id),
+        Some(id) => Err(ApiError::invalid("jurisdiction", format!("`{id}` is not a jurisdiction of this Junction"))),
+        None if all.len() == 1 => Ok(all[0].id.clone()),
+        None if all.is_empty() => Err(ApiError::invalid("jurisdiction", "no jurisdiction is configured")),
+        None => Err(ApiError::invalid("jurisdiction", "is required when there is more than one")),
+    }
+}

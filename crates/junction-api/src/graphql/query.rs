@@ -1,0 +1,148 @@
+//! Read operations. Each field names the action it needs in its guard.
+
+use async_graphql::{Context, ID, InputObject, Object};
+use chrono::{DateTime, Utc};
+use junction_domain::Action;
+use junction_store::audit::{self, AuditFilter};
+use junction_store::cases::{self, CaseFilter};
+use junction_store::{Store, catalogue};
+
+use super::guard::Can;
+use super::types::*;
+use super::Limits;
+use crate::RequestCtx;
+use crate::error::{ApiError, ApiResult};
+
+pub struct QueryRoot;
+
+/// Which cases to list; every set field must match.
+#[derive(InputObject, Default)]
+pub struct CaseFilterInput {
+    pub jurisdiction: Option<String>,
+    pub status: Option<CaseStatus>,
+    /// A case type code.
+    pub case_type: Option<String>,
+    /// An agency id.
+    pub agency: Option<String>,
+    /// Created at or after.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_to: Option<DateTime<Utc>>,
+}
+
+/// Which audit records to list; every set field must match.
+#[derive(InputObject, Default)]
+pub struct AuditFilterInput {
+    pub actor: Option<String>,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub request_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[Object]
+impl QueryRoot {
+    /// Who the caller is.
+    #[graphql(guard = "Can(Action::ReadSelf)")]
+    async fn me(&self, ctx: &Context<'_>) -> ApiResult<Me> {
+        let p = &ctx.data_unchecked::<RequestCtx>().principal;
+        Ok(Me { subject: p.subject.clone(), agency: p.agency.clone(), roles: p.roles.iter().map(|r| (*r).into()).collect() })
+    }
+
+    #[graphql(guard = "Can(Action::ReadAgencies)")]
+    async fn jurisdictions(&self, ctx: &Context<'_>) -> ApiResult<Vec<Jurisdiction>> {
+        Ok(catalogue::jurisdictions(ctx.data_unchecked::<Store>()).await?.into_iter().map(Into::into).collect())
+    }
+
+    #[graphql(guard = "Can(Action::ReadAgencies)")]
+    async fn agencies(&self, ctx: &Context<'_>, jurisdiction: Option<String>) -> ApiResult<Vec<Agency>> {
+        let store = ctx.data_unchecked::<Store>();
+        Ok(catalogue::agencies(store, jurisdiction.as_deref()).await?.into_iter().map(Into::into).collect())
+    }
+
+    #[graphql(guard = "Can(Action::ReadCaseTypes)")]
+    async fn case_types(&self, ctx: &Context<'_>, jurisdiction: Option<String>) -> ApiResult<Vec<CaseType>> {
+        let store = ctx.data_unchecked::<Store>();
+        Ok(catalogue::case_types(store, jurisdiction.as_deref()).await?.into_iter().map(Into::into).collect())
+    }
+
+    /// One case, by id or reference.
+    #[graphql(guard = "Can(Action::ReadCases)")]
+    async fn case(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Case> {
+        let store = ctx.data_unchecked::<Store>();
+        cases::get(store, &id).await?.map(Case).ok_or(ApiError::NotFound { kind: "case", id: id.0 })
+    }
+
+    /// Cases, newest first.
+    #[graphql(guard = "Can(Action::ReadCases)", complexity = "page_cost(first, child_complexity)")]
+    async fn cases(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "page size, 1 to the configured maximum (default 20)")] first: Option<i32>,
+        after: Option<String>,
+        filter: Option<CaseFilterInput>,
+    ) -> ApiResult<CaseConnection> {
+        let store = ctx.data_unchecked::<Store>();
+        let first = page_size(first, 20, ctx.data_unchecked::<Limits>().max_page_size)?;
+        let after = after.map(|c| decode_cursor("case", &c)).transpose()?;
+        let f = filter.unwrap_or_default();
+        let filter = CaseFilter {
+            jurisdiction_id: f.jurisdiction,
+            status: f.status.map(Into::into),
+            case_type: f.case_type,
+            agency: f.agency,
+            created_from: f.created_from,
+            created_to: f.created_to,
+        };
+        let page = cases::list(store, &filter, first, after.as_deref()).await?;
+        let edges: Vec<CaseEdge> =
+            page.cases.into_iter().map(|c| CaseEdge { cursor: encode_cursor("case", &c.id), node: Case(c) }).collect();
+        Ok(CaseConnection {
+            page_info: PageInfo { has_next_page: page.has_next, end_cursor: edges.last().map(|e| e.cursor.clone()) },
+            edges,
+            total_count: page.total,
+        })
+    }
+
+    /// The audit log, newest first.
+    #[graphql(guard = "Can(Action::ReadAuditLog)", complexity = "page_cost(first, child_complexity)")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "page size, 1 to the configured maximum (default 50)")] first: Option<i32>,
+        after: Option<String>,
+        filter: Option<AuditFilterInput>,
+    ) -> ApiResult<AuditConnection> {
+        let store = ctx.data_unchecked::<Store>();
+        let first = page_size(first, 50, ctx.data_unchecked::<Limits>().max_page_size)?;
+        let before = after
+            .map(|c| decode_cursor("audit", &c)?.parse::<i64>().map_err(|_| ApiError::invalid("after", "is not a cursor from this list")))
+            .transpose()?;
+        let f = filter.unwrap_or_default();
+        let filter = AuditFilter {
+            actor: f.actor,
+            object_type: f.object_type,
+            object_id: f.object_id,
+            request_id: f.request_id,
+            from: f.from,
+            to: f.to,
+        };
+        let (records, more) = audit::list(store, &filter, first, before).await?;
+        let edges: Vec<AuditEdge> = records
+            .into_iter()
+            .map(|r| AuditEdge { cursor: encode_cursor("audit", &r.link.seq.to_string()), node: AuditRecord(r) })
+            .collect();
+        Ok(AuditConnection {
+            page_info: PageInfo { has_next_page: more, end_cursor: edges.last().map(|e| e.cursor.clone()) },
+            edges,
+        })
+    }
+}
+
+/// A list costs its page size times what each item asks for, so a wide page of deep items is
+/// refused before it runs.
+fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let n = first.unwrap_or(20).clamp(1, 10_000) as usize;
+    n.saturating_mul(child_complexity.max(1)).saturating_add(1)
+}

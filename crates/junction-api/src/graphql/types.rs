@@ -1,0 +1,405 @@
+//! GraphQL object types over the domain's types.
+
+use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use junction_domain as d;
+use junction_store::{Store, audit::StoredAudit, catalogue, cases};
+
+use super::guard::Can;
+use crate::error::{ApiError, ApiResult};
+use d::Action;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "junction_domain::CaseStatus")]
+pub enum CaseStatus {
+    Open,
+    ForTriage,
+    Investigating,
+    InProgress,
+    ActionScheduled,
+    Fixed,
+    Closed,
+    Duplicate,
+    NotCouncilsResponsibility,
+    NoFurtherAction,
+    InternalReferral,
+    Cancelled,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "junction_domain::Classification")]
+pub enum Classification {
+    Public,
+    Official,
+    Personal,
+    Sensitive,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "junction_domain::Datatype")]
+pub enum Datatype {
+    String,
+    Number,
+    Datetime,
+    Text,
+    Singlevaluelist,
+    Multivaluelist,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "junction_domain::AgencyKind")]
+pub enum AgencyKind {
+    Department,
+    Contractor,
+    Partner,
+    NationalBody,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "junction_domain::Role")]
+pub enum Role {
+    Admin,
+    Manager,
+    Officer,
+    Partner,
+    System,
+    Auditor,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "junction_domain::CaseEventKind")]
+pub enum CaseEventKind {
+    Created,
+    StatusChanged,
+    NoteAdded,
+}
+
+/// The caller, as its token describes it.
+#[derive(SimpleObject)]
+pub struct Me {
+    pub subject: String,
+    pub agency: Option<String>,
+    pub roles: Vec<Role>,
+}
+
+#[derive(SimpleObject)]
+pub struct Jurisdiction {
+    pub id: ID,
+    pub name: String,
+}
+
+impl From<d::Jurisdiction> for Jurisdiction {
+    fn from(j: d::Jurisdiction) -> Self {
+        Jurisdiction { id: ID(j.id), name: j.name }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Agency {
+    pub id: ID,
+    pub jurisdiction: String,
+    pub name: String,
+    pub kind: AgencyKind,
+    /// Where cases go when the agency has no integration.
+    pub email: Option<String>,
+}
+
+impl From<d::Agency> for Agency {
+    fn from(a: d::Agency) -> Self {
+        Agency { id: ID(a.id), jurisdiction: a.jurisdiction_id, name: a.name, kind: a.kind.into(), email: a.email }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ListValue {
+    pub key: String,
+    pub name: String,
+}
+
+/// One typed field of a case type (an Open311 attribute).
+#[derive(SimpleObject)]
+pub struct Field {
+    pub code: String,
+    pub description: String,
+    pub datatype: Datatype,
+    pub required: bool,
+    pub order: u32,
+    pub classification: Classification,
+    pub values: Vec<ListValue>,
+    pub datatype_description: Option<String>,
+}
+
+/// A kind of case (an Open311 service).
+#[derive(SimpleObject)]
+pub struct CaseType {
+    pub jurisdiction: String,
+    pub code: String,
+    pub name: String,
+    pub description: String,
+    pub group: Option<String>,
+    pub keywords: Vec<String>,
+    pub agency: String,
+    pub active: bool,
+    pub fields: Vec<Field>,
+}
+
+impl From<d::CaseType> for CaseType {
+    fn from(c: d::CaseType) -> Self {
+        CaseType {
+            jurisdiction: c.jurisdiction_id,
+            code: c.code,
+            name: c.name,
+            description: c.description,
+            group: c.group,
+            keywords: c.keywords,
+            agency: c.agency_id,
+            active: c.active,
+            fields: c
+                .fields
+                .into_iter()
+                .map(|f| Field {
+                    code: f.code,
+                    description: f.description,
+                    datatype: f.datatype.into(),
+                    required: f.required,
+                    order: f.order,
+                    classification: f.classification.into(),
+                    values: f.values.into_iter().map(|v| ListValue { key: v.key, name: v.name }).collect(),
+                    datatype_description: f.datatype_description,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Location {
+    pub lat: Option<f64>,
+    pub long: Option<f64>,
+    pub uprn: Option<String>,
+    pub address: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct Submitter {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// One case.
+pub struct Case(pub d::Case);
+
+#[Object]
+impl Case {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// Human-facing reference; Open311's `service_request_id`.
+    async fn reference(&self) -> &str {
+        &self.0.reference
+    }
+    async fn jurisdiction(&self) -> &str {
+        &self.0.jurisdiction_id
+    }
+    /// The case type's code.
+    async fn case_type_code(&self) -> &str {
+        &self.0.case_type_code
+    }
+    #[graphql(guard = "Can(Action::ReadCaseTypes)")]
+    async fn case_type(&self, ctx: &Context<'_>) -> ApiResult<Option<CaseType>> {
+        let store = ctx.data_unchecked::<Store>();
+        Ok(catalogue::case_type(store, &self.0.jurisdiction_id, &self.0.case_type_code).await?.map(Into::into))
+    }
+    async fn agency_id(&self) -> &str {
+        &self.0.agency_id
+    }
+    #[graphql(guard = "Can(Action::ReadAgencies)")]
+    async fn agency(&self, ctx: &Context<'_>) -> ApiResult<Option<Agency>> {
+        let store = ctx.data_unchecked::<Store>();
+        Ok(catalogue::agency(store, &self.0.agency_id).await?.map(Into::into))
+    }
+    async fn status(&self) -> CaseStatus {
+        self.0.status.into()
+    }
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    async fn location(&self) -> Location {
+        let l = &self.0.location;
+        Location { lat: l.lat, long: l.long, uprn: l.uprn.clone(), address: l.address.clone() }
+    }
+    async fn submitter(&self) -> Submitter {
+        let s = &self.0.submitter;
+        Submitter { name: s.name.clone(), email: s.email.clone(), phone: s.phone.clone() }
+    }
+    /// Field values by code, as validated against the case type.
+    async fn fields(&self) -> Json<std::collections::BTreeMap<String, serde_json::Value>> {
+        Json(self.0.fields.clone())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// Bumped by every change; pass it as `expectedVersion` to detect lost updates.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
+    /// What happened to the case, oldest first.
+    #[graphql(guard = "Can(Action::ReadCases)")]
+    async fn history(&self, ctx: &Context<'_>) -> ApiResult<Vec<CaseEvent>> {
+        let store = ctx.data_unchecked::<Store>();
+        Ok(cases::history(store, &self.0.id).await?.into_iter().map(CaseEvent).collect())
+    }
+}
+
+/// One entry in a case's history.
+pub struct CaseEvent(pub d::CaseEvent);
+
+#[Object]
+impl CaseEvent {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn kind(&self) -> CaseEventKind {
+        self.0.kind.into()
+    }
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+    /// Kind-specific detail, e.g. `{"from": "open", "to": "fixed"}` or `{"note": "…"}`.
+    async fn data(&self) -> Json<serde_json::Value> {
+        Json(self.0.data.clone())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct CaseEdge {
+    pub cursor: String,
+    pub node: Case,
+}
+
+#[derive(SimpleObject)]
+pub struct CaseConnection {
+    pub edges: Vec<CaseEdge>,
+    pub page_info: PageInfo,
+    /// Cases matching the filter, across all pages.
+    pub total_count: u64,
+}
+
+/// One audit record.
+pub struct AuditRecord(pub StoredAudit);
+
+#[Object]
+impl AuditRecord {
+    async fn seq(&self) -> i64 {
+        self.0.link.seq
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.entry.at
+    }
+    async fn actor(&self) -> &str {
+        &self.0.entry.actor
+    }
+    async fn agency(&self) -> Option<&str> {
+        self.0.entry.agency.as_deref()
+    }
+    async fn roles(&self) -> &[String] {
+        &self.0.entry.roles
+    }
+    async fn request_id(&self) -> Option<&str> {
+        self.0.entry.request_id.as_deref()
+    }
+    async fn client_addr(&self) -> Option<&str> {
+        self.0.entry.client_addr.as_deref()
+    }
+    /// `operation` for an API request, `change` for a state change.
+    async fn kind(&self) -> &str {
+        if self.0.entry.change.is_some() { "change" } else { "operation" }
+    }
+    async fn operation_name(&self) -> Option<&str> {
+        self.0.entry.operation.as_ref().and_then(|o| o.operation_name.as_deref())
+    }
+    async fn operation_type(&self) -> Option<&str> {
+        self.0.entry.operation.as_ref().map(|o| o.operation_type.as_str())
+    }
+    async fn variables_hash(&self) -> Option<&str> {
+        self.0.entry.operation.as_ref().and_then(|o| o.variables_hash.as_deref())
+    }
+    async fn outcome(&self) -> Option<&str> {
+        self.0.entry.operation.as_ref().map(|o| o.outcome.as_str())
+    }
+    async fn error_code(&self) -> Option<&str> {
+        self.0.entry.operation.as_ref().and_then(|o| o.error_code.as_deref())
+    }
+    async fn duration_us(&self) -> Option<i64> {
+        self.0.entry.operation.as_ref().map(|o| o.duration_us)
+    }
+    async fn object_type(&self) -> Option<&str> {
+        self.0.entry.change.as_ref().map(|c| c.object_type.as_str())
+    }
+    async fn object_id(&self) -> Option<&str> {
+        self.0.entry.change.as_ref().map(|c| c.object_id.as_str())
+    }
+    async fn action(&self) -> Option<&str> {
+        self.0.entry.change.as_ref().map(|c| c.action.as_str())
+    }
+    async fn before(&self) -> Option<Json<serde_json::Value>> {
+        self.0.entry.change.as_ref().map(|c| Json(c.before.clone()))
+    }
+    async fn after(&self) -> Option<Json<serde_json::Value>> {
+        self.0.entry.change.as_ref().map(|c| Json(c.after.clone()))
+    }
+    async fn prev_hash(&self) -> &str {
+        &self.0.link.prev_hash
+    }
+    async fn hash(&self) -> &str {
+        &self.0.link.hash
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuditEdge {
+    pub cursor: String,
+    pub node: AuditRecord,
+}
+
+#[derive(SimpleObject)]
+pub struct AuditConnection {
+    pub edges: Vec<AuditEdge>,
+    pub page_info: PageInfo,
+}
+
+/// Opaque cursors: a tag and a value, hex encoded.
+pub(crate) fn encode_cursor(tag: &str, value: &str) -> String {
+    hex::encode(format!("{tag}:{value}"))
+}
+
+pub(crate) fn decode_cursor(tag: &str, cursor: &str) -> ApiResult<String> {
+    hex::decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix(&format!("{tag}:")).map(String::from))
+        .ok_or_else(|| ApiError::invalid("after", "is not a cursor from this list"))
+}
+
+/// Checks a requested page size against the limit.
+pub(crate) fn page_size(first: Option<i32>, default: u64, max: u64) -> ApiResult<u64> {
+    match first {
+        None => Ok(default.min(max)),
+        Some(n) if n < 1 => Err(ApiError::invalid("first", "must be at least 1")),
+        Some(n) if n as u64 > max => Err(ApiError::invalid("first", format!("must be at most {max}"))),
+        Some(n) => Ok(n as u64),
+    }
+}
