@@ -1,1 +1,14 @@
-//! placeholder
+//! The `junction` binary's library: configuration, telemetry, the HTTP router, TLS, workers and
+//! the command line. The only crate that knows every other one; it wires them and decides
+//! nothing they decide.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+mod health;
+mod request_id;
+mod secret_file;
+pub mod serve;
+pub mod telemetry;
+
+pub use app::{App, RunningServer, start};

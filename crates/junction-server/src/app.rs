@@ -1,0 +1,147 @@
+//! Assembling Junction from a loaded configuration: store, catalogue, authentication, audit
+//! writer and router, and running it until told to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use jsonwebtoken::Algorithm;
+use junction_api::{ApiState, Authenticator, KeySource, Limits};
+use junction_domain::Actor;
+use junction_store::Store;
+use junction_store::audit::AuditWriter;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::LoadedConfig;
+use crate::{health, request_id, secret_file};
+
+/// A built Junction, ready to serve.
+pub struct App {
+    pub store: Store,
+    pub router: Router,
+    audit_task: JoinHandle<()>,
+}
+
+/// Builds the token verifier the configuration describes.
+pub fn authenticator(loaded: &LoadedConfig) -> anyhow::Result<Authenticator> {
+    let auth = &loaded.config.auth;
+    let algorithms = auth
+        .algorithms
+        .iter()
+        .map(|a| a.parse::<Algorithm>().map_err(|_| anyhow::anyhow!("unknown algorithm `{a}`")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let source = match (&auth.jwks_file, &auth.secret) {
+        (Some(file), _) => KeySource::Jwks(std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?),
+        (None, Some(secret)) => KeySource::SharedSecret(secret.resolve().map_err(anyhow::Error::msg)?.expose().as_bytes().to_vec()),
+        (None, None) => KeySource::SharedSecret(secret_file::load_or_create(&loaded.config.server.data_dir)?),
+    };
+    Authenticator::new(source, algorithms, &auth.issuer, &auth.audience).map_err(anyhow::Error::msg)
+}
+
+/// Limits for the API, from the configuration.
+pub fn limits(loaded: &LoadedConfig) -> Limits {
+    let l = &loaded.config.limits;
+    Limits {
+        max_body_bytes: l.max_body_bytes,
+        max_depth: l.max_depth,
+        max_complexity: l.max_complexity,
+        max_page_size: l.max_page_size,
+        development: loaded.config.server.development,
+    }
+}
+
+/// Opens the database, migrates it, and applies the configuration's catalogue.
+pub async fn open_store(loaded: &LoadedConfig) -> anyhow::Result<Store> {
+    let url = loaded.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&loaded.config.server.data_dir).ok();
+    }
+    let store = Store::connect(&url).await.with_context(|| format!("connecting to {}", redact_url(&url)))?;
+    store.migrate().await.context("migrating the database")?;
+    let report = junction_store::catalogue::apply(&store, &Actor::internal("config"), &loaded.catalogue)
+        .await
+        .context("applying the configuration")?;
+    if !report.is_empty() {
+        tracing::info!(created = ?report.created, updated = ?report.updated, removed = ?report.removed, "configuration applied");
+    }
+    Ok(store)
+}
+
+impl App {
+    pub async fn build(loaded: &LoadedConfig) -> anyhow::Result<App> {
+        crate::telemetry::init_metrics();
+        let auth = Arc::new(authenticator(loaded)?);
+        let store = open_store(loaded).await?;
+        let limits = limits(loaded);
+        let (audit, audit_task) = AuditWriter::start(store.clone());
+        let schema = junction_api::build_schema(store.clone(), limits.clone());
+        let state = ApiState { store: store.clone(), audit, auth, schema, limits };
+        let router = Router::new()
+            .merge(junction_api::router(state))
+            .merge(health::router(store.clone()))
+            .fallback(|| async {
+                (
+                    axum::http::StatusCode::NOT_FOUND,
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    r#"{"errors":[{"message":"no such route","extensions":{"code":"NOT_FOUND"}}]}"#,
+                )
+            })
+            .layer(axum::middleware::from_fn(request_id::layer));
+        Ok(App { store, router, audit_task })
+    }
+}
+
+/// A server running in the background.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub store: Store,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, and flushes the audit log.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await?
+    }
+
+    /// Waits until the server stops of its own accord (a signal).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await?
+    }
+}
+
+/// Builds Junction and serves it on the configured address until shut down or signalled.
+pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningServer> {
+    let app = App::build(&loaded).await?;
+    let listen: SocketAddr = loaded.config.server.listen.parse().context("server.listen")?;
+    let grace = Duration::from_secs(loaded.config.server.shutdown_grace_secs);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let store = app.store.clone();
+    let (addr, task) = crate::serve::serve(app, listen, loaded.config.server.tls.clone(), grace, stopped).await?;
+    Ok(RunningServer { addr, store, stop: Some(stop), task })
+}
+
+impl App {
+    pub(crate) fn into_parts(self) -> (Router, JoinHandle<()>) {
+        (self.router, self.audit_task)
+    }
+}
+
+/// A database URL with any password hidden, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}

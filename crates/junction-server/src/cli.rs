@@ -1,0 +1,180 @@
+//! The `junction` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use junction_domain::Role;
+
+use crate::config::{self, LoadedConfig};
+
+/// Junction: a regulatory integration hub.
+#[derive(Debug, Parser)]
+#[command(name = "junction", version, about)]
+pub struct Cli {
+    /// Configuration file. Default: `junction.toml` in the working directory when present.
+    #[arg(long, global = true, env = "JUNCTION_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API and workers in one process.
+    Serve {
+        /// Address to listen on (overrides the file and JUNCTION_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply pending database migrations and the configuration, then exit.
+    Migrate,
+    /// Check a configuration file and report every problem with file, line and key.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print a bearer token the running server accepts (shared-secret setups only).
+    Token {
+        /// Role(s) to grant: admin, manager, officer, partner, system, auditor.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// The token's subject.
+        #[arg(long, default_value = "cli")]
+        subject: String,
+        /// The agency the holder acts for.
+        #[arg(long)]
+        agency: Option<String>,
+        /// Lifetime, e.g. 30m, 12h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Print the GraphQL schema (SDL) as served.
+    Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain and report the first record that does not verify.
+    Verify,
+}
+
+/// Loads the configuration the command line names, or the default one.
+pub fn load_config(explicit: Option<&Path>) -> Result<LoadedConfig, config::ConfigError> {
+    match explicit {
+        Some(path) => config::load(path),
+        None if Path::new("junction.toml").is_file() => config::load(Path::new("junction.toml")),
+        None => config::load_default(),
+    }
+}
+
+/// Runs the command line; the process exits with the returned code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match execute(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::CheckConfig { file } = &cli.command {
+        return Ok(match config::load(file) {
+            Ok(loaded) => {
+                let c = &loaded.catalogue;
+                println!(
+                    "{}: ok ({} jurisdiction(s), {} agency(ies), {} case type(s), {} connector(s))",
+                    file.display(),
+                    c.jurisdictions.len(),
+                    c.agencies.len(),
+                    c.case_types.len(),
+                    c.connectors.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::from(2)
+            }
+        });
+    }
+    if let Command::Schema = &cli.command {
+        print!("{}", junction_api::graphql::sdl());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut loaded = match load_config(cli.config.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    crate::telemetry::init_logging(&loaded.config.telemetry.log_format, &loaded.config.telemetry.log_level);
+    match cli.command {
+        Command::Serve { listen } => {
+            if let Some(listen) = listen {
+                loaded.config.server.listen = listen;
+            }
+            let server = crate::app::start(loaded).await?;
+            server.wait().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let store = crate::app::open_store(&loaded).await?;
+            println!("database at {} is migrated and configured", crate::app::redact_url(&loaded.database_url()));
+            store.close().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { roles, subject, agency, ttl } => {
+            let roles = roles
+                .iter()
+                .map(|r| Role::parse(r).ok_or_else(|| anyhow::anyhow!("unknown role `{r}`: one of admin, manager, officer, partner, system, auditor")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let ttl = parse_duration(&ttl).context("--ttl")?;
+            let auth = crate::app::authenticator(&loaded)?;
+            let token = auth.issue(&subject, agency.as_deref(), &roles, ttl).map_err(anyhow::Error::msg)?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command: AuditCommand::Verify } => {
+            let store = junction_store::Store::connect(&loaded.database_url()).await?;
+            let report = junction_store::audit::verify(&store).await?;
+            match report.first_bad {
+                None => {
+                    println!("audit chain ok: {} record(s) verified", report.checked);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some((seq, why)) => {
+                    eprintln!("audit chain broken at record {seq}: {why} ({} record(s) before it verified)", report.checked);
+                    Ok(ExitCode::from(3))
+                }
+            }
+        }
+        Command::CheckConfig { .. } | Command::Schema => unreachable!("handled above"),
+    }
+}
+
+/// `90s`, `30m`, `12h`, `7d`.
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number.parse().with_context(|| format!("`{s}` is not a duration such as 30m, 12h or 7d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" | "" => n * 60,
+        "h" => n * 3_600,
+        "d" => n * 86_400,
+        _ => anyhow::bail!("`{s}` is not a duration such as 30m, 12h or 7d"),
+    };
+    anyhow::ensure!(secs > 0 && secs <= 366 * 86_400, "a token lives between 1 second and a year");
+    Ok(Duration::from_secs(secs))
+}

@@ -1,0 +1,16 @@
+//! Junction's configuration file: what it may say, and how it is loaded.
+//!
+//! One TOML file declares the server, the database, authentication, limits, and the catalogue
+//! (jurisdictions, agencies, case types, connectors). Loading reports every problem at once,
+//! each with file, line and key; unknown keys are errors; secrets are `${VAR}` references to
+//! the environment and never appear in the file, the database or the logs.
+
+mod load;
+mod locate;
+mod model;
+mod secret;
+mod validate;
+
+pub use load::{ConfigError, LoadedConfig, Problem, load, load_default};
+pub use model::*;
+pub use secret::{SecretRef, SecretValue};

@@ -1,0 +1,213 @@
+//! The shape of the configuration file. Every section and key is documented here; this is the
+//! reference `docs/CONFIGURATION.md` follows.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::SecretRef;
+
+/// The whole file. Every section is optional.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub telemetry: TelemetryConfig,
+    pub jurisdictions: Vec<JurisdictionConfig>,
+    pub agencies: Vec<AgencyConfig>,
+    pub case_types: Vec<CaseTypeConfig>,
+    pub connectors: Vec<ConnectorConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Address to listen on. Env: `JUNCTION_LISTEN`.
+    pub listen: String,
+    /// Where Junction keeps its SQLite file and generated signing secret. Env: `JUNCTION_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// Turns on GraphiQL and introspection. Never in production. Env: `JUNCTION_DEVELOPMENT`.
+    pub development: bool,
+    /// Serve HTTPS with these PEM files; plain HTTP when absent.
+    pub tls: Option<TlsConfig>,
+    /// How long in-flight requests get to finish on shutdown, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("."),
+            development: false,
+            tls: None,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` or `postgres://…`; default `sqlite://<data_dir>/junction.db`.
+    /// Env: `JUNCTION_DATABASE_URL`.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// The `iss` every token must carry.
+    pub issuer: String,
+    /// The `aud` every token must carry.
+    pub audience: String,
+    /// Accepted algorithms: `["HS256"]` with `secret`, or any of RS256, ES256, EdDSA with `jwks_file`.
+    pub algorithms: Vec<String>,
+    /// HS256 shared secret, as `${VAR}`. When absent (and no JWKS file is named), Junction
+    /// generates one in its data directory on first start.
+    pub secret: Option<SecretRef>,
+    /// A JWKS file of public keys, selected by the token's `kid`.
+    pub jwks_file: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            issuer: "junction".into(),
+            audience: "junction".into(),
+            algorithms: vec!["HS256".into()],
+            secret: None,
+            jwks_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    pub max_body_bytes: usize,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_page_size: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let d = junction_api::Limits::default();
+        LimitsConfig {
+            max_body_bytes: d.max_body_bytes,
+            max_depth: d.max_depth,
+            max_complexity: d.max_complexity,
+            max_page_size: d.max_page_size,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    /// `text` or `json`. Env: `JUNCTION_LOG_FORMAT`.
+    pub log_format: String,
+    /// A tracing filter such as `info` or `junction=debug,info`. Env: `JUNCTION_LOG`.
+    pub log_level: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig { log_format: "text".into(), log_level: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct JurisdictionConfig {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AgencyConfig {
+    pub id: String,
+    /// May be left out when there is one jurisdiction.
+    pub jurisdiction: Option<String>,
+    pub name: String,
+    /// department, contractor, partner or national_body.
+    pub kind: String,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CaseTypeConfig {
+    pub code: String,
+    /// May be left out when there is one jurisdiction.
+    pub jurisdiction: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub group: Option<String>,
+    pub keywords: Vec<String>,
+    /// The owning agency's id.
+    pub agency: String,
+    /// `false` retires the case type: its cases stay, new ones are refused.
+    pub active: bool,
+    pub fields: Vec<FieldConfig>,
+}
+
+impl Default for CaseTypeConfig {
+    fn default() -> Self {
+        CaseTypeConfig {
+            code: String::new(),
+            jurisdiction: None,
+            name: String::new(),
+            description: String::new(),
+            group: None,
+            keywords: Vec::new(),
+            agency: String::new(),
+            active: true,
+            fields: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct FieldConfig {
+    pub code: String,
+    pub description: String,
+    /// string, number, datetime, text, singlevaluelist or multivaluelist.
+    pub datatype: String,
+    pub required: bool,
+    /// Display order; defaults to the field's position.
+    pub order: Option<u32>,
+    /// public, official, personal or sensitive.
+    pub classification: String,
+    pub values: Vec<ListValueConfig>,
+    pub datatype_description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ListValueConfig {
+    pub key: String,
+    pub name: String,
+}
+
+/// A connector: an endpoint of an external system. `params` depend on `kind`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ConnectorConfig {
+    pub id: String,
+    pub kind: String,
+    pub params: toml::Table,
+}

@@ -1,0 +1,44 @@
+//! The signing secret Junction makes for itself on first start when none is configured.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rand::RngCore;
+
+/// The file the generated secret lives in.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join("junction.secret")
+}
+
+/// Reads the secret in `data_dir`, creating it (64 random bytes, hex, mode 0600) when missing.
+pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let file = path(data_dir);
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        let secret = text.trim().as_bytes().to_vec();
+        anyhow::ensure!(secret.len() >= 32, "{} is shorter than 32 bytes; delete it to have a new one made", file.display());
+        return Ok(secret);
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let mut bytes = [0u8; 64];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(&file) {
+        Ok(mut f) => {
+            f.write_all(secret.as_bytes())?;
+            f.sync_all()?;
+            tracing::info!(file = %file.display(), "created a new token signing secret");
+            Ok(secret.into_bytes())
+        }
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(data_dir),
+        Err(e) => Err(e).with_context(|| format!("creating {}", file.display())),
+    }
+}
