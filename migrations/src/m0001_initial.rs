@@ -34,7 +34,9 @@ impl MigrationTrait for Migration {
                 .col(timestamp_with_time_zone(Agencies::CreatedAt))
                 .col(timestamp_with_time_zone(Agencies::UpdatedAt))
                 .foreign_key(
-                    ForeignKey::create().from(Agencies::Table, Agencies::JurisdictionId).to(Jurisdictions::Table, Jurisdictions::Id),
+                    ForeignKey::create()
+                        .from(Agencies::Table, Agencies::JurisdictionId)
+                        .to(Jurisdictions::Table, Jurisdictions::Id),
                 )
                 .to_owned(),
         )
@@ -55,14 +57,26 @@ impl MigrationTrait for Migration {
                 .col(timestamp_with_time_zone(CaseTypes::CreatedAt))
                 .col(timestamp_with_time_zone(CaseTypes::UpdatedAt))
                 .foreign_key(
-                    ForeignKey::create().from(CaseTypes::Table, CaseTypes::JurisdictionId).to(Jurisdictions::Table, Jurisdictions::Id),
+                    ForeignKey::create()
+                        .from(CaseTypes::Table, CaseTypes::JurisdictionId)
+                        .to(Jurisdictions::Table, Jurisdictions::Id),
                 )
-                .foreign_key(ForeignKey::create().from(CaseTypes::Table, CaseTypes::AgencyId).to(Agencies::Table, Agencies::Id))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(CaseTypes::Table, CaseTypes::AgencyId)
+                        .to(Agencies::Table, Agencies::Id),
+                )
                 .to_owned(),
         )
         .await?;
         m.create_index(
-            Index::create().name("ux_case_types_code").table(CaseTypes::Table).col(CaseTypes::JurisdictionId).col(CaseTypes::Code).unique().to_owned(),
+            Index::create()
+                .name("ux_case_types_code")
+                .table(CaseTypes::Table)
+                .col(CaseTypes::JurisdictionId)
+                .col(CaseTypes::Code)
+                .unique()
+                .to_owned(),
         )
         .await?;
         m.create_table(
@@ -99,8 +113,16 @@ impl MigrationTrait for Migration {
                 .col(timestamp_with_time_zone(Cases::CreatedAt))
                 .col(timestamp_with_time_zone(Cases::UpdatedAt))
                 .col(big_integer(Cases::Version))
-                .foreign_key(ForeignKey::create().from(Cases::Table, Cases::CaseTypeId).to(CaseTypes::Table, CaseTypes::Id))
-                .foreign_key(ForeignKey::create().from(Cases::Table, Cases::AgencyId).to(Agencies::Table, Agencies::Id))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(Cases::Table, Cases::CaseTypeId)
+                        .to(CaseTypes::Table, CaseTypes::Id),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(Cases::Table, Cases::AgencyId)
+                        .to(Agencies::Table, Agencies::Id),
+                )
                 .to_owned(),
         )
         .await?;
@@ -110,7 +132,14 @@ impl MigrationTrait for Migration {
             ("ix_cases_agency", Cases::AgencyId),
             ("ix_cases_created_at", Cases::CreatedAt),
         ] {
-            m.create_index(Index::create().name(name).table(Cases::Table).col(col).to_owned()).await?;
+            m.create_index(
+                Index::create()
+                    .name(name)
+                    .table(Cases::Table)
+                    .col(col)
+                    .to_owned(),
+            )
+            .await?;
         }
         m.create_table(
             Table::create()
@@ -121,11 +150,22 @@ impl MigrationTrait for Migration {
                 .col(string(CaseEvents::Actor))
                 .col(timestamp_with_time_zone(CaseEvents::At))
                 .col(text(CaseEvents::Data))
-                .foreign_key(ForeignKey::create().from(CaseEvents::Table, CaseEvents::CaseId).to(Cases::Table, Cases::Id))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(CaseEvents::Table, CaseEvents::CaseId)
+                        .to(Cases::Table, Cases::Id),
+                )
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("ix_case_events_case").table(CaseEvents::Table).col(CaseEvents::CaseId).to_owned()).await?;
+        m.create_index(
+            Index::create()
+                .name("ix_case_events_case")
+                .table(CaseEvents::Table)
+                .col(CaseEvents::CaseId)
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(AuditLog::Table)
@@ -146,10 +186,29 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("ix_audit_actor").table(AuditLog::Table).col(AuditLog::Actor).to_owned()).await?;
-        m.create_index(Index::create().name("ix_audit_at").table(AuditLog::Table).col(AuditLog::At).to_owned()).await?;
         m.create_index(
-            Index::create().name("ix_audit_object").table(AuditLog::Table).col(AuditLog::ObjectType).col(AuditLog::ObjectId).to_owned(),
+            Index::create()
+                .name("ix_audit_actor")
+                .table(AuditLog::Table)
+                .col(AuditLog::Actor)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_audit_at")
+                .table(AuditLog::Table)
+                .col(AuditLog::At)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_audit_object")
+                .table(AuditLog::Table)
+                .col(AuditLog::ObjectType)
+                .col(AuditLog::ObjectId)
+                .to_owned(),
         )
         .await?;
         m.create_table(

@@ -1,1 +1,10 @@
-fn main() {}
+//! Junction's integration tests: one binary, each module one area.
+
+mod api;
+mod architecture;
+mod auth;
+mod cli;
+mod config;
+mod schema;
+mod store;
+mod support;

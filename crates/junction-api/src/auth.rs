@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+};
 use junction_domain::{Principal, Role};
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +60,10 @@ pub struct Authenticator {
 }
 
 enum Keys {
-    Shared { decoding: DecodingKey, encoding: EncodingKey },
+    Shared {
+        decoding: DecodingKey,
+        encoding: EncodingKey,
+    },
     ByKid(HashMap<String, (DecodingKey, Option<Algorithm>)>),
 }
 
@@ -77,7 +82,12 @@ const MAX_KID_LEN: usize = 128;
 
 impl Authenticator {
     /// Builds an authenticator. `algorithms` must all belong to the key source's family.
-    pub fn new(source: KeySource, algorithms: Vec<Algorithm>, issuer: &str, audience: &str) -> Result<Self, String> {
+    pub fn new(
+        source: KeySource,
+        algorithms: Vec<Algorithm>,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Self, String> {
         if algorithms.is_empty() {
             return Err("at least one algorithm must be accepted".into());
         }
@@ -89,18 +99,38 @@ impl Authenticator {
                 if secret.len() < 32 {
                     return Err("the shared secret must be at least 32 bytes".into());
                 }
-                Keys::Shared { decoding: DecodingKey::from_secret(&secret), encoding: EncodingKey::from_secret(&secret) }
+                Keys::Shared {
+                    decoding: DecodingKey::from_secret(&secret),
+                    encoding: EncodingKey::from_secret(&secret),
+                }
             }
             KeySource::Jwks(json) => {
-                if let Some(a) = algorithms.iter().find(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)) {
-                    return Err(format!("{a:?} needs a shared secret; a JWKS file holds public keys only"));
+                if let Some(a) = algorithms
+                    .iter()
+                    .find(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+                {
+                    return Err(format!(
+                        "{a:?} needs a shared secret; a JWKS file holds public keys only"
+                    ));
                 }
-                let set: JwkSet = serde_json::from_str(&json).map_err(|e| format!("the JWKS file is not valid: {e}"))?;
+                let set: JwkSet = serde_json::from_str(&json)
+                    .map_err(|e| format!("the JWKS file is not valid: {e}"))?;
                 let mut by_kid = HashMap::new();
                 for jwk in &set.keys {
-                    let kid = jwk.common.key_id.clone().ok_or("every key in the JWKS file needs a `kid`")?;
-                    let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key `{kid}` cannot be used: {e}"))?;
-                    let alg = jwk.common.key_algorithm.map(|k| k.to_string().parse::<Algorithm>()).transpose().ok().flatten();
+                    let kid = jwk
+                        .common
+                        .key_id
+                        .clone()
+                        .ok_or("every key in the JWKS file needs a `kid`")?;
+                    let key = DecodingKey::from_jwk(jwk)
+                        .map_err(|e| format!("key `{kid}` cannot be used: {e}"))?;
+                    let alg = jwk
+                        .common
+                        .key_algorithm
+                        .map(|k| k.to_string().parse::<Algorithm>())
+                        .transpose()
+                        .ok()
+                        .flatten();
                     by_kid.insert(kid, (key, alg));
                 }
                 if by_kid.is_empty() {
@@ -109,26 +139,43 @@ impl Authenticator {
                 Keys::ByKid(by_kid)
             }
         };
-        Ok(Authenticator { algorithms, keys, issuer: issuer.into(), audience: audience.into(), leeway_secs: 30 })
+        Ok(Authenticator {
+            algorithms,
+            keys,
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway_secs: 30,
+        })
     }
 
     /// Checks a token and returns who it speaks for, with its expiry (Unix seconds).
     pub fn verify(&self, token: &str) -> Result<(Principal, i64), AuthError> {
         let refuse = |why: &str| AuthError::Refused(why.to_string());
-        let header = decode_header(token).map_err(|_| refuse("malformed token or unsupported algorithm"))?;
-        if header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some() {
+        let header =
+            decode_header(token).map_err(|_| refuse("malformed token or unsupported algorithm"))?;
+        if header.jwk.is_some()
+            || header.jku.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+        {
             return Err(refuse("keys named in the token header are not accepted"));
         }
         if header.crit.is_some() {
             return Err(refuse("critical header extensions are not supported"));
         }
         if !self.algorithms.contains(&header.alg) {
-            return Err(AuthError::Refused(format!("algorithm {:?} is not accepted", header.alg)));
+            return Err(AuthError::Refused(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
         }
         let key = match &self.keys {
             Keys::Shared { decoding, .. } => decoding,
             Keys::ByKid(keys) => {
-                let kid = header.kid.as_deref().ok_or_else(|| refuse("token has no `kid`"))?;
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| refuse("token has no `kid`"))?;
                 if kid.len() > MAX_KID_LEN {
                     return Err(refuse("`kid` is too long"));
                 }
@@ -155,7 +202,9 @@ impl Authenticator {
                     ErrorKind::InvalidIssuer => "wrong issuer",
                     ErrorKind::InvalidAudience => "wrong audience",
                     ErrorKind::InvalidSignature => "bad signature",
-                    ErrorKind::MissingRequiredClaim(_) => "a required claim (exp, iss, aud, sub) is missing",
+                    ErrorKind::MissingRequiredClaim(_) => {
+                        "a required claim (exp, iss, aud, sub) is missing"
+                    }
                     ErrorKind::InvalidAlgorithm => "algorithm does not match the key",
                     _ => "token could not be verified",
                 }
@@ -169,13 +218,30 @@ impl Authenticator {
         let roles = claims
             .roles
             .iter()
-            .map(|r| Role::parse(r).ok_or_else(|| AuthError::Refused(format!("unknown role `{}`", truncate(r, 32)))))
+            .map(|r| {
+                Role::parse(r).ok_or_else(|| {
+                    AuthError::Refused(format!("unknown role `{}`", truncate(r, 32)))
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((Principal { subject: claims.sub, agency: claims.agency, roles }, claims.exp))
+        Ok((
+            Principal {
+                subject: claims.sub,
+                agency: claims.agency,
+                roles,
+            },
+            claims.exp,
+        ))
     }
 
     /// Issues a token for `subject`, valid for `ttl`. Only a shared-secret authenticator can.
-    pub fn issue(&self, subject: &str, agency: Option<&str>, roles: &[Role], ttl: Duration) -> Result<String, String> {
+    pub fn issue(
+        &self,
+        subject: &str,
+        agency: Option<&str>,
+        roles: &[Role],
+        ttl: Duration,
+    ) -> Result<String, String> {
         let Keys::Shared { encoding, .. } = &self.keys else {
             return Err("tokens can be issued only with a shared secret (HS256); use your identity provider".into());
         };
@@ -207,7 +273,13 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
 
     fn auth() -> Authenticator {
-        Authenticator::new(KeySource::SharedSecret(SECRET.to_vec()), vec![Algorithm::HS256], "junction", "junction").unwrap()
+        Authenticator::new(
+            KeySource::SharedSecret(SECRET.to_vec()),
+            vec![Algorithm::HS256],
+            "junction",
+            "junction",
+        )
+        .unwrap()
     }
 
     fn claims(exp_offset: i64) -> Claims {
@@ -238,7 +310,9 @@ mod tests {
 
     #[test]
     fn accepts_its_own_tokens() {
-        let t = auth().issue("bob", None, &[Role::Admin], Duration::from_secs(60)).unwrap();
+        let t = auth()
+            .issue("bob", None, &[Role::Admin], Duration::from_secs(60))
+            .unwrap();
         let (p, _) = auth().verify(&t).unwrap();
         assert_eq!(p.subject, "bob");
         assert_eq!(p.roles, vec![Role::Admin]);
@@ -246,21 +320,44 @@ mod tests {
 
     #[test]
     fn refuses_bad_tokens() {
-        assert_eq!(refused(&sign(&Header::new(Algorithm::HS256), &claims(-120))), "token has expired");
+        assert_eq!(
+            refused(&sign(&Header::new(Algorithm::HS256), &claims(-120))),
+            "token has expired"
+        );
         let mut c = claims(60);
         c.iss = "elsewhere".into();
-        assert_eq!(refused(&sign(&Header::new(Algorithm::HS256), &c)), "wrong issuer");
+        assert_eq!(
+            refused(&sign(&Header::new(Algorithm::HS256), &c)),
+            "wrong issuer"
+        );
         let mut c = claims(60);
         c.aud = "other".into();
-        assert_eq!(refused(&sign(&Header::new(Algorithm::HS256), &c)), "wrong audience");
-        assert_eq!(refused(&sign(&Header::new(Algorithm::HS384), &claims(60))), "algorithm HS384 is not accepted");
+        assert_eq!(
+            refused(&sign(&Header::new(Algorithm::HS256), &c)),
+            "wrong audience"
+        );
+        assert_eq!(
+            refused(&sign(&Header::new(Algorithm::HS384), &claims(60))),
+            "algorithm HS384 is not accepted"
+        );
         let mut h = Header::new(Algorithm::HS256);
         h.jku = Some("https://attacker.example/keys".into());
-        assert_eq!(refused(&sign(&h, &claims(60))), "keys named in the token header are not accepted");
+        assert_eq!(
+            refused(&sign(&h, &claims(60))),
+            "keys named in the token header are not accepted"
+        );
         let mut c = claims(60);
         c.roles = vec!["superuser".into()];
-        assert_eq!(refused(&sign(&Header::new(Algorithm::HS256), &c)), "unknown role `superuser`");
-        let forged = encode(&Header::new(Algorithm::HS256), &claims(60), &EncodingKey::from_secret(b"another-secret-another-secret-xx")).unwrap();
+        assert_eq!(
+            refused(&sign(&Header::new(Algorithm::HS256), &c)),
+            "unknown role `superuser`"
+        );
+        let forged = encode(
+            &Header::new(Algorithm::HS256),
+            &claims(60),
+            &EncodingKey::from_secret(b"another-secret-another-secret-xx"),
+        )
+        .unwrap();
         assert_eq!(refused(&forged), "bad signature");
     }
 
@@ -268,24 +365,43 @@ mod tests {
     fn refuses_alg_none() {
         let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
         let body = b64(serde_json::to_string(&claims(60)).unwrap().as_bytes());
-        assert_eq!(refused(&format!("{header}.{body}.")), "malformed token or unsupported algorithm");
+        assert_eq!(
+            refused(&format!("{header}.{body}.")),
+            "malformed token or unsupported algorithm"
+        );
     }
 
     #[test]
     fn refuses_mixed_algorithm_families() {
-        let e = Authenticator::new(KeySource::SharedSecret(SECRET.to_vec()), vec![Algorithm::RS256], "i", "a").unwrap_err();
+        let e = Authenticator::new(
+            KeySource::SharedSecret(SECRET.to_vec()),
+            vec![Algorithm::RS256],
+            "i",
+            "a",
+        )
+        .unwrap_err();
         assert!(e.contains("only HS256"));
-        let e = Authenticator::new(KeySource::Jwks(r#"{"keys":[]}"#.into()), vec![Algorithm::HS256], "i", "a").unwrap_err();
+        let e = Authenticator::new(
+            KeySource::Jwks(r#"{"keys":[]}"#.into()),
+            vec![Algorithm::HS256],
+            "i",
+            "a",
+        )
+        .unwrap_err();
         assert!(e.contains("shared secret"));
     }
 
     /// Unpadded URL-safe base64, enough to hand-build a token.
     mod base64_like {
         pub fn b64(input: &[u8]) -> String {
-            const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            const T: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
             let mut out = String::new();
             for chunk in input.chunks(3) {
-                let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+                let n = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
                 for i in 0..=chunk.len() {
                     out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
                 }

@@ -16,7 +16,12 @@ impl RequestCtx {
         Actor {
             subject: self.principal.subject.clone(),
             agency: self.principal.agency.clone(),
-            roles: self.principal.roles.iter().map(|r| r.as_str().to_string()).collect(),
+            roles: self
+                .principal
+                .roles
+                .iter()
+                .map(|r| r.as_str().to_string())
+                .collect(),
             request_id: Some(self.request_id.clone()),
             client_addr: self.client_addr.clone(),
         }

@@ -67,7 +67,10 @@ impl ErrorCode {
 pub enum ApiError {
     Invalid(ValidationErrors),
     Forbidden(Denied),
-    NotFound { kind: &'static str, id: String },
+    NotFound {
+        kind: &'static str,
+        id: String,
+    },
     Conflict(String),
     LimitExceeded(String),
     /// Logged with the request id; the caller sees only that something failed.
@@ -138,8 +141,14 @@ impl From<ApiError> for async_graphql::Error {
                     .iter()
                     .map(|f| {
                         let mut m = async_graphql::indexmap::IndexMap::new();
-                        m.insert(async_graphql::Name::new("field"), async_graphql::Value::from(f.field.clone()));
-                        m.insert(async_graphql::Name::new("reason"), async_graphql::Value::from(f.reason.clone()));
+                        m.insert(
+                            async_graphql::Name::new("field"),
+                            async_graphql::Value::from(f.field.clone()),
+                        );
+                        m.insert(
+                            async_graphql::Name::new("reason"),
+                            async_graphql::Value::from(f.reason.clone()),
+                        );
                         async_graphql::Value::Object(m)
                     })
                     .collect();

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::http::GraphiQLSource;
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use junction_domain::audit::sha256_hex;
 use junction_domain::{AuditEntry, AuditOperation, Principal};
 use junction_store::Store;
@@ -36,14 +36,20 @@ pub struct ApiState {
 
 /// The `/graphql` routes.
 pub fn router(state: ApiState) -> Router {
-    Router::new().route("/graphql", get(graphiql).post(graphql)).with_state(state)
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .with_state(state)
 }
 
 async fn graphiql(State(state): State<ApiState>) -> Response {
     if state.limits.development {
         Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response()
     } else {
-        error_response(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::BadRequest, "GraphiQL is available only in development mode; POST queries to /graphql")
+        error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::BadRequest,
+            "GraphiQL is available only in development mode; POST queries to /graphql",
+        )
     }
 }
 
@@ -65,14 +71,26 @@ async fn graphql(State(state): State<ApiState>, request: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .map(String::from)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let client_addr = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let client_addr = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
     let (response, outcome) = handle(&state, request, &request_id, client_addr.clone()).await;
 
-    let operation = outcome.operation_name.as_deref().map(metric_label).unwrap_or("anonymous").to_string();
+    let operation = outcome
+        .operation_name
+        .as_deref()
+        .map(metric_label)
+        .unwrap_or("anonymous")
+        .to_string();
     let elapsed = started.elapsed();
     let entry = AuditEntry {
         agency: outcome.principal.as_ref().and_then(|p| p.agency.clone()),
-        roles: outcome.principal.as_ref().map(|p| p.roles.iter().map(|r| r.as_str().to_string()).collect()).unwrap_or_default(),
+        roles: outcome
+            .principal
+            .as_ref()
+            .map(|p| p.roles.iter().map(|r| r.as_str().to_string()).collect())
+            .unwrap_or_default(),
         request_id: Some(request_id.clone()),
         client_addr,
         operation: Some(AuditOperation {
@@ -83,20 +101,38 @@ async fn graphql(State(state): State<ApiState>, request: Request) -> Response {
             error_code: outcome.error_code.map(|c| c.as_str().to_string()),
             duration_us: elapsed.as_micros() as i64,
         }),
-        ..AuditEntry::now(outcome.principal.as_ref().map_or("anonymous", |p| p.subject.as_str()))
+        ..AuditEntry::now(
+            outcome
+                .principal
+                .as_ref()
+                .map_or("anonymous", |p| p.subject.as_str()),
+        )
     };
     if let Err(e) = state.audit.record(entry).await {
         // Without a durable record the response must not go out.
         tracing::error!(request_id, error = %e, "audit record not written; refusing the response");
-        return error_response(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error");
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "internal error",
+        );
     }
-    let labels = [("operation", operation), ("outcome", outcome.outcome.to_string())];
+    let labels = [
+        ("operation", operation),
+        ("outcome", outcome.outcome.to_string()),
+    ];
     metrics::counter!("junction_graphql_requests_total", &labels).increment(1);
-    metrics::histogram!("junction_graphql_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    metrics::histogram!("junction_graphql_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
     response
 }
 
-async fn handle(state: &ApiState, request: Request, request_id: &str, client_addr: Option<String>) -> (Response, Outcome) {
+async fn handle(
+    state: &ApiState,
+    request: Request,
+    request_id: &str,
+    client_addr: Option<String>,
+) -> (Response, Outcome) {
     let mut outcome = Outcome {
         principal: None,
         operation_name: None,
@@ -111,8 +147,14 @@ async fn handle(state: &ApiState, request: Request, request_id: &str, client_add
         Ok(p) => p,
         Err(message) => {
             outcome.error_code = Some(ErrorCode::Unauthenticated);
-            let mut response = error_response(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, &message);
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            let mut response = error_response(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                &message,
+            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return (response, outcome);
         }
     };
@@ -122,25 +164,52 @@ async fn handle(state: &ApiState, request: Request, request_id: &str, client_add
         Ok(b) => b,
         Err(_) => {
             outcome.error_code = Some(ErrorCode::LimitExceeded);
-            let message = format!("request body is larger than the {} bytes allowed", state.limits.max_body_bytes);
-            return (error_response(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::LimitExceeded, &message), outcome);
+            let message = format!(
+                "request body is larger than the {} bytes allowed",
+                state.limits.max_body_bytes
+            );
+            return (
+                error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::LimitExceeded,
+                    &message,
+                ),
+                outcome,
+            );
         }
     };
     let gql_request: async_graphql::Request = match parse_body(&bytes) {
         Ok(r) => r,
         Err(message) => {
             outcome.error_code = Some(ErrorCode::BadRequest);
-            return (error_response(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, &message), outcome);
+            return (
+                error_response(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, &message),
+                outcome,
+            );
         }
     };
     outcome.operation_name = gql_request.operation_name.clone();
-    outcome.variables_hash = Some(sha256_hex(serde_json::to_string(&gql_request.variables).unwrap_or_default().as_bytes()));
+    outcome.variables_hash = Some(sha256_hex(
+        serde_json::to_string(&gql_request.variables)
+            .unwrap_or_default()
+            .as_bytes(),
+    ));
 
     let slot = OperationSlot::default();
-    let ctx = RequestCtx { principal, request_id: request_id.to_string(), client_addr };
-    let mut response = state.schema.execute(gql_request.data(ctx).data(slot.clone())).await;
+    let ctx = RequestCtx {
+        principal,
+        request_id: request_id.to_string(),
+        client_addr,
+    };
+    let mut response = state
+        .schema
+        .execute(gql_request.data(ctx).data(slot.clone()))
+        .await;
     if let Some(summary) = slot.0.lock().ok().and_then(|g| g.clone()) {
-        outcome.operation_type = summary.selected(outcome.operation_name.as_deref()).unwrap_or("unknown");
+        outcome.operation_type = summary
+            .selected(outcome.operation_name.as_deref())
+            .unwrap_or("unknown");
+        outcome.operation_name = summary.selected_name(outcome.operation_name.as_deref());
     }
 
     // Every error leaves with a code; one without is internal, and its text stays in the log.
@@ -149,48 +218,76 @@ async fn handle(state: &ApiState, request: Request, request_id: &str, client_add
             .extensions
             .as_ref()
             .and_then(|e| e.get("code"))
-            .and_then(|v| if let async_graphql::Value::String(s) = v { ErrorCode::parse(s) } else { None });
+            .and_then(|v| {
+                if let async_graphql::Value::String(s) = v {
+                    ErrorCode::parse(s)
+                } else {
+                    None
+                }
+            });
         if code.is_none() {
             tracing::error!(request_id, error = %error.message, path = ?error.path, "uncoded error in GraphQL execution");
             error.message = format!("internal error (request id {request_id})");
-            error.extensions.get_or_insert_with(Default::default).set("code", ErrorCode::Internal.as_str());
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", ErrorCode::Internal.as_str());
             error.source = None;
         }
     }
     let codes: Vec<ErrorCode> = response
         .errors
         .iter()
-        .filter_map(|e| e.extensions.as_ref()?.get("code").and_then(|v| match v {
-            async_graphql::Value::String(s) => ErrorCode::parse(s),
-            _ => None,
-        }))
+        .filter_map(|e| {
+            e.extensions.as_ref()?.get("code").and_then(|v| match v {
+                async_graphql::Value::String(s) => ErrorCode::parse(s),
+                _ => None,
+            })
+        })
         .collect();
     outcome.error_code = codes.first().copied();
     outcome.outcome = match codes.first() {
         None => "ok",
-        Some(ErrorCode::BadRequest | ErrorCode::LimitExceeded | ErrorCode::Forbidden | ErrorCode::Unauthenticated) => "rejected",
+        Some(
+            ErrorCode::BadRequest
+            | ErrorCode::LimitExceeded
+            | ErrorCode::Forbidden
+            | ErrorCode::Unauthenticated,
+        ) => "rejected",
         Some(_) => "error",
     };
-    let body = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\"}]}".to_vec());
+    let body = serde_json::to_vec(&response)
+        .unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\"}]}".to_vec());
     let mut http = (StatusCode::OK, body).into_response();
-    http.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    http.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     (http, outcome)
 }
 
 fn authenticate(auth: &Authenticator, headers: &HeaderMap) -> Result<Principal, String> {
-    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| crate::AuthError::Missing.to_string())?;
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| crate::AuthError::Missing.to_string())?;
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .ok_or_else(|| crate::AuthError::Missing.to_string())?;
-    auth.verify(token).map(|(p, _)| p).map_err(|e| e.to_string())
+    auth.verify(token)
+        .map(|(p, _)| p)
+        .map_err(|e| e.to_string())
 }
 
 /// One GraphQL request as JSON. Batches are refused: they would let one request stand for many.
 fn parse_body(bytes: &[u8]) -> Result<async_graphql::Request, String> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("request body is not JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("request body is not JSON: {e}"))?;
     if value.is_array() {
         return Err("batched requests are not accepted; send one operation per request".into());
     }
@@ -203,10 +300,19 @@ fn parse_body(bytes: &[u8]) -> Result<async_graphql::Request, String> {
 /// A GraphQL-shaped error body for requests refused before execution.
 fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     let body = json!({"errors": [{"message": message, "extensions": {"code": code.as_str()}}]});
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// Operation names come from callers: keep metric labels short and plain.
 fn metric_label(name: &str) -> &str {
-    if name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') { name } else { "invalid_name" }
+    if name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        name
+    } else {
+        "invalid_name"
+    }
 }

@@ -10,4 +10,6 @@ mod error;
 mod params;
 
 pub use error::ConnectorError;
-pub use params::{ConnectorKind, ConnectorParams, EmailParams, EmailTls, Open311Params, WebhookParams};
+pub use params::{
+    ConnectorKind, ConnectorParams, EmailParams, EmailTls, Open311Params, WebhookParams,
+};

@@ -14,7 +14,11 @@ pub enum ConnectorKind {
 }
 
 impl ConnectorKind {
-    pub const ALL: [ConnectorKind; 3] = [ConnectorKind::Email, ConnectorKind::Webhook, ConnectorKind::Open311];
+    pub const ALL: [ConnectorKind; 3] = [
+        ConnectorKind::Email,
+        ConnectorKind::Webhook,
+        ConnectorKind::Open311,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -108,8 +112,15 @@ pub enum ConnectorParams {
 impl ConnectorParams {
     /// Parses `params` for `kind`, reporting unknown keys through `unknown` (as dotted paths)
     /// rather than failing on the first, so a caller can list them all.
-    pub fn parse(kind: ConnectorKind, params: serde_json::Value, unknown: &mut dyn FnMut(String)) -> Result<Self, String> {
-        fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value, unknown: &mut dyn FnMut(String)) -> Result<T, String> {
+    pub fn parse(
+        kind: ConnectorKind,
+        params: serde_json::Value,
+        unknown: &mut dyn FnMut(String),
+    ) -> Result<Self, String> {
+        fn typed<T: serde::de::DeserializeOwned>(
+            v: serde_json::Value,
+            unknown: &mut dyn FnMut(String),
+        ) -> Result<T, String> {
             let mut seen = Vec::new();
             let value: Result<T, _> = serde_ignored_compat::deserialize(v, &mut |p| seen.push(p));
             for p in seen {
@@ -127,7 +138,11 @@ impl ConnectorParams {
     /// Each secret parameter's name and its `${VAR}` reference.
     pub fn secret_refs(&self) -> Vec<(&'static str, &str)> {
         match self {
-            ConnectorParams::Email(p) => p.password.as_deref().map(|s| vec![("password", s)]).unwrap_or_default(),
+            ConnectorParams::Email(p) => p
+                .password
+                .as_deref()
+                .map(|s| vec![("password", s)])
+                .unwrap_or_default(),
             ConnectorParams::Webhook(p) => vec![("signing_secret", p.signing_secret.as_str())],
             ConnectorParams::Open311(p) => vec![("api_key", p.api_key.as_str())],
         }
@@ -144,7 +159,10 @@ impl ConnectorParams {
                 }
                 let loopback = matches!(p.smtp_host.as_str(), "localhost" | "127.0.0.1" | "::1");
                 if p.tls == EmailTls::None && !loopback {
-                    problems.push(("tls", "`none` is allowed only for a loopback SMTP server".into()));
+                    problems.push((
+                        "tls",
+                        "`none` is allowed only for a loopback SMTP server".into(),
+                    ));
                 }
             }
             ConnectorParams::Webhook(p) => {
@@ -171,7 +189,10 @@ mod serde_ignored_compat {
     use serde::de::DeserializeOwned;
     use serde_json::Value;
 
-    pub fn deserialize<T: DeserializeOwned>(value: Value, seen: &mut dyn FnMut(String)) -> Result<T, serde_json::Error> {
+    pub fn deserialize<T: DeserializeOwned>(
+        value: Value,
+        seen: &mut dyn FnMut(String),
+    ) -> Result<T, serde_json::Error> {
         // Try strictly first; on unknown-field errors, strip each unknown key, note it, retry.
         let mut value = value;
         for _ in 0..64 {
@@ -179,7 +200,10 @@ mod serde_ignored_compat {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     let msg = e.to_string();
-                    let Some(field) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) else {
+                    let Some(field) = msg
+                        .strip_prefix("unknown field `")
+                        .and_then(|r| r.split('`').next())
+                    else {
                         return Err(e);
                     };
                     seen(field.to_string());
@@ -204,7 +228,9 @@ mod tests {
     fn reports_every_unknown_key() {
         let mut unknown = Vec::new();
         let params = json!({"url": "https://x.example/hook", "signing_secret": "${S}", "colour": 1, "size": 2});
-        let parsed = ConnectorParams::parse(ConnectorKind::Webhook, params, &mut |k| unknown.push(k)).unwrap();
+        let parsed =
+            ConnectorParams::parse(ConnectorKind::Webhook, params, &mut |k| unknown.push(k))
+                .unwrap();
         unknown.sort();
         assert_eq!(unknown, ["colour", "size"]);
         assert_eq!(parsed.secret_refs(), vec![("signing_secret", "${S}")]);
@@ -212,7 +238,8 @@ mod tests {
 
     #[test]
     fn plain_smtp_only_on_loopback() {
-        let params = json!({"smtp_host": "mail.example", "tls": "none", "from": "a@b.c", "to": ["x@y.z"]});
+        let params =
+            json!({"smtp_host": "mail.example", "tls": "none", "from": "a@b.c", "to": ["x@y.z"]});
         let parsed = ConnectorParams::parse(ConnectorKind::Email, params, &mut |_| {}).unwrap();
         assert_eq!(parsed.check()[0].0, "tls");
     }

@@ -62,7 +62,10 @@ pub struct Actor {
 impl Actor {
     /// Junction itself (configuration, schedules), named for what is acting.
     pub fn internal(name: &str) -> Self {
-        Actor { subject: format!("junction:{name}"), ..Actor::default() }
+        Actor {
+            subject: format!("junction:{name}"),
+            ..Actor::default()
+        }
     }
 
     /// A fresh entry for this actor, stamped now.
@@ -77,7 +80,14 @@ impl Actor {
     }
 
     /// An entry recording a change to one object.
-    pub fn change(&self, object_type: &str, object_id: &str, action: &str, before: Value, after: Value) -> AuditEntry {
+    pub fn change(
+        &self,
+        object_type: &str,
+        object_id: &str,
+        action: &str,
+        before: Value,
+        after: Value,
+    ) -> AuditEntry {
         AuditEntry {
             change: Some(AuditChange {
                 object_type: object_type.into(),
@@ -118,14 +128,32 @@ impl AuditEntry {
     pub fn canonical(&self, seq: i64) -> String {
         let mut m = Map::new();
         m.insert("seq".into(), Value::from(seq));
-        m.insert("at".into(), Value::from(self.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()));
+        m.insert(
+            "at".into(),
+            Value::from(self.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+        );
         m.insert("actor".into(), Value::from(self.actor.clone()));
-        m.insert("agency".into(), self.agency.clone().map_or(Value::Null, Value::from));
+        m.insert(
+            "agency".into(),
+            self.agency.clone().map_or(Value::Null, Value::from),
+        );
         m.insert("roles".into(), Value::from(self.roles.clone()));
-        m.insert("request_id".into(), self.request_id.clone().map_or(Value::Null, Value::from));
-        m.insert("client_addr".into(), self.client_addr.clone().map_or(Value::Null, Value::from));
-        m.insert("operation".into(), serde_json::to_value(&self.operation).unwrap_or(Value::Null));
-        m.insert("change".into(), serde_json::to_value(&self.change).unwrap_or(Value::Null));
+        m.insert(
+            "request_id".into(),
+            self.request_id.clone().map_or(Value::Null, Value::from),
+        );
+        m.insert(
+            "client_addr".into(),
+            self.client_addr.clone().map_or(Value::Null, Value::from),
+        );
+        m.insert(
+            "operation".into(),
+            serde_json::to_value(&self.operation).unwrap_or(Value::Null),
+        );
+        m.insert(
+            "change".into(),
+            serde_json::to_value(&self.change).unwrap_or(Value::Null),
+        );
         let mut out = String::with_capacity(256);
         write_canonical(&Value::Object(m), &mut out);
         out
@@ -133,7 +161,11 @@ impl AuditEntry {
 
     /// Chains this entry after `prev_hash` at position `seq`.
     pub fn link(&self, seq: i64, prev_hash: &str) -> ChainLink {
-        ChainLink { seq, prev_hash: prev_hash.to_string(), hash: chain_hash(prev_hash, &self.canonical(seq)) }
+        ChainLink {
+            seq,
+            prev_hash: prev_hash.to_string(),
+            hash: chain_hash(prev_hash, &self.canonical(seq)),
+        }
     }
 }
 
@@ -148,7 +180,11 @@ pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
 
 /// Checks one stored link against the hash the chain expects before it.
 /// Returns the reason the link is bad, if it is.
-pub fn verify_link(expected_prev: &str, entry: &AuditEntry, stored: &ChainLink) -> Result<(), String> {
+pub fn verify_link(
+    expected_prev: &str,
+    entry: &AuditEntry,
+    stored: &ChainLink,
+) -> Result<(), String> {
     if stored.prev_hash != expected_prev {
         return Err(format!(
             "prev_hash {} does not match the hash of the record before it ({expected_prev})",
@@ -157,7 +193,10 @@ pub fn verify_link(expected_prev: &str, entry: &AuditEntry, stored: &ChainLink) 
     }
     let recomputed = entry.link(stored.seq, &stored.prev_hash).hash;
     if recomputed != stored.hash {
-        return Err(format!("content does not match its hash (stored {}, recomputed {recomputed})", stored.hash));
+        return Err(format!(
+            "content does not match its hash (stored {}, recomputed {recomputed})",
+            stored.hash
+        ));
     }
     Ok(())
 }
@@ -204,7 +243,9 @@ mod tests {
 
     fn entry() -> AuditEntry {
         let mut e = AuditEntry::now("alice");
-        e.at = DateTime::parse_from_rfc3339("2026-11-21T10:00:00.123456Z").unwrap().to_utc();
+        e.at = DateTime::parse_from_rfc3339("2026-11-21T10:00:00.123456Z")
+            .unwrap()
+            .to_utc();
         e.change = Some(AuditChange {
             object_type: "case".into(),
             object_id: "c1".into(),
@@ -235,7 +276,15 @@ mod tests {
 
         let mut edited = second.clone();
         edited.actor = "mallory".into();
-        assert!(verify_link(&l1.hash, &edited, &l2).unwrap_err().contains("does not match its hash"));
-        assert!(verify_link(GENESIS_HASH, &second, &l2).unwrap_err().contains("prev_hash"));
+        assert!(
+            verify_link(&l1.hash, &edited, &l2)
+                .unwrap_err()
+                .contains("does not match its hash")
+        );
+        assert!(
+            verify_link(GENESIS_HASH, &second, &l2)
+                .unwrap_err()
+                .contains("prev_hash")
+        );
     }
 }

@@ -24,7 +24,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [Role::Admin, Role::Manager, Role::Officer, Role::Partner, Role::System, Role::Auditor];
+    pub const ALL: [Role; 6] = [
+        Role::Admin,
+        Role::Manager,
+        Role::Officer,
+        Role::Partner,
+        Role::System,
+        Role::Auditor,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -111,9 +118,13 @@ fn allowed(action: Action) -> &'static [Role] {
     use Role::*;
     match action {
         Action::ReadSelf => &[Admin, Manager, Officer, Partner, System, Auditor],
-        Action::ReadAgencies | Action::ReadCaseTypes => &[Admin, Manager, Officer, Partner, System, Auditor],
+        Action::ReadAgencies | Action::ReadCaseTypes => {
+            &[Admin, Manager, Officer, Partner, System, Auditor]
+        }
         Action::ReadCases => &[Admin, Manager, Officer, System, Auditor],
-        Action::CreateCase | Action::ChangeCaseStatus | Action::AddCaseNote => &[Admin, Manager, Officer, System],
+        Action::CreateCase | Action::ChangeCaseStatus | Action::AddCaseNote => {
+            &[Admin, Manager, Officer, System]
+        }
         Action::ReadAuditLog => &[Admin, Auditor],
     }
 }
@@ -127,7 +138,11 @@ pub fn authorise(principal: &Principal, action: Action) -> Result<(), Denied> {
         let roles: Vec<&str> = principal.roles.iter().map(|r| r.as_str()).collect();
         Err(Denied {
             action: action.as_str(),
-            roles: if roles.is_empty() { "(none)".into() } else { roles.join(", ") },
+            roles: if roles.is_empty() {
+                "(none)".into()
+            } else {
+                roles.join(", ")
+            },
         })
     }
 }
@@ -144,22 +159,42 @@ mod tests {
         (Action::ReadCaseTypes, [true, true, true, true, true, true]),
         (Action::ReadCases, [true, true, true, false, true, true]),
         (Action::CreateCase, [true, true, true, false, true, false]),
-        (Action::ChangeCaseStatus, [true, true, true, false, true, false]),
+        (
+            Action::ChangeCaseStatus,
+            [true, true, true, false, true, false],
+        ),
         (Action::AddCaseNote, [true, true, true, false, true, false]),
-        (Action::ReadAuditLog, [true, false, false, false, false, true]),
+        (
+            Action::ReadAuditLog,
+            [true, false, false, false, false, true],
+        ),
     ];
 
     fn principal(roles: Vec<Role>) -> Principal {
-        Principal { subject: "t".into(), agency: None, roles }
+        Principal {
+            subject: "t".into(),
+            agency: None,
+            roles,
+        }
     }
 
     #[test]
     fn role_by_action_table() {
-        assert_eq!(TABLE.len(), Action::ALL.len(), "every action must have a row");
+        assert_eq!(
+            TABLE.len(),
+            Action::ALL.len(),
+            "every action must have a row"
+        );
         for (action, row) in TABLE {
             for (role, expected) in Role::ALL.iter().zip(row) {
                 let got = authorise(&principal(vec![*role]), *action).is_ok();
-                assert_eq!(got, *expected, "{} may {}? expected {expected}", role.as_str(), action.as_str());
+                assert_eq!(
+                    got,
+                    *expected,
+                    "{} may {}? expected {expected}",
+                    role.as_str(),
+                    action.as_str()
+                );
             }
         }
     }
@@ -174,6 +209,12 @@ mod tests {
 
     #[test]
     fn any_granting_role_suffices() {
-        assert!(authorise(&principal(vec![Role::Partner, Role::Auditor]), Action::ReadAuditLog).is_ok());
+        assert!(
+            authorise(
+                &principal(vec![Role::Partner, Role::Auditor]),
+                Action::ReadAuditLog
+            )
+            .is_ok()
+        );
     }
 }

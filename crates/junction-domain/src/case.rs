@@ -122,14 +122,22 @@ impl NewCase {
     pub fn validate(mut self, case_type: &CaseType) -> Result<NewCase, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         if !case_type.active {
-            errors.push("caseType", format!("case type `{}` is retired and accepts no new cases", case_type.code));
+            errors.push(
+                "caseType",
+                format!(
+                    "case type `{}` is retired and accepts no new cases",
+                    case_type.code
+                ),
+            );
         }
         self.description = self.description.trim().to_string();
         let chars = self.description.chars().count();
         if chars > MAX_DESCRIPTION_CHARS {
             errors.push(
                 "description",
-                format!("is {chars} characters long, more than the {MAX_DESCRIPTION_CHARS} allowed"),
+                format!(
+                    "is {chars} characters long, more than the {MAX_DESCRIPTION_CHARS} allowed"
+                ),
             );
         }
         validate_location(&mut self.location, &mut errors);
@@ -191,7 +199,10 @@ fn validate_submitter(submitter: &mut Submitter, errors: &mut ValidationErrors) 
     if let Some(email) = &submitter.email {
         let ok = email.len() <= 254
             && email.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
             })
             && !email.chars().any(char::is_whitespace);
         if !ok {
@@ -199,9 +210,15 @@ fn validate_submitter(submitter: &mut Submitter, errors: &mut ValidationErrors) 
         }
     }
     if let Some(phone) = &submitter.phone
-        && (phone.len() > 40 || !phone.chars().all(|c| c.is_ascii_digit() || " +()-".contains(c)))
+        && (phone.len() > 40
+            || !phone
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +()-".contains(c)))
     {
-        errors.push("submitter.phone", "may hold only digits, spaces and + ( ) -");
+        errors.push(
+            "submitter.phone",
+            "may hold only digits, spaces and + ( ) -",
+        );
     }
     if let Some(name) = &submitter.name
         && name.chars().count() > 200
@@ -249,9 +266,13 @@ impl CaseEventKind {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [CaseEventKind::Created, CaseEventKind::StatusChanged, CaseEventKind::NoteAdded]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            CaseEventKind::Created,
+            CaseEventKind::StatusChanged,
+            CaseEventKind::NoteAdded,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -278,7 +299,10 @@ pub fn validate_note(note: &str) -> Result<String, ValidationErrors> {
     if chars == 0 {
         errors.push("note", "is empty");
     } else if chars > MAX_NOTE_CHARS {
-        errors.push("note", format!("is {chars} characters long, more than the {MAX_NOTE_CHARS} allowed"));
+        errors.push(
+            "note",
+            format!("is {chars} characters long, more than the {MAX_NOTE_CHARS} allowed"),
+        );
     }
     errors.into_result().map(|()| note.to_string())
 }
@@ -306,8 +330,17 @@ mod tests {
         NewCase {
             case_type_code: "flytip".into(),
             description: " Mattress on the verge ".into(),
-            location: Location { lat: Some(50.7), long: Some(-2.4), uprn: None, address: None },
-            submitter: Submitter { name: Some("A Resident".into()), email: Some(" a@example.org ".into()), phone: None },
+            location: Location {
+                lat: Some(50.7),
+                long: Some(-2.4),
+                uprn: None,
+                address: None,
+            },
+            submitter: Submitter {
+                name: Some("A Resident".into()),
+                email: Some(" a@example.org ".into()),
+                phone: None,
+            },
             fields: BTreeMap::new(),
         }
     }
@@ -323,11 +356,24 @@ mod tests {
     fn names_every_bad_field() {
         let mut case = new_case();
         case.description = "x".repeat(MAX_DESCRIPTION_CHARS + 1);
-        case.location = Location { lat: Some(95.0), long: None, uprn: Some("12a".into()), address: None };
+        case.location = Location {
+            lat: Some(95.0),
+            long: None,
+            uprn: Some("12a".into()),
+            address: None,
+        };
         case.submitter.email = Some("not-an-address".into());
         let errors = case.validate(&case_type()).unwrap_err();
         let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["description", "location.long", "location.uprn", "submitter.email"]);
+        assert_eq!(
+            fields,
+            [
+                "description",
+                "location.long",
+                "location.uprn",
+                "submitter.email"
+            ]
+        );
     }
 
     #[test]
@@ -348,7 +394,10 @@ mod tests {
     #[test]
     fn status_must_change() {
         assert!(CaseStatus::Open.transition(CaseStatus::Open).is_err());
-        assert_eq!(CaseStatus::Fixed.transition(CaseStatus::Open), Ok(CaseStatus::Open));
+        assert_eq!(
+            CaseStatus::Fixed.transition(CaseStatus::Open),
+            Ok(CaseStatus::Open)
+        );
         assert!(CaseStatus::Fixed.is_closed());
         assert!(!CaseStatus::InProgress.is_closed());
         for s in CaseStatus::ALL {

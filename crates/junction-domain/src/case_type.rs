@@ -141,7 +141,10 @@ impl CaseType {
         let mut out = BTreeMap::new();
         for code in values.keys() {
             if self.field(code).is_none() {
-                errors.push(format!("fields.{code}"), format!("is not a field of case type `{}`", self.code));
+                errors.push(
+                    format!("fields.{code}"),
+                    format!("is not a field of case type `{}`", self.code),
+                );
             }
         }
         for field in &self.fields {
@@ -193,7 +196,9 @@ impl FieldDef {
             Datatype::Datetime => match value {
                 Value::String(s) => chrono::DateTime::parse_from_rfc3339(s.trim())
                     .map(|d| Value::String(d.to_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string()))
-                    .map_err(|_| format!("`{s}` is not a date-time with a zone (e.g. 2026-01-31T09:30:00Z)")),
+                    .map_err(|_| {
+                        format!("`{s}` is not a date-time with a zone (e.g. 2026-01-31T09:30:00Z)")
+                    }),
                 _ => Err("must be a date-time string".into()),
             },
             Datatype::Singlevaluelist => match value {
@@ -205,7 +210,10 @@ impl FieldDef {
                     Value::String(s) => vec![s.as_str()],
                     Value::Array(items) => items
                         .iter()
-                        .map(|v| v.as_str().ok_or_else(|| "every value must be a string".to_string()))
+                        .map(|v| {
+                            v.as_str()
+                                .ok_or_else(|| "every value must be a string".to_string())
+                        })
                         .collect::<Result<_, _>>()?,
                     _ => return Err("must be a list of the listed values".into()),
                 };
@@ -243,7 +251,9 @@ fn text(value: &Value, max: usize) -> Result<Value, String> {
     };
     let chars = s.chars().count();
     if chars > max {
-        return Err(format!("is {chars} characters long, more than the {max} allowed"));
+        return Err(format!(
+            "is {chars} characters long, more than the {max} allowed"
+        ));
     }
     Ok(Value::String(s))
 }
@@ -282,8 +292,14 @@ mod tests {
                     order: 2,
                     classification: Classification::Public,
                     values: vec![
-                        ListValue { key: "traffic".into(), name: "Traffic".into() },
-                        ListValue { key: "cyclists".into(), name: "Cyclists".into() },
+                        ListValue {
+                            key: "traffic".into(),
+                            name: "Traffic".into(),
+                        },
+                        ListValue {
+                            key: "cyclists".into(),
+                            name: "Cyclists".into(),
+                        },
                     ],
                     datatype_description: None,
                 },
@@ -307,7 +323,10 @@ mod tests {
             json!({"depth": "12", "hazards": ["traffic", "traffic", "cyclists"]}),
             Ok(json!({"depth": 12, "hazards": ["traffic", "cyclists"]})),
         );
-        check(json!({"depth": 3.5, "hazards": "cyclists"}), Ok(json!({"depth": 3.5, "hazards": ["cyclists"]})));
+        check(
+            json!({"depth": 3.5, "hazards": "cyclists"}),
+            Ok(json!({"depth": 3.5, "hazards": ["cyclists"]})),
+        );
     }
 
     #[test]
@@ -320,7 +339,10 @@ mod tests {
                 "fields.hazards: `bears` is not one of: traffic, cyclists",
             ]),
         );
-        check(json!({"depth": "deep"}), Err(vec!["fields.depth: `deep` is not a number"]));
+        check(
+            json!({"depth": "deep"}),
+            Err(vec!["fields.depth: `deep` is not a number"]),
+        );
         check(json!({"depth": ""}), Err(vec!["fields.depth: is required"]));
     }
 }

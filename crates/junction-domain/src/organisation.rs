@@ -24,8 +24,12 @@ pub enum AgencyKind {
 }
 
 impl AgencyKind {
-    pub const ALL: [AgencyKind; 4] =
-        [AgencyKind::Department, AgencyKind::Contractor, AgencyKind::Partner, AgencyKind::NationalBody];
+    pub const ALL: [AgencyKind; 4] = [
+        AgencyKind::Department,
+        AgencyKind::Contractor,
+        AgencyKind::Partner,
+        AgencyKind::NationalBody,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -23,7 +23,10 @@ pub struct ValidationErrors(pub Vec<FieldError>);
 
 impl ValidationErrors {
     pub fn push(&mut self, field: impl Into<String>, reason: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), reason: reason.into() });
+        self.0.push(FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        });
     }
 
     pub fn is_empty(&self) -> bool {

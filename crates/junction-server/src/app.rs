@@ -31,12 +31,26 @@ pub fn authenticator(loaded: &LoadedConfig) -> anyhow::Result<Authenticator> {
     let algorithms = auth
         .algorithms
         .iter()
-        .map(|a| a.parse::<Algorithm>().map_err(|_| anyhow::anyhow!("unknown algorithm `{a}`")))
+        .map(|a| {
+            a.parse::<Algorithm>()
+                .map_err(|_| anyhow::anyhow!("unknown algorithm `{a}`"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let source = match (&auth.jwks_file, &auth.secret) {
-        (Some(file), _) => KeySource::Jwks(std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?),
-        (None, Some(secret)) => KeySource::SharedSecret(secret.resolve().map_err(anyhow::Error::msg)?.expose().as_bytes().to_vec()),
-        (None, None) => KeySource::SharedSecret(secret_file::load_or_create(&loaded.config.server.data_dir)?),
+        (Some(file), _) => KeySource::Jwks(
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
+        ),
+        (None, Some(secret)) => KeySource::SharedSecret(
+            secret
+                .resolve()
+                .map_err(anyhow::Error::msg)?
+                .expose()
+                .as_bytes()
+                .to_vec(),
+        ),
+        (None, None) => {
+            KeySource::SharedSecret(secret_file::load_or_create(&loaded.config.server.data_dir)?)
+        }
     };
     Authenticator::new(source, algorithms, &auth.issuer, &auth.audience).map_err(anyhow::Error::msg)
 }
@@ -59,11 +73,14 @@ pub async fn open_store(loaded: &LoadedConfig) -> anyhow::Result<Store> {
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(&loaded.config.server.data_dir).ok();
     }
-    let store = Store::connect(&url).await.with_context(|| format!("connecting to {}", redact_url(&url)))?;
-    store.migrate().await.context("migrating the database")?;
-    let report = junction_store::catalogue::apply(&store, &Actor::internal("config"), &loaded.catalogue)
+    let store = Store::connect(&url)
         .await
-        .context("applying the configuration")?;
+        .with_context(|| format!("connecting to {}", redact_url(&url)))?;
+    store.migrate().await.context("migrating the database")?;
+    let report =
+        junction_store::catalogue::apply(&store, &Actor::internal("config"), &loaded.catalogue)
+            .await
+            .context("applying the configuration")?;
     if !report.is_empty() {
         tracing::info!(created = ?report.created, updated = ?report.updated, removed = ?report.removed, "configuration applied");
     }
@@ -78,7 +95,13 @@ impl App {
         let limits = limits(loaded);
         let (audit, audit_task) = AuditWriter::start(store.clone());
         let schema = junction_api::build_schema(store.clone(), limits.clone());
-        let state = ApiState { store: store.clone(), audit, auth, schema, limits };
+        let state = ApiState {
+            store: store.clone(),
+            audit,
+            auth,
+            schema,
+            limits,
+        };
         let router = Router::new()
             .merge(junction_api::router(state))
             .merge(health::router(store.clone()))
@@ -90,7 +113,11 @@ impl App {
                 )
             })
             .layer(axum::middleware::from_fn(request_id::layer));
-        Ok(App { store, router, audit_task })
+        Ok(App {
+            store,
+            router,
+            audit_task,
+        })
     }
 }
 
@@ -120,12 +147,29 @@ impl RunningServer {
 /// Builds Junction and serves it on the configured address until shut down or signalled.
 pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningServer> {
     let app = App::build(&loaded).await?;
-    let listen: SocketAddr = loaded.config.server.listen.parse().context("server.listen")?;
+    let listen: SocketAddr = loaded
+        .config
+        .server
+        .listen
+        .parse()
+        .context("server.listen")?;
     let grace = Duration::from_secs(loaded.config.server.shutdown_grace_secs);
     let (stop, stopped) = oneshot::channel::<()>();
     let store = app.store.clone();
-    let (addr, task) = crate::serve::serve(app, listen, loaded.config.server.tls.clone(), grace, stopped).await?;
-    Ok(RunningServer { addr, store, stop: Some(stop), task })
+    let (addr, task) = crate::serve::serve(
+        app,
+        listen,
+        loaded.config.server.tls.clone(),
+        grace,
+        stopped,
+    )
+    .await?;
+    Ok(RunningServer {
+        addr,
+        store,
+        stop: Some(stop),
+        task,
+    })
 }
 
 impl App {

@@ -118,7 +118,10 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    crate::telemetry::init_logging(&loaded.config.telemetry.log_format, &loaded.config.telemetry.log_level);
+    crate::telemetry::init_logging(
+        &loaded.config.telemetry.log_format,
+        &loaded.config.telemetry.log_level,
+    );
     match cli.command {
         Command::Serve { listen } => {
             if let Some(listen) = listen {
@@ -130,22 +133,34 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             let store = crate::app::open_store(&loaded).await?;
-            println!("database at {} is migrated and configured", crate::app::redact_url(&loaded.database_url()));
+            println!(
+                "database at {} is migrated and configured",
+                crate::app::redact_url(&loaded.database_url())
+            );
             store.close().await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Token { roles, subject, agency, ttl } => {
+        Command::Token {
+            roles,
+            subject,
+            agency,
+            ttl,
+        } => {
             let roles = roles
                 .iter()
                 .map(|r| Role::parse(r).ok_or_else(|| anyhow::anyhow!("unknown role `{r}`: one of admin, manager, officer, partner, system, auditor")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let ttl = parse_duration(&ttl).context("--ttl")?;
             let auth = crate::app::authenticator(&loaded)?;
-            let token = auth.issue(&subject, agency.as_deref(), &roles, ttl).map_err(anyhow::Error::msg)?;
+            let token = auth
+                .issue(&subject, agency.as_deref(), &roles, ttl)
+                .map_err(anyhow::Error::msg)?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { command: AuditCommand::Verify } => {
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
             let store = junction_store::Store::connect(&loaded.database_url()).await?;
             let report = junction_store::audit::verify(&store).await?;
             match report.first_bad {
@@ -154,7 +169,10 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Some((seq, why)) => {
-                    eprintln!("audit chain broken at record {seq}: {why} ({} record(s) before it verified)", report.checked);
+                    eprintln!(
+                        "audit chain broken at record {seq}: {why} ({} record(s) before it verified)",
+                        report.checked
+                    );
                     Ok(ExitCode::from(3))
                 }
             }
@@ -167,7 +185,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     let s = s.trim();
     let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number.parse().with_context(|| format!("`{s}` is not a duration such as 30m, 12h or 7d"))?;
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("`{s}` is not a duration such as 30m, 12h or 7d"))?;
     let secs = match unit {
         "s" => n,
         "m" | "" => n * 60,
@@ -175,6 +195,9 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
         "d" => n * 86_400,
         _ => anyhow::bail!("`{s}` is not a duration such as 30m, 12h or 7d"),
     };
-    anyhow::ensure!(secs > 0 && secs <= 366 * 86_400, "a token lives between 1 second and a year");
+    anyhow::ensure!(
+        secs > 0 && secs <= 366 * 86_400,
+        "a token lives between 1 second and a year"
+    );
     Ok(Duration::from_secs(secs))
 }

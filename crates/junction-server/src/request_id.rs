@@ -8,9 +8,17 @@ use axum::response::Response;
 use tracing::Instrument;
 
 pub async fn layer(mut request: Request, next: Next) -> Response {
-    let given = request.headers().get("x-request-id").and_then(|v| v.to_str().ok());
+    let given = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok());
     let id = match given {
-        Some(v) if !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+        Some(v)
+            if !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
             v.to_string()
         }
         _ => uuid::Uuid::new_v4().to_string(),
@@ -21,7 +29,11 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     span.in_scope(|| {
-        tracing::info!(status = response.status().as_u16(), latency_ms = started.elapsed().as_secs_f64() * 1e3, "handled");
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1e3,
+            "handled"
+        );
     });
     response.headers_mut().insert("x-request-id", value);
     response

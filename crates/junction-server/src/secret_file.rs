@@ -16,10 +16,15 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     let file = path(data_dir);
     if let Ok(text) = std::fs::read_to_string(&file) {
         let secret = text.trim().as_bytes().to_vec();
-        anyhow::ensure!(secret.len() >= 32, "{} is shorter than 32 bytes; delete it to have a new one made", file.display());
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "{} is shorter than 32 bytes; delete it to have a new one made",
+            file.display()
+        );
         return Ok(secret);
     }
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let mut bytes = [0u8; 64];
     rand::rng().fill_bytes(&mut bytes);
     let secret = hex::encode(bytes);

@@ -28,7 +28,8 @@ pub async fn serve(
         }
         tracing::info!("shutting down: finishing in-flight requests");
     };
-    let std_listener = std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+    let std_listener =
+        std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
     let task = match tls {
@@ -57,7 +58,13 @@ pub async fn serve(
         Some(tls) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
                 .await
-                .with_context(|| format!("loading TLS certificate {} and key {}", tls.cert.display(), tls.key.display()))?;
+                .with_context(|| {
+                    format!(
+                        "loading TLS certificate {} and key {}",
+                        tls.cert.display(),
+                        tls.key.display()
+                    )
+                })?;
             let handle = axum_server::Handle::new();
             let shutdown_handle = handle.clone();
             tokio::spawn(async move {
@@ -66,7 +73,10 @@ pub async fn serve(
             });
             tracing::info!(%addr, "listening (HTTPS)");
             tokio::spawn(async move {
-                axum_server::from_tcp_rustls(std_listener, config)?.handle(handle).serve(service).await?;
+                axum_server::from_tcp_rustls(std_listener, config)?
+                    .handle(handle)
+                    .serve(service)
+                    .await?;
                 finish(audit_task).await
             })
         }

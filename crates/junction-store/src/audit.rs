@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use junction_domain::audit::verify_link;
 use junction_domain::{AuditEntry, ChainLink};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -19,7 +19,10 @@ use crate::entity::{audit_head, audit_log};
 use crate::{Store, StoreError};
 
 /// Appends `entries` to the chain inside the caller's transaction and returns their links.
-pub async fn append<C: ConnectionTrait>(conn: &C, entries: &[AuditEntry]) -> Result<Vec<ChainLink>, DbErr> {
+pub async fn append<C: ConnectionTrait>(
+    conn: &C,
+    entries: &[AuditEntry],
+) -> Result<Vec<ChainLink>, DbErr> {
     if entries.is_empty() {
         return Ok(Vec::new());
     }
@@ -27,7 +30,10 @@ pub async fn append<C: ConnectionTrait>(conn: &C, entries: &[AuditEntry]) -> Res
     if conn.get_database_backend() == DbBackend::Postgres {
         head_query = head_query.lock_exclusive();
     }
-    let head = head_query.one(conn).await?.ok_or_else(|| DbErr::RecordNotFound("audit_head row 1".into()))?;
+    let head = head_query
+        .one(conn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("audit_head row 1".into()))?;
     let mut seq = head.seq;
     let mut prev = head.hash;
     let mut links = Vec::with_capacity(entries.len());
@@ -40,11 +46,17 @@ pub async fn append<C: ConnectionTrait>(conn: &C, entries: &[AuditEntry]) -> Res
         links.push(link);
     }
     for chunk in rows.chunks(500) {
-        audit_log::Entity::insert_many(chunk.to_vec()).exec_without_returning(conn).await?;
+        audit_log::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
     }
-    audit_head::Entity::update(audit_head::ActiveModel { id: Set(1), seq: Set(seq), hash: Set(prev) })
-        .exec(conn)
-        .await?;
+    audit_head::Entity::update(audit_head::ActiveModel {
+        id: Set(1),
+        seq: Set(seq),
+        hash: Set(prev),
+    })
+    .exec(conn)
+    .await?;
     Ok(links)
 }
 
@@ -58,8 +70,16 @@ fn to_row(entry: &AuditEntry, link: &ChainLink) -> audit_log::ActiveModel {
         roles: Set(serde_json::to_string(&entry.roles).unwrap_or_else(|_| "[]".into())),
         request_id: Set(entry.request_id.clone()),
         client_addr: Set(entry.client_addr.clone()),
-        kind: Set(if change.is_some() { "change" } else { "operation" }.into()),
-        operation: Set(entry.operation.as_ref().and_then(|o| serde_json::to_string(o).ok())),
+        kind: Set(if change.is_some() {
+            "change"
+        } else {
+            "operation"
+        }
+        .into()),
+        operation: Set(entry
+            .operation
+            .as_ref()
+            .and_then(|o| serde_json::to_string(o).ok())),
         object_type: Set(change.map(|c| c.object_type.clone())),
         object_id: Set(change.map(|c| c.object_id.clone())),
         change: Set(change.and_then(|c| serde_json::to_string(c).ok())),
@@ -69,16 +89,26 @@ fn to_row(entry: &AuditEntry, link: &ChainLink) -> audit_log::ActiveModel {
 }
 
 fn from_row(row: audit_log::Model) -> Result<StoredAudit, StoreError> {
-    let roles = serde_json::from_str(&row.roles).map_err(|e| StoreError::corrupt("audit roles", e))?;
+    let roles =
+        serde_json::from_str(&row.roles).map_err(|e| StoreError::corrupt("audit roles", e))?;
     let operation = row
         .operation
         .as_deref()
         .map(serde_json::from_str)
         .transpose()
         .map_err(|e| StoreError::corrupt("audit operation", e))?;
-    let change = row.change.as_deref().map(serde_json::from_str).transpose().map_err(|e| StoreError::corrupt("audit change", e))?;
+    let change = row
+        .change
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StoreError::corrupt("audit change", e))?;
     Ok(StoredAudit {
-        link: ChainLink { seq: row.seq, prev_hash: row.prev_hash, hash: row.hash },
+        link: ChainLink {
+            seq: row.seq,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        },
         entry: AuditEntry {
             at: row.at,
             actor: row.actor,
@@ -139,9 +169,17 @@ pub async fn list(
     if let Some(seq) = before_seq {
         q = q.filter(audit_log::Column::Seq.lt(seq));
     }
-    let rows = q.order_by_desc(audit_log::Column::Seq).limit(first + 1).all(store.conn()).await?;
+    let rows = q
+        .order_by_desc(audit_log::Column::Seq)
+        .limit(first + 1)
+        .all(store.conn())
+        .await?;
     let more = rows.len() as u64 > first;
-    let entries = rows.into_iter().take(first as usize).map(from_row).collect::<Result<_, _>>()?;
+    let entries = rows
+        .into_iter()
+        .take(first as usize)
+        .map(from_row)
+        .collect::<Result<_, _>>()?;
     Ok((entries, more))
 }
 
@@ -178,14 +216,25 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
             let seq = row.seq;
             if seq != expected_seq {
                 let why = format!("record {expected_seq} is missing (next present is {seq})");
-                return Ok(VerifyReport { checked, first_bad: Some((expected_seq, why)) });
+                return Ok(VerifyReport {
+                    checked,
+                    first_bad: Some((expected_seq, why)),
+                });
             }
             let stored = match from_row(row) {
                 Ok(s) => s,
-                Err(e) => return Ok(VerifyReport { checked, first_bad: Some((seq, e.to_string())) }),
+                Err(e) => {
+                    return Ok(VerifyReport {
+                        checked,
+                        first_bad: Some((seq, e.to_string())),
+                    });
+                }
             };
             if let Err(why) = verify_link(&expected_prev, &stored.entry, &stored.link) {
-                return Ok(VerifyReport { checked, first_bad: Some((seq, why)) });
+                return Ok(VerifyReport {
+                    checked,
+                    first_bad: Some((seq, why)),
+                });
             }
             expected_prev = stored.link.hash;
             expected_seq += 1;
@@ -202,9 +251,15 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
             head.hash,
             expected_seq - 1
         );
-        return Ok(VerifyReport { checked, first_bad: Some((head.seq, why)) });
+        return Ok(VerifyReport {
+            checked,
+            first_bad: Some((head.seq, why)),
+        });
     }
-    Ok(VerifyReport { checked, first_bad: None })
+    Ok(VerifyReport {
+        checked,
+        first_bad: None,
+    })
 }
 
 struct Pending {
@@ -222,7 +277,9 @@ pub struct AuditWriter {
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending").field("seq_actor", &self.entry.actor).finish()
+        f.debug_struct("Pending")
+            .field("seq_actor", &self.entry.actor)
+            .finish()
     }
 }
 
@@ -241,7 +298,10 @@ impl AuditWriter {
     /// Appends one entry to the chain and waits until it is durable.
     pub async fn record(&self, entry: AuditEntry) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
-        self.tx.send(Pending { entry, done }).await.map_err(|_| StoreError::AuditUnavailable)?;
+        self.tx
+            .send(Pending { entry, done })
+            .await
+            .map_err(|_| StoreError::AuditUnavailable)?;
         match wait.await {
             Ok(Ok(())) => Ok(()),
             _ => Err(StoreError::AuditUnavailable),
@@ -264,7 +324,9 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
             tracing::error!(error = %e, entries = entries.len(), "audit batch could not be written");
         }
         for pending in batch.drain(..) {
-            let _ = pending.done.send(result.as_ref().map(|_| ()).map_err(|_| ()));
+            let _ = pending
+                .done
+                .send(result.as_ref().map(|_| ()).map_err(|_| ()));
         }
     }
 }

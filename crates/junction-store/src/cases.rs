@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SubsecRound, Utc};
 use junction_domain::case::validate_note;
 use junction_domain::{
-    Actor, Case, CaseEvent, CaseEventKind, CaseStatus, CaseType, Classification, Location, NewCase, Submitter,
-    ValidationErrors,
+    Actor, Case, CaseEvent, CaseEventKind, CaseStatus, CaseType, Classification, Location, NewCase,
+    Submitter, ValidationErrors,
 };
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde_json::{Value, json};
 
@@ -41,10 +41,23 @@ pub struct CasePage {
 
 /// Validates and stores a new case of `case_type_code` in `jurisdiction_id`, with its `created`
 /// event and audit entry, in one transaction.
-pub async fn create(store: &Store, actor: &Actor, jurisdiction_id: &str, new: NewCase) -> Result<Case, StoreError> {
-    let Some(case_type) = load_case_type(store.conn(), jurisdiction_id, &new.case_type_code).await? else {
+pub async fn create(
+    store: &Store,
+    actor: &Actor,
+    jurisdiction_id: &str,
+    new: NewCase,
+) -> Result<Case, StoreError> {
+    let Some(case_type) =
+        load_case_type(store.conn(), jurisdiction_id, &new.case_type_code).await?
+    else {
         let mut errors = ValidationErrors::default();
-        errors.push("caseType", format!("`{}` is not a case type of `{jurisdiction_id}`", new.case_type_code));
+        errors.push(
+            "caseType",
+            format!(
+                "`{}` is not a case type of `{jurisdiction_id}`",
+                new.case_type_code
+            ),
+        );
         return Err(errors.into());
     };
     let new = new.validate(&case_type)?;
@@ -66,9 +79,25 @@ pub async fn create(store: &Store, actor: &Actor, jurisdiction_id: &str, new: Ne
         updated_at: now,
         version: 1,
     };
-    case::Entity::insert(to_row(&case, &actor.subject)).exec_without_returning(&*txn).await?;
-    insert_event(&*txn, &case.id, CaseEventKind::Created, actor, now, json!({"reference": case.reference})).await?;
-    let entry = actor.change("case", &case.id, "create", Value::Null, audit_view(&case, &case_type));
+    case::Entity::insert(to_row(&case, &actor.subject))
+        .exec_without_returning(&*txn)
+        .await?;
+    insert_event(
+        &*txn,
+        &case.id,
+        CaseEventKind::Created,
+        actor,
+        now,
+        json!({"reference": case.reference}),
+    )
+    .await?;
+    let entry = actor.change(
+        "case",
+        &case.id,
+        "create",
+        Value::Null,
+        audit_view(&case, &case_type),
+    );
     audit::append(&*txn, &[entry]).await?;
     txn.commit().await?;
     Ok(case)
@@ -77,14 +106,23 @@ pub async fn create(store: &Store, actor: &Actor, jurisdiction_id: &str, new: Ne
 /// The case with this id or reference.
 pub async fn get(store: &Store, id_or_reference: &str) -> Result<Option<Case>, StoreError> {
     let row = case::Entity::find()
-        .filter(case::Column::Id.eq(id_or_reference).or(case::Column::Reference.eq(id_or_reference)))
+        .filter(
+            case::Column::Id
+                .eq(id_or_reference)
+                .or(case::Column::Reference.eq(id_or_reference)),
+        )
         .one(store.conn())
         .await?;
     row.map(from_row).transpose()
 }
 
 /// Up to `first` cases matching `filter`, newest first, after the case with id `after`.
-pub async fn list(store: &Store, filter: &CaseFilter, first: u64, after: Option<&str>) -> Result<CasePage, StoreError> {
+pub async fn list(
+    store: &Store,
+    filter: &CaseFilter,
+    first: u64,
+    after: Option<&str>,
+) -> Result<CasePage, StoreError> {
     let mut q = case::Entity::find();
     if let Some(j) = &filter.jurisdiction_id {
         q = q.filter(case::Column::JurisdictionId.eq(j.as_str()));
@@ -108,10 +146,22 @@ pub async fn list(store: &Store, filter: &CaseFilter, first: u64, after: Option<
     if let Some(after) = after {
         q = q.filter(case::Column::Id.lt(after));
     }
-    let rows = q.order_by_desc(case::Column::Id).limit(first + 1).all(store.conn()).await?;
+    let rows = q
+        .order_by_desc(case::Column::Id)
+        .limit(first + 1)
+        .all(store.conn())
+        .await?;
     let has_next = rows.len() as u64 > first;
-    let cases = rows.into_iter().take(first as usize).map(from_row).collect::<Result<_, _>>()?;
-    Ok(CasePage { cases, has_next, total })
+    let cases = rows
+        .into_iter()
+        .take(first as usize)
+        .map(from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(CasePage {
+        cases,
+        has_next,
+        total,
+    })
 }
 
 /// Moves a case to `to`. With `expected_version`, fails with a conflict if the case changed since.
@@ -127,31 +177,64 @@ pub async fn change_status(
     if let Some(v) = expected_version
         && v != case.version
     {
-        return Err(StoreError::Conflict(format!("case was changed (version {} now, {v} expected)", case.version)));
+        return Err(StoreError::Conflict(format!(
+            "case was changed (version {} now, {v} expected)",
+            case.version
+        )));
     }
     let from = case.status;
     case.status = from.transition(to).map_err(StoreError::Conflict)?;
     let now = Utc::now().trunc_subsecs(6);
     bump(&*txn, &mut case, now, Some(to)).await?;
     let data = json!({"from": from.as_str(), "to": to.as_str()});
-    insert_event(&*txn, &case.id, CaseEventKind::StatusChanged, actor, now, data).await?;
-    let entry =
-        actor.change("case", &case.id, "change_status", json!({"status": from.as_str()}), json!({"status": to.as_str()}));
+    insert_event(
+        &*txn,
+        &case.id,
+        CaseEventKind::StatusChanged,
+        actor,
+        now,
+        data,
+    )
+    .await?;
+    let entry = actor.change(
+        "case",
+        &case.id,
+        "change_status",
+        json!({"status": from.as_str()}),
+        json!({"status": to.as_str()}),
+    );
     audit::append(&*txn, &[entry]).await?;
     txn.commit().await?;
     Ok(case)
 }
 
 /// Adds a note to a case's history.
-pub async fn add_note(store: &Store, actor: &Actor, id: &str, note: &str) -> Result<CaseEvent, StoreError> {
+pub async fn add_note(
+    store: &Store,
+    actor: &Actor,
+    id: &str,
+    note: &str,
+) -> Result<CaseEvent, StoreError> {
     let note = validate_note(note)?;
     let txn = store.begin_write().await?;
     let mut case = load_for_update(&*txn, id).await?;
     let now = Utc::now().trunc_subsecs(6);
     bump(&*txn, &mut case, now, None).await?;
-    let event = insert_event(&*txn, &case.id, CaseEventKind::NoteAdded, actor, now, json!({"note": note})).await?;
+    let event = insert_event(
+        &*txn,
+        &case.id,
+        CaseEventKind::NoteAdded,
+        actor,
+        now,
+        json!({"note": note}),
+    )
+    .await?;
     let after = json!({"event_id": event.id, "note_sha256": junction_domain::audit::sha256_hex(note.as_bytes())});
-    audit::append(&*txn, &[actor.change("case", &case.id, "add_note", Value::Null, after)]).await?;
+    audit::append(
+        &*txn,
+        &[actor.change("case", &case.id, "add_note", Value::Null, after)],
+    )
+    .await?;
     txn.commit().await?;
     Ok(event)
 }
@@ -167,11 +250,15 @@ pub async fn history(store: &Store, case_id: &str) -> Result<Vec<CaseEvent>, Sto
 }
 
 async fn load_for_update<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Case, StoreError> {
-    let mut q = case::Entity::find().filter(case::Column::Id.eq(id).or(case::Column::Reference.eq(id)));
+    let mut q =
+        case::Entity::find().filter(case::Column::Id.eq(id).or(case::Column::Reference.eq(id)));
     if conn.get_database_backend() == DbBackend::Postgres {
         q = q.lock_exclusive();
     }
-    let row = q.one(conn).await?.ok_or_else(|| StoreError::NotFound { kind: "case", id: id.to_string() })?;
+    let row = q.one(conn).await?.ok_or_else(|| StoreError::NotFound {
+        kind: "case",
+        id: id.to_string(),
+    })?;
     from_row(row)
 }
 
@@ -183,15 +270,29 @@ async fn bump<C: ConnectionTrait>(
     status: Option<CaseStatus>,
 ) -> Result<(), StoreError> {
     let mut update = case::Entity::update_many()
-        .col_expr(case::Column::Version, sea_orm::sea_query::Expr::value(case.version + 1))
-        .col_expr(case::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now));
+        .col_expr(
+            case::Column::Version,
+            sea_orm::sea_query::Expr::value(case.version + 1),
+        )
+        .col_expr(
+            case::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(now),
+        );
     if let Some(s) = status {
-        update = update.col_expr(case::Column::Status, sea_orm::sea_query::Expr::value(s.as_str()));
+        update = update.col_expr(
+            case::Column::Status,
+            sea_orm::sea_query::Expr::value(s.as_str()),
+        );
     }
-    let result =
-        update.filter(case::Column::Id.eq(case.id.as_str())).filter(case::Column::Version.eq(case.version)).exec(conn).await?;
+    let result = update
+        .filter(case::Column::Id.eq(case.id.as_str()))
+        .filter(case::Column::Version.eq(case.version))
+        .exec(conn)
+        .await?;
     if result.rows_affected != 1 {
-        return Err(StoreError::Conflict("case was changed by someone else; reload and try again".into()));
+        return Err(StoreError::Conflict(
+            "case was changed by someone else; reload and try again".into(),
+        ));
     }
     case.version += 1;
     case.updated_at = now;
@@ -214,12 +315,25 @@ async fn insert_event<C: ConnectionTrait>(
         data: Set(data.to_string()),
         ..Default::default()
     };
-    let id = case_event::Entity::insert(row).exec(conn).await?.last_insert_id;
-    Ok(CaseEvent { id, case_id: case_id.to_string(), kind, actor: actor.subject.clone(), at, data })
+    let id = case_event::Entity::insert(row)
+        .exec(conn)
+        .await?
+        .last_insert_id;
+    Ok(CaseEvent {
+        id,
+        case_id: case_id.to_string(),
+        kind,
+        actor: actor.subject.clone(),
+        at,
+        data,
+    })
 }
 
 /// Increments and returns a named counter, atomically on both backends.
-pub(crate) async fn next_counter<C: ConnectionTrait>(conn: &C, name: &str) -> Result<i64, StoreError> {
+pub(crate) async fn next_counter<C: ConnectionTrait>(
+    conn: &C,
+    name: &str,
+) -> Result<i64, StoreError> {
     let backend = conn.get_database_backend();
     let sql = format!(
         "INSERT INTO counters (name, value) VALUES ({}, 1) \
@@ -241,8 +355,14 @@ fn audit_view(case: &Case, case_type: &CaseType) -> Value {
         .fields
         .iter()
         .map(|(code, value)| {
-            let class = case_type.field(code).map_or(Classification::Sensitive, |f| f.classification);
-            let shown = if class >= Classification::Personal { Value::from(format!("[{}]", class.as_str())) } else { value.clone() };
+            let class = case_type
+                .field(code)
+                .map_or(Classification::Sensitive, |f| f.classification);
+            let shown = if class >= Classification::Personal {
+                Value::from(format!("[{}]", class.as_str()))
+            } else {
+                value.clone()
+            };
             (code, shown)
         })
         .collect();
@@ -269,7 +389,9 @@ impl LocationJson for Case {
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 fn to_row(case: &Case, created_by: &str) -> case::ActiveModel {
@@ -297,10 +419,16 @@ fn to_row(case: &Case, created_by: &str) -> case::ActiveModel {
 }
 
 fn from_row(row: case::Model) -> Result<Case, StoreError> {
-    let status = CaseStatus::parse(&row.status).ok_or_else(|| StoreError::corrupt("case status", &row.status))?;
-    let case_type_code = row.case_type_id.rsplit_once('/').map_or(row.case_type_id.as_str(), |(_, c)| c).to_string();
+    let status = CaseStatus::parse(&row.status)
+        .ok_or_else(|| StoreError::corrupt("case status", &row.status))?;
+    let case_type_code = row
+        .case_type_id
+        .rsplit_once('/')
+        .map_or(row.case_type_id.as_str(), |(_, c)| c)
+        .to_string();
     Ok(Case {
-        fields: serde_json::from_str(&row.fields).map_err(|e| StoreError::corrupt("case fields", e))?,
+        fields: serde_json::from_str(&row.fields)
+            .map_err(|e| StoreError::corrupt("case fields", e))?,
         id: row.id,
         reference: row.reference,
         jurisdiction_id: row.jurisdiction_id,
@@ -308,8 +436,17 @@ fn from_row(row: case::Model) -> Result<Case, StoreError> {
         agency_id: row.agency_id,
         status,
         description: row.description,
-        location: Location { lat: row.lat, long: row.long, uprn: row.uprn, address: row.address },
-        submitter: Submitter { name: row.submitter_name, email: row.submitter_email, phone: row.submitter_phone },
+        location: Location {
+            lat: row.lat,
+            long: row.long,
+            uprn: row.uprn,
+            address: row.address,
+        },
+        submitter: Submitter {
+            name: row.submitter_name,
+            email: row.submitter_email,
+            phone: row.submitter_phone,
+        },
         created_at: row.created_at,
         updated_at: row.updated_at,
         version: row.version,
@@ -318,8 +455,10 @@ fn from_row(row: case::Model) -> Result<Case, StoreError> {
 
 fn event_from_row(row: case_event::Model) -> Result<CaseEvent, StoreError> {
     Ok(CaseEvent {
-        kind: CaseEventKind::parse(&row.kind).ok_or_else(|| StoreError::corrupt("case event kind", &row.kind))?,
-        data: serde_json::from_str(&row.data).map_err(|e| StoreError::corrupt("case event data", e))?,
+        kind: CaseEventKind::parse(&row.kind)
+            .ok_or_else(|| StoreError::corrupt("case event kind", &row.kind))?,
+        data: serde_json::from_str(&row.data)
+            .map_err(|e| StoreError::corrupt("case event data", e))?,
         id: row.id,
         case_id: row.case_id,
         actor: row.actor,

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 
 use chrono::{SubsecRound, Utc};
 use junction_domain::{Actor, Agency, AgencyKind, AuditEntry, CaseType, Jurisdiction};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -54,16 +57,30 @@ pub fn case_type_id(jurisdiction_id: &str, code: &str) -> String {
 }
 
 /// Makes the database match `catalogue`, in one transaction.
-pub async fn apply(store: &Store, actor: &Actor, catalogue: &Catalogue) -> Result<ApplyReport, StoreError> {
+pub async fn apply(
+    store: &Store,
+    actor: &Actor,
+    catalogue: &Catalogue,
+) -> Result<ApplyReport, StoreError> {
     let txn = store.begin_write().await?;
     let now = Utc::now().trunc_subsecs(6);
-    let mut changes = Changes { actor, report: ApplyReport::default(), audit: Vec::new() };
+    let mut changes = Changes {
+        actor,
+        report: ApplyReport::default(),
+        audit: Vec::new(),
+    };
 
-    let existing: BTreeMap<String, jurisdiction::Model> =
-        jurisdiction::Entity::find().all(&*txn).await?.into_iter().map(|m| (m.id.clone(), m)).collect();
+    let existing: BTreeMap<String, jurisdiction::Model> = jurisdiction::Entity::find()
+        .all(&*txn)
+        .await?
+        .into_iter()
+        .map(|m| (m.id.clone(), m))
+        .collect();
     for j in &catalogue.jurisdictions {
         let after = serde_json::to_value(j).unwrap_or(Value::Null);
-        let before = existing.get(&j.id).map(|m| serde_json::to_value(jurisdiction_from(m)).unwrap_or(Value::Null));
+        let before = existing
+            .get(&j.id)
+            .map(|m| serde_json::to_value(jurisdiction_from(m)).unwrap_or(Value::Null));
         let row = jurisdiction::ActiveModel {
             id: Set(j.id.clone()),
             name: Set(j.name.clone()),
@@ -71,16 +88,30 @@ pub async fn apply(store: &Store, actor: &Actor, catalogue: &Catalogue) -> Resul
             updated_at: Set(now),
         };
         match changes.note("jurisdiction", &j.id, before, after) {
-            Some(true) => jurisdiction::Entity::insert(row).exec_without_returning(&*txn).await.map(|_| ())?,
-            Some(false) => jurisdiction::Entity::update(row).exec(&*txn).await.map(|_| ())?,
+            Some(true) => jurisdiction::Entity::insert(row)
+                .exec_without_returning(&*txn)
+                .await
+                .map(|_| ())?,
+            Some(false) => jurisdiction::Entity::update(row)
+                .exec(&*txn)
+                .await
+                .map(|_| ())?,
             None => {}
         }
     }
 
-    let existing: BTreeMap<String, agency::Model> =
-        agency::Entity::find().all(&*txn).await?.into_iter().map(|m| (m.id.clone(), m)).collect();
+    let existing: BTreeMap<String, agency::Model> = agency::Entity::find()
+        .all(&*txn)
+        .await?
+        .into_iter()
+        .map(|m| (m.id.clone(), m))
+        .collect();
     for a in &catalogue.agencies {
-        let before = existing.get(&a.id).map(agency_from).transpose()?.map(|x| serde_json::to_value(x).unwrap_or(Value::Null));
+        let before = existing
+            .get(&a.id)
+            .map(agency_from)
+            .transpose()?
+            .map(|x| serde_json::to_value(x).unwrap_or(Value::Null));
         let row = agency::ActiveModel {
             id: Set(a.id.clone()),
             jurisdiction_id: Set(a.jurisdiction_id.clone()),
@@ -90,18 +121,34 @@ pub async fn apply(store: &Store, actor: &Actor, catalogue: &Catalogue) -> Resul
             created_at: Set(existing.get(&a.id).map_or(now, |m| m.created_at)),
             updated_at: Set(now),
         };
-        match changes.note("agency", &a.id, before, serde_json::to_value(a).unwrap_or(Value::Null)) {
-            Some(true) => agency::Entity::insert(row).exec_without_returning(&*txn).await.map(|_| ())?,
+        match changes.note(
+            "agency",
+            &a.id,
+            before,
+            serde_json::to_value(a).unwrap_or(Value::Null),
+        ) {
+            Some(true) => agency::Entity::insert(row)
+                .exec_without_returning(&*txn)
+                .await
+                .map(|_| ())?,
             Some(false) => agency::Entity::update(row).exec(&*txn).await.map(|_| ())?,
             None => {}
         }
     }
 
-    let existing: BTreeMap<String, case_type::Model> =
-        case_type::Entity::find().all(&*txn).await?.into_iter().map(|m| (m.id.clone(), m)).collect();
+    let existing: BTreeMap<String, case_type::Model> = case_type::Entity::find()
+        .all(&*txn)
+        .await?
+        .into_iter()
+        .map(|m| (m.id.clone(), m))
+        .collect();
     for ct in &catalogue.case_types {
         let id = case_type_id(&ct.jurisdiction_id, &ct.code);
-        let before = existing.get(&id).map(case_type_from).transpose()?.map(|x| serde_json::to_value(x).unwrap_or(Value::Null));
+        let before = existing
+            .get(&id)
+            .map(case_type_from)
+            .transpose()?
+            .map(|x| serde_json::to_value(x).unwrap_or(Value::Null));
         let row = case_type::ActiveModel {
             id: Set(id.clone()),
             jurisdiction_id: Set(ct.jurisdiction_id.clone()),
@@ -116,21 +163,42 @@ pub async fn apply(store: &Store, actor: &Actor, catalogue: &Catalogue) -> Resul
             created_at: Set(existing.get(&id).map_or(now, |m| m.created_at)),
             updated_at: Set(now),
         };
-        match changes.note("case_type", &id, before, serde_json::to_value(ct).unwrap_or(Value::Null)) {
-            Some(true) => case_type::Entity::insert(row).exec_without_returning(&*txn).await.map(|_| ())?,
-            Some(false) => case_type::Entity::update(row).exec(&*txn).await.map(|_| ())?,
+        match changes.note(
+            "case_type",
+            &id,
+            before,
+            serde_json::to_value(ct).unwrap_or(Value::Null),
+        ) {
+            Some(true) => case_type::Entity::insert(row)
+                .exec_without_returning(&*txn)
+                .await
+                .map(|_| ())?,
+            Some(false) => case_type::Entity::update(row)
+                .exec(&*txn)
+                .await
+                .map(|_| ())?,
             None => {}
         }
     }
 
-    let existing: BTreeMap<String, connector::Model> =
-        connector::Entity::find().all(&*txn).await?.into_iter().map(|m| (m.id.clone(), m)).collect();
+    let existing: BTreeMap<String, connector::Model> = connector::Entity::find()
+        .all(&*txn)
+        .await?
+        .into_iter()
+        .map(|m| (m.id.clone(), m))
+        .collect();
     for c in &catalogue.connectors {
         let old = existing.get(&c.id);
         // Pausing is an operator's decision at run time; configuration does not undo it.
         let paused = old.is_some_and(|m| m.paused);
-        let before = old.map(connector_from).transpose()?.map(|x| serde_json::to_value(x).unwrap_or(Value::Null));
-        let record = ConnectorRecord { paused, ..c.clone() };
+        let before = old
+            .map(connector_from)
+            .transpose()?
+            .map(|x| serde_json::to_value(x).unwrap_or(Value::Null));
+        let record = ConnectorRecord {
+            paused,
+            ..c.clone()
+        };
         let row = connector::ActiveModel {
             id: Set(c.id.clone()),
             kind: Set(c.kind.clone()),
@@ -139,9 +207,20 @@ pub async fn apply(store: &Store, actor: &Actor, catalogue: &Catalogue) -> Resul
             created_at: Set(old.map_or(now, |m| m.created_at)),
             updated_at: Set(now),
         };
-        match changes.note("connector", &c.id, before, serde_json::to_value(&record).unwrap_or(Value::Null)) {
-            Some(true) => connector::Entity::insert(row).exec_without_returning(&*txn).await.map(|_| ())?,
-            Some(false) => connector::Entity::update(row).exec(&*txn).await.map(|_| ())?,
+        match changes.note(
+            "connector",
+            &c.id,
+            before,
+            serde_json::to_value(&record).unwrap_or(Value::Null),
+        ) {
+            Some(true) => connector::Entity::insert(row)
+                .exec_without_returning(&*txn)
+                .await
+                .map(|_| ())?,
+            Some(false) => connector::Entity::update(row)
+                .exec(&*txn)
+                .await
+                .map(|_| ())?,
             None => {}
         }
     }
@@ -150,44 +229,90 @@ pub async fn apply(store: &Store, actor: &Actor, catalogue: &Catalogue) -> Resul
     let mut in_use = Vec::new();
     let wanted: Vec<String> = catalogue.connectors.iter().map(|c| c.id.clone()).collect();
     for id in existing.keys().filter(|id| !wanted.contains(id)) {
-        connector::Entity::delete_by_id(id.clone()).exec(&*txn).await?;
+        connector::Entity::delete_by_id(id.clone())
+            .exec(&*txn)
+            .await?;
         changes.removed("connector", id);
     }
-    let wanted: Vec<String> = catalogue.case_types.iter().map(|c| case_type_id(&c.jurisdiction_id, &c.code)).collect();
-    for m in case_type::Entity::find().all(&*txn).await?.into_iter().filter(|m| !wanted.contains(&m.id)) {
-        let cases = case::Entity::find().filter(case::Column::CaseTypeId.eq(m.id.as_str())).count(&*txn).await?;
+    let wanted: Vec<String> = catalogue
+        .case_types
+        .iter()
+        .map(|c| case_type_id(&c.jurisdiction_id, &c.code))
+        .collect();
+    for m in case_type::Entity::find()
+        .all(&*txn)
+        .await?
+        .into_iter()
+        .filter(|m| !wanted.contains(&m.id))
+    {
+        let cases = case::Entity::find()
+            .filter(case::Column::CaseTypeId.eq(m.id.as_str()))
+            .count(&*txn)
+            .await?;
         if cases > 0 {
             in_use.push(format!(
                 "case type `{}` of `{}` has {cases} case(s) and cannot be removed; keep it with `active = false` to retire it",
                 m.code, m.jurisdiction_id
             ));
         } else {
-            case_type::Entity::delete_by_id(m.id.clone()).exec(&*txn).await?;
+            case_type::Entity::delete_by_id(m.id.clone())
+                .exec(&*txn)
+                .await?;
             changes.removed("case_type", &m.id);
         }
     }
     let wanted: Vec<String> = catalogue.agencies.iter().map(|a| a.id.clone()).collect();
-    for m in agency::Entity::find().all(&*txn).await?.into_iter().filter(|m| !wanted.contains(&m.id)) {
-        let cases = case::Entity::find().filter(case::Column::AgencyId.eq(m.id.as_str())).count(&*txn).await?;
-        let types = case_type::Entity::find().filter(case_type::Column::AgencyId.eq(m.id.as_str())).count(&*txn).await?;
+    for m in agency::Entity::find()
+        .all(&*txn)
+        .await?
+        .into_iter()
+        .filter(|m| !wanted.contains(&m.id))
+    {
+        let cases = case::Entity::find()
+            .filter(case::Column::AgencyId.eq(m.id.as_str()))
+            .count(&*txn)
+            .await?;
+        let types = case_type::Entity::find()
+            .filter(case_type::Column::AgencyId.eq(m.id.as_str()))
+            .count(&*txn)
+            .await?;
         if cases + types > 0 {
             in_use.push(format!("agency `{}` is used by {cases} case(s) and {types} case type(s) and cannot be removed", m.id));
         } else {
-            agency::Entity::delete_by_id(m.id.clone()).exec(&*txn).await?;
+            agency::Entity::delete_by_id(m.id.clone())
+                .exec(&*txn)
+                .await?;
             changes.removed("agency", &m.id);
         }
     }
-    let wanted: Vec<String> = catalogue.jurisdictions.iter().map(|j| j.id.clone()).collect();
-    for m in jurisdiction::Entity::find().all(&*txn).await?.into_iter().filter(|m| !wanted.contains(&m.id)) {
-        let agencies = agency::Entity::find().filter(agency::Column::JurisdictionId.eq(m.id.as_str())).count(&*txn).await?;
-        let cases = case::Entity::find().filter(case::Column::JurisdictionId.eq(m.id.as_str())).count(&*txn).await?;
+    let wanted: Vec<String> = catalogue
+        .jurisdictions
+        .iter()
+        .map(|j| j.id.clone())
+        .collect();
+    for m in jurisdiction::Entity::find()
+        .all(&*txn)
+        .await?
+        .into_iter()
+        .filter(|m| !wanted.contains(&m.id))
+    {
+        let agencies = agency::Entity::find()
+            .filter(agency::Column::JurisdictionId.eq(m.id.as_str()))
+            .count(&*txn)
+            .await?;
+        let cases = case::Entity::find()
+            .filter(case::Column::JurisdictionId.eq(m.id.as_str()))
+            .count(&*txn)
+            .await?;
         if agencies + cases > 0 {
             in_use.push(format!(
                 "jurisdiction `{}` still has {agencies} agency(ies) and {cases} case(s) and cannot be removed",
                 m.id
             ));
         } else {
-            jurisdiction::Entity::delete_by_id(m.id.clone()).exec(&*txn).await?;
+            jurisdiction::Entity::delete_by_id(m.id.clone())
+                .exec(&*txn)
+                .await?;
             changes.removed("jurisdiction", &m.id);
         }
     }
@@ -213,12 +338,14 @@ impl Changes<'_> {
             Some(before) if before == after => None,
             Some(before) => {
                 self.report.updated.push(format!("{kind}:{id}"));
-                self.audit.push(self.actor.change(kind, id, "update", before, after));
+                self.audit
+                    .push(self.actor.change(kind, id, "update", before, after));
                 Some(false)
             }
             None => {
                 self.report.created.push(format!("{kind}:{id}"));
-                self.audit.push(self.actor.change(kind, id, "create", Value::Null, after));
+                self.audit
+                    .push(self.actor.change(kind, id, "create", Value::Null, after));
                 Some(true)
             }
         }
@@ -226,16 +353,25 @@ impl Changes<'_> {
 
     fn removed(&mut self, kind: &str, id: &str) {
         self.report.removed.push(format!("{kind}:{id}"));
-        self.audit.push(self.actor.change(kind, id, "remove", Value::Bool(true), Value::Null));
+        self.audit.push(
+            self.actor
+                .change(kind, id, "remove", Value::Bool(true), Value::Null),
+        );
     }
 }
 
 pub async fn jurisdictions(store: &Store) -> Result<Vec<Jurisdiction>, StoreError> {
-    let rows = jurisdiction::Entity::find().order_by_asc(jurisdiction::Column::Id).all(store.conn()).await?;
+    let rows = jurisdiction::Entity::find()
+        .order_by_asc(jurisdiction::Column::Id)
+        .all(store.conn())
+        .await?;
     Ok(rows.iter().map(jurisdiction_from).collect())
 }
 
-pub async fn agencies(store: &Store, jurisdiction_id: Option<&str>) -> Result<Vec<Agency>, StoreError> {
+pub async fn agencies(
+    store: &Store,
+    jurisdiction_id: Option<&str>,
+) -> Result<Vec<Agency>, StoreError> {
     let mut q = agency::Entity::find().order_by_asc(agency::Column::Id);
     if let Some(j) = jurisdiction_id {
         q = q.filter(agency::Column::JurisdictionId.eq(j));
@@ -244,23 +380,42 @@ pub async fn agencies(store: &Store, jurisdiction_id: Option<&str>) -> Result<Ve
 }
 
 pub async fn agency(store: &Store, id: &str) -> Result<Option<Agency>, StoreError> {
-    agency::Entity::find_by_id(id.to_string()).one(store.conn()).await?.as_ref().map(agency_from).transpose()
+    agency::Entity::find_by_id(id.to_string())
+        .one(store.conn())
+        .await?
+        .as_ref()
+        .map(agency_from)
+        .transpose()
 }
 
-pub async fn case_types(store: &Store, jurisdiction_id: Option<&str>) -> Result<Vec<CaseType>, StoreError> {
+pub async fn case_types(
+    store: &Store,
+    jurisdiction_id: Option<&str>,
+) -> Result<Vec<CaseType>, StoreError> {
     let mut q = case_type::Entity::find().order_by_asc(case_type::Column::Id);
     if let Some(j) = jurisdiction_id {
         q = q.filter(case_type::Column::JurisdictionId.eq(j));
     }
-    q.all(store.conn()).await?.iter().map(case_type_from).collect()
+    q.all(store.conn())
+        .await?
+        .iter()
+        .map(case_type_from)
+        .collect()
 }
 
-pub async fn case_type(store: &Store, jurisdiction_id: &str, code: &str) -> Result<Option<CaseType>, StoreError> {
+pub async fn case_type(
+    store: &Store,
+    jurisdiction_id: &str,
+    code: &str,
+) -> Result<Option<CaseType>, StoreError> {
     load_case_type(store.conn(), jurisdiction_id, code).await
 }
 
 pub async fn connectors(store: &Store) -> Result<Vec<ConnectorRecord>, StoreError> {
-    let rows = connector::Entity::find().order_by_asc(connector::Column::Id).all(store.conn()).await?;
+    let rows = connector::Entity::find()
+        .order_by_asc(connector::Column::Id)
+        .all(store.conn())
+        .await?;
     rows.iter().map(connector_from).collect()
 }
 
@@ -269,12 +424,17 @@ pub(crate) async fn load_case_type<C: ConnectionTrait>(
     jurisdiction_id: &str,
     code: &str,
 ) -> Result<Option<CaseType>, StoreError> {
-    let row = case_type::Entity::find_by_id(case_type_id(jurisdiction_id, code)).one(conn).await?;
+    let row = case_type::Entity::find_by_id(case_type_id(jurisdiction_id, code))
+        .one(conn)
+        .await?;
     row.as_ref().map(case_type_from).transpose()
 }
 
 fn jurisdiction_from(m: &jurisdiction::Model) -> Jurisdiction {
-    Jurisdiction { id: m.id.clone(), name: m.name.clone() }
+    Jurisdiction {
+        id: m.id.clone(),
+        name: m.name.clone(),
+    }
 }
 
 fn agency_from(m: &agency::Model) -> Result<Agency, StoreError> {
@@ -282,7 +442,8 @@ fn agency_from(m: &agency::Model) -> Result<Agency, StoreError> {
         id: m.id.clone(),
         jurisdiction_id: m.jurisdiction_id.clone(),
         name: m.name.clone(),
-        kind: AgencyKind::parse(&m.kind).ok_or_else(|| StoreError::corrupt("agency kind", &m.kind))?,
+        kind: AgencyKind::parse(&m.kind)
+            .ok_or_else(|| StoreError::corrupt("agency kind", &m.kind))?,
         email: m.email.clone(),
     })
 }
@@ -294,9 +455,11 @@ fn case_type_from(m: &case_type::Model) -> Result<CaseType, StoreError> {
         name: m.name.clone(),
         description: m.description.clone(),
         group: m.group_name.clone(),
-        keywords: serde_json::from_str(&m.keywords).map_err(|e| StoreError::corrupt("case type keywords", e))?,
+        keywords: serde_json::from_str(&m.keywords)
+            .map_err(|e| StoreError::corrupt("case type keywords", e))?,
         agency_id: m.agency_id.clone(),
-        fields: serde_json::from_str(&m.fields).map_err(|e| StoreError::corrupt("case type fields", e))?,
+        fields: serde_json::from_str(&m.fields)
+            .map_err(|e| StoreError::corrupt("case type fields", e))?,
         active: m.active,
     })
 }
@@ -305,7 +468,8 @@ fn connector_from(m: &connector::Model) -> Result<ConnectorRecord, StoreError> {
     Ok(ConnectorRecord {
         id: m.id.clone(),
         kind: m.kind.clone(),
-        params: serde_json::from_str(&m.params).map_err(|e| StoreError::corrupt("connector params", e))?,
+        params: serde_json::from_str(&m.params)
+            .map_err(|e| StoreError::corrupt("connector params", e))?,
         paused: m.paused,
     })
 }

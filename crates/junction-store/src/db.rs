@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use junction_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlxPostgresConnector,
-    SqlxSqliteConnector, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqlxPostgresConnector, SqlxSqliteConnector, TransactionTrait,
 };
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -60,7 +60,11 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
-                .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::Internal(format!("bad SQLite URL: {e}"))))?
+                .map_err(|e| {
+                    DbErr::Conn(sea_orm::RuntimeErr::Internal(format!(
+                        "bad SQLite URL: {e}"
+                    )))
+                })?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
@@ -86,11 +90,17 @@ impl Store {
                 .connect(url)
                 .await
                 .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
-            Ok(Store { db: SqlxPostgresConnector::from_sqlx_postgres_pool(pool), backend: Backend::Postgres, write_lock: None })
+            Ok(Store {
+                db: SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
+                backend: Backend::Postgres,
+                write_lock: None,
+            })
         } else {
-            Err(StoreError::Database(DbErr::Conn(sea_orm::RuntimeErr::Internal(
-                "database URL must start with sqlite: or postgres:".into(),
-            ))))
+            Err(StoreError::Database(DbErr::Conn(
+                sea_orm::RuntimeErr::Internal(
+                    "database URL must start with sqlite: or postgres:".into(),
+                ),
+            )))
         }
     }
 

@@ -20,6 +20,18 @@ pub struct OperationSummary {
 }
 
 impl OperationSummary {
+    /// The name of the operation the request selects: the one asked for, or the document's only
+    /// named operation.
+    pub fn selected_name(&self, operation_name: Option<&str>) -> Option<String> {
+        match operation_name {
+            Some(name) => Some(name.to_string()),
+            None if self.single.is_none() && self.named.len() == 1 => {
+                self.named.keys().next().cloned()
+            }
+            None => None,
+        }
+    }
+
     /// The type of the operation the request selects (`query`, `mutation`, `subscription`).
     pub fn selected(&self, operation_name: Option<&str>) -> Option<&'static str> {
         match (self.single, operation_name) {
@@ -54,7 +66,10 @@ fn type_name(ty: OperationType) -> &'static str {
 }
 
 fn with_code(mut error: ServerError, code: ErrorCode) -> ServerError {
-    error.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code.as_str());
     error
 }
 
@@ -72,13 +87,22 @@ impl Extension for OperationCaptureExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await.map_err(|e| with_code(e, ErrorCode::BadRequest))?;
+        let doc = next
+            .run(ctx, query, variables)
+            .await
+            .map_err(|e| with_code(e, ErrorCode::BadRequest))?;
         if let Some(slot) = ctx.data_opt::<OperationSlot>() {
             let summary = match &doc.operations {
-                DocumentOperations::Single(op) => OperationSummary { single: Some(type_name(op.node.ty)), named: HashMap::new() },
+                DocumentOperations::Single(op) => OperationSummary {
+                    single: Some(type_name(op.node.ty)),
+                    named: HashMap::new(),
+                },
                 DocumentOperations::Multiple(ops) => OperationSummary {
                     single: None,
-                    named: ops.iter().map(|(name, op)| (name.to_string(), type_name(op.node.ty))).collect(),
+                    named: ops
+                        .iter()
+                        .map(|(name, op)| (name.to_string(), type_name(op.node.ty)))
+                        .collect(),
                 },
             };
             if let Ok(mut guard) = slot.0.lock() {
@@ -97,7 +121,11 @@ impl Extension for OperationCaptureExtension {
             errors
                 .into_iter()
                 .map(|e| {
-                    let code = if is_limit(&e.message) { ErrorCode::LimitExceeded } else { ErrorCode::BadRequest };
+                    let code = if is_limit(&e.message) {
+                        ErrorCode::LimitExceeded
+                    } else {
+                        ErrorCode::BadRequest
+                    };
                     with_code(e, code)
                 })
                 .collect()

@@ -10,7 +10,9 @@ pub struct Can(pub Action);
 
 impl Guard for Can {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        let request = ctx.data::<RequestCtx>().map_err(|_| ApiError::Internal("request context missing".into()))?;
+        let request = ctx
+            .data::<RequestCtx>()
+            .map_err(|_| ApiError::Internal("request context missing".into()))?;
         authorise(&request.principal, self.0).map_err(|denied| ApiError::Forbidden(denied).into())
     }
 }

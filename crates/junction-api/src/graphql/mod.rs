@@ -33,7 +33,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body_bytes: 256 * 1024, max_depth: 10, max_complexity: 2_000, max_page_size: 100, development: false }
+        Limits {
+            max_body_bytes: 256 * 1024,
+            max_depth: 10,
+            max_complexity: 2_000,
+            max_page_size: 100,
+            development: false,
+        }
     }
 }
 
@@ -55,5 +61,7 @@ pub fn build_schema(store: Store, limits: Limits) -> JunctionSchema {
 
 /// The schema in SDL, exactly as served (introspection settings do not change the SDL).
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription).finish().sdl()
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .finish()
+        .sdl()
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use async_graphql::{Context, ID, InputObject, Json, Object};
 use junction_domain::{Action, Location, NewCase, Submitter};
-use junction_store::{Store, catalogue, cases};
+use junction_store::{Store, cases, catalogue};
 
 use super::guard::Can;
 use super::types::*;
@@ -60,10 +60,16 @@ impl MutationRoot {
                 uprn: input.location.uprn,
                 address: input.location.address,
             },
-            submitter: Submitter { name: submitter.name, email: submitter.email, phone: submitter.phone },
+            submitter: Submitter {
+                name: submitter.name,
+                email: submitter.email,
+                phone: submitter.phone,
+            },
             fields: input.fields.map(|j| j.0).unwrap_or_default(),
         };
-        Ok(Case(cases::create(store, &actor, &jurisdiction, new).await?))
+        Ok(Case(
+            cases::create(store, &actor, &jurisdiction, new).await?,
+        ))
     }
 
     /// Moves a case to another status. With `expectedVersion`, fails with CONFLICT if the case
@@ -78,7 +84,9 @@ impl MutationRoot {
     ) -> ApiResult<Case> {
         let store = ctx.data_unchecked::<Store>();
         let actor = ctx.data_unchecked::<RequestCtx>().actor();
-        Ok(Case(cases::change_status(store, &actor, &id, status.into(), expected_version).await?))
+        Ok(Case(
+            cases::change_status(store, &actor, &id, status.into(), expected_version).await?,
+        ))
     }
 
     /// Adds a note to a case's history.
@@ -95,9 +103,18 @@ async fn resolve_jurisdiction(store: &Store, given: Option<String>) -> ApiResult
     let all = catalogue::jurisdictions(store).await?;
     match given.filter(|g| !g.trim().is_empty()) {
         Some(id) if all.iter().any(|j| j.id == id) => Ok(id),
-        Some(id) => Err(ApiError::invalid("jurisdiction", format!("`{id}` is not a jurisdiction of this Junction"))),
+        Some(id) => Err(ApiError::invalid(
+            "jurisdiction",
+            format!("`{id}` is not a jurisdiction of this Junction"),
+        )),
         None if all.len() == 1 => Ok(all[0].id.clone()),
-        None if all.is_empty() => Err(ApiError::invalid("jurisdiction", "no jurisdiction is configured")),
-        None => Err(ApiError::invalid("jurisdiction", "is required when there is more than one")),
+        None if all.is_empty() => Err(ApiError::invalid(
+            "jurisdiction",
+            "no jurisdiction is configured",
+        )),
+        None => Err(ApiError::invalid(
+            "jurisdiction",
+            "is required when there is more than one",
+        )),
     }
 }

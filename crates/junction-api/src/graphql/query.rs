@@ -7,9 +7,9 @@ use junction_store::audit::{self, AuditFilter};
 use junction_store::cases::{self, CaseFilter};
 use junction_store::{Store, catalogue};
 
+use super::Limits;
 use super::guard::Can;
 use super::types::*;
-use super::Limits;
 use crate::RequestCtx;
 use crate::error::{ApiError, ApiResult};
 
@@ -47,35 +47,68 @@ impl QueryRoot {
     #[graphql(guard = "Can(Action::ReadSelf)")]
     async fn me(&self, ctx: &Context<'_>) -> ApiResult<Me> {
         let p = &ctx.data_unchecked::<RequestCtx>().principal;
-        Ok(Me { subject: p.subject.clone(), agency: p.agency.clone(), roles: p.roles.iter().map(|r| (*r).into()).collect() })
+        Ok(Me {
+            subject: p.subject.clone(),
+            agency: p.agency.clone(),
+            roles: p.roles.iter().map(|r| (*r).into()).collect(),
+        })
     }
 
     #[graphql(guard = "Can(Action::ReadAgencies)")]
     async fn jurisdictions(&self, ctx: &Context<'_>) -> ApiResult<Vec<Jurisdiction>> {
-        Ok(catalogue::jurisdictions(ctx.data_unchecked::<Store>()).await?.into_iter().map(Into::into).collect())
+        Ok(catalogue::jurisdictions(ctx.data_unchecked::<Store>())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     #[graphql(guard = "Can(Action::ReadAgencies)")]
-    async fn agencies(&self, ctx: &Context<'_>, jurisdiction: Option<String>) -> ApiResult<Vec<Agency>> {
+    async fn agencies(
+        &self,
+        ctx: &Context<'_>,
+        jurisdiction: Option<String>,
+    ) -> ApiResult<Vec<Agency>> {
         let store = ctx.data_unchecked::<Store>();
-        Ok(catalogue::agencies(store, jurisdiction.as_deref()).await?.into_iter().map(Into::into).collect())
+        Ok(catalogue::agencies(store, jurisdiction.as_deref())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     #[graphql(guard = "Can(Action::ReadCaseTypes)")]
-    async fn case_types(&self, ctx: &Context<'_>, jurisdiction: Option<String>) -> ApiResult<Vec<CaseType>> {
+    async fn case_types(
+        &self,
+        ctx: &Context<'_>,
+        jurisdiction: Option<String>,
+    ) -> ApiResult<Vec<CaseType>> {
         let store = ctx.data_unchecked::<Store>();
-        Ok(catalogue::case_types(store, jurisdiction.as_deref()).await?.into_iter().map(Into::into).collect())
+        Ok(catalogue::case_types(store, jurisdiction.as_deref())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// One case, by id or reference.
     #[graphql(guard = "Can(Action::ReadCases)")]
     async fn case(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Case> {
         let store = ctx.data_unchecked::<Store>();
-        cases::get(store, &id).await?.map(Case).ok_or(ApiError::NotFound { kind: "case", id: id.0 })
+        cases::get(store, &id)
+            .await?
+            .map(Case)
+            .ok_or(ApiError::NotFound {
+                kind: "case",
+                id: id.0,
+            })
     }
 
     /// Cases, newest first.
-    #[graphql(guard = "Can(Action::ReadCases)", complexity = "page_cost(first, child_complexity)")]
+    #[graphql(
+        guard = "Can(Action::ReadCases)",
+        complexity = "page_cost(first, child_complexity)"
+    )]
     async fn cases(
         &self,
         ctx: &Context<'_>,
@@ -96,17 +129,29 @@ impl QueryRoot {
             created_to: f.created_to,
         };
         let page = cases::list(store, &filter, first, after.as_deref()).await?;
-        let edges: Vec<CaseEdge> =
-            page.cases.into_iter().map(|c| CaseEdge { cursor: encode_cursor("case", &c.id), node: Case(c) }).collect();
+        let edges: Vec<CaseEdge> = page
+            .cases
+            .into_iter()
+            .map(|c| CaseEdge {
+                cursor: encode_cursor("case", &c.id),
+                node: Case(c),
+            })
+            .collect();
         Ok(CaseConnection {
-            page_info: PageInfo { has_next_page: page.has_next, end_cursor: edges.last().map(|e| e.cursor.clone()) },
+            page_info: PageInfo {
+                has_next_page: page.has_next,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
             edges,
             total_count: page.total,
         })
     }
 
     /// The audit log, newest first.
-    #[graphql(guard = "Can(Action::ReadAuditLog)", complexity = "page_cost(first, child_complexity)")]
+    #[graphql(
+        guard = "Can(Action::ReadAuditLog)",
+        complexity = "page_cost(first, child_complexity)"
+    )]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
@@ -117,7 +162,11 @@ impl QueryRoot {
         let store = ctx.data_unchecked::<Store>();
         let first = page_size(first, 50, ctx.data_unchecked::<Limits>().max_page_size)?;
         let before = after
-            .map(|c| decode_cursor("audit", &c)?.parse::<i64>().map_err(|_| ApiError::invalid("after", "is not a cursor from this list")))
+            .map(|c| {
+                decode_cursor("audit", &c)?
+                    .parse::<i64>()
+                    .map_err(|_| ApiError::invalid("after", "is not a cursor from this list"))
+            })
             .transpose()?;
         let f = filter.unwrap_or_default();
         let filter = AuditFilter {
@@ -131,10 +180,16 @@ impl QueryRoot {
         let (records, more) = audit::list(store, &filter, first, before).await?;
         let edges: Vec<AuditEdge> = records
             .into_iter()
-            .map(|r| AuditEdge { cursor: encode_cursor("audit", &r.link.seq.to_string()), node: AuditRecord(r) })
+            .map(|r| AuditEdge {
+                cursor: encode_cursor("audit", &r.link.seq.to_string()),
+                node: AuditRecord(r),
+            })
             .collect();
         Ok(AuditConnection {
-            page_info: PageInfo { has_next_page: more, end_cursor: edges.last().map(|e| e.cursor.clone()) },
+            page_info: PageInfo {
+                has_next_page: more,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
             edges,
         })
     }

@@ -3,7 +3,7 @@
 use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use junction_domain as d;
-use junction_store::{Store, audit::StoredAudit, catalogue, cases};
+use junction_store::{Store, audit::StoredAudit, cases, catalogue};
 
 use super::guard::Can;
 use crate::error::{ApiError, ApiResult};
@@ -90,7 +90,10 @@ pub struct Jurisdiction {
 
 impl From<d::Jurisdiction> for Jurisdiction {
     fn from(j: d::Jurisdiction) -> Self {
-        Jurisdiction { id: ID(j.id), name: j.name }
+        Jurisdiction {
+            id: ID(j.id),
+            name: j.name,
+        }
     }
 }
 
@@ -106,7 +109,13 @@ pub struct Agency {
 
 impl From<d::Agency> for Agency {
     fn from(a: d::Agency) -> Self {
-        Agency { id: ID(a.id), jurisdiction: a.jurisdiction_id, name: a.name, kind: a.kind.into(), email: a.email }
+        Agency {
+            id: ID(a.id),
+            jurisdiction: a.jurisdiction_id,
+            name: a.name,
+            kind: a.kind.into(),
+            email: a.email,
+        }
     }
 }
 
@@ -164,7 +173,14 @@ impl From<d::CaseType> for CaseType {
                     required: f.required,
                     order: f.order,
                     classification: f.classification.into(),
-                    values: f.values.into_iter().map(|v| ListValue { key: v.key, name: v.name }).collect(),
+                    values: f
+                        .values
+                        .into_iter()
+                        .map(|v| ListValue {
+                            key: v.key,
+                            name: v.name,
+                        })
+                        .collect(),
                     datatype_description: f.datatype_description,
                 })
                 .collect(),
@@ -209,7 +225,11 @@ impl Case {
     #[graphql(guard = "Can(Action::ReadCaseTypes)")]
     async fn case_type(&self, ctx: &Context<'_>) -> ApiResult<Option<CaseType>> {
         let store = ctx.data_unchecked::<Store>();
-        Ok(catalogue::case_type(store, &self.0.jurisdiction_id, &self.0.case_type_code).await?.map(Into::into))
+        Ok(
+            catalogue::case_type(store, &self.0.jurisdiction_id, &self.0.case_type_code)
+                .await?
+                .map(Into::into),
+        )
     }
     async fn agency_id(&self) -> &str {
         &self.0.agency_id
@@ -217,7 +237,9 @@ impl Case {
     #[graphql(guard = "Can(Action::ReadAgencies)")]
     async fn agency(&self, ctx: &Context<'_>) -> ApiResult<Option<Agency>> {
         let store = ctx.data_unchecked::<Store>();
-        Ok(catalogue::agency(store, &self.0.agency_id).await?.map(Into::into))
+        Ok(catalogue::agency(store, &self.0.agency_id)
+            .await?
+            .map(Into::into))
     }
     async fn status(&self) -> CaseStatus {
         self.0.status.into()
@@ -227,11 +249,20 @@ impl Case {
     }
     async fn location(&self) -> Location {
         let l = &self.0.location;
-        Location { lat: l.lat, long: l.long, uprn: l.uprn.clone(), address: l.address.clone() }
+        Location {
+            lat: l.lat,
+            long: l.long,
+            uprn: l.uprn.clone(),
+            address: l.address.clone(),
+        }
     }
     async fn submitter(&self) -> Submitter {
         let s = &self.0.submitter;
-        Submitter { name: s.name.clone(), email: s.email.clone(), phone: s.phone.clone() }
+        Submitter {
+            name: s.name.clone(),
+            email: s.email.clone(),
+            phone: s.phone.clone(),
+        }
     }
     /// Field values by code, as validated against the case type.
     async fn fields(&self) -> Json<std::collections::BTreeMap<String, serde_json::Value>> {
@@ -251,7 +282,11 @@ impl Case {
     #[graphql(guard = "Can(Action::ReadCases)")]
     async fn history(&self, ctx: &Context<'_>) -> ApiResult<Vec<CaseEvent>> {
         let store = ctx.data_unchecked::<Store>();
-        Ok(cases::history(store, &self.0.id).await?.into_iter().map(CaseEvent).collect())
+        Ok(cases::history(store, &self.0.id)
+            .await?
+            .into_iter()
+            .map(CaseEvent)
+            .collect())
     }
 }
 
@@ -326,22 +361,42 @@ impl AuditRecord {
     }
     /// `operation` for an API request, `change` for a state change.
     async fn kind(&self) -> &str {
-        if self.0.entry.change.is_some() { "change" } else { "operation" }
+        if self.0.entry.change.is_some() {
+            "change"
+        } else {
+            "operation"
+        }
     }
     async fn operation_name(&self) -> Option<&str> {
-        self.0.entry.operation.as_ref().and_then(|o| o.operation_name.as_deref())
+        self.0
+            .entry
+            .operation
+            .as_ref()
+            .and_then(|o| o.operation_name.as_deref())
     }
     async fn operation_type(&self) -> Option<&str> {
-        self.0.entry.operation.as_ref().map(|o| o.operation_type.as_str())
+        self.0
+            .entry
+            .operation
+            .as_ref()
+            .map(|o| o.operation_type.as_str())
     }
     async fn variables_hash(&self) -> Option<&str> {
-        self.0.entry.operation.as_ref().and_then(|o| o.variables_hash.as_deref())
+        self.0
+            .entry
+            .operation
+            .as_ref()
+            .and_then(|o| o.variables_hash.as_deref())
     }
     async fn outcome(&self) -> Option<&str> {
         self.0.entry.operation.as_ref().map(|o| o.outcome.as_str())
     }
     async fn error_code(&self) -> Option<&str> {
-        self.0.entry.operation.as_ref().and_then(|o| o.error_code.as_deref())
+        self.0
+            .entry
+            .operation
+            .as_ref()
+            .and_then(|o| o.error_code.as_deref())
     }
     async fn duration_us(&self) -> Option<i64> {
         self.0.entry.operation.as_ref().map(|o| o.duration_us)
@@ -399,7 +454,9 @@ pub(crate) fn page_size(first: Option<i32>, default: u64, max: u64) -> ApiResult
     match first {
         None => Ok(default.min(max)),
         Some(n) if n < 1 => Err(ApiError::invalid("first", "must be at least 1")),
-        Some(n) if n as u64 > max => Err(ApiError::invalid("first", format!("must be at most {max}"))),
+        Some(n) if n as u64 > max => {
+            Err(ApiError::invalid("first", format!("must be at most {max}")))
+        }
         Some(n) => Ok(n as u64),
     }
 }

@@ -59,7 +59,10 @@ impl LoadedConfig {
     /// The database URL: the override, the file's, or SQLite in the data directory.
     pub fn database_url(&self) -> String {
         self.config.database.url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.config.server.data_dir.join("junction.db").display())
+            format!(
+                "sqlite://{}",
+                self.config.server.data_dir.join("junction.db").display()
+            )
         })
     }
 }
@@ -68,7 +71,12 @@ impl LoadedConfig {
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let file = path.display().to_string();
     let source = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError(vec![Problem { file: file.clone(), line: None, key: "-".into(), message: format!("cannot read: {e}") }])
+        ConfigError(vec![Problem {
+            file: file.clone(),
+            line: None,
+            key: "-".into(),
+            message: format!("cannot read: {e}"),
+        }])
     })?;
     let doc = Document::parse(source.as_str()).map_err(|e| {
         ConfigError(vec![Problem {
@@ -79,9 +87,11 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         }])
     })?;
     let mut unknown: Vec<KeyPath> = Vec::new();
-    let deserializer = toml::Deserializer::parse(&source).map_err(|e| located_toml_error(&file, &source, &e))?;
-    let config: Config = serde_ignored::deserialize(deserializer, |path| unknown.push(from_ignored(&path)))
-        .map_err(|e| located_toml_error(&file, &source, &e))?;
+    let deserializer =
+        toml::Deserializer::parse(&source).map_err(|e| located_toml_error(&file, &source, &e))?;
+    let config: Config =
+        serde_ignored::deserialize(deserializer, |path| unknown.push(from_ignored(&path)))
+            .map_err(|e| located_toml_error(&file, &source, &e))?;
 
     let mut problems: Vec<Problem> = unknown
         .iter()
@@ -111,13 +121,24 @@ fn finish(
     let (catalogue, found) = validate(&config);
     for p in found {
         let (file, line) = match located {
-            Some((path, source, doc)) => (path.display().to_string(), line_of(source, doc, &p.path)),
+            Some((path, source, doc)) => {
+                (path.display().to_string(), line_of(source, doc, &p.path))
+            }
             None => ("defaults".to_string(), None),
         };
-        problems.push(Problem { file, line, key: p.path.to_string(), message: p.message });
+        problems.push(Problem {
+            file,
+            line,
+            key: p.path.to_string(),
+            message: p.message,
+        });
     }
     if problems.is_empty() {
-        Ok(LoadedConfig { config, catalogue, source: located.map(|(p, _, _)| p.to_path_buf()) })
+        Ok(LoadedConfig {
+            config,
+            catalogue,
+            source: located.map(|(p, _, _)| p.to_path_buf()),
+        })
     } else {
         problems.sort_by_key(|p| (p.file.clone(), p.line.unwrap_or(0)));
         Err(ConfigError(problems))

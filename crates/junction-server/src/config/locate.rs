@@ -4,7 +4,6 @@ use std::fmt;
 
 use toml_edit::{Document, Item, Value};
 
-
 /// One step of a key path: a table key or an array index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
@@ -84,7 +83,10 @@ fn line_within(source: &str, table: &toml_edit::Table, rest: &[Seg]) -> Option<u
         match seg {
             Seg::Key(k) => {
                 let found = match value {
-                    Some(v) => v.as_inline_table().and_then(|t| t.get_key_value(k)).map(|(key, it)| (key.span(), it)),
+                    Some(v) => v
+                        .as_inline_table()
+                        .and_then(|t| t.get_key_value(k))
+                        .map(|(key, it)| (key.span(), it)),
                     None => current.get_key_value(k).map(|(key, it)| (key.span(), it)),
                 };
                 let Some((span, next)) = found else { break };
@@ -105,7 +107,8 @@ fn line_within(source: &str, table: &toml_edit::Table, rest: &[Seg]) -> Option<u
                                 best = Some(s.start);
                             }
                             let remaining: Vec<Seg> = iter.cloned().collect();
-                            return line_within(source, t, &remaining).or(best.map(|b| line_at(source, b)));
+                            return line_within(source, t, &remaining)
+                                .or(best.map(|b| line_at(source, b)));
                         }
                         break;
                     }
@@ -113,7 +116,9 @@ fn line_within(source: &str, table: &toml_edit::Table, rest: &[Seg]) -> Option<u
                 }
             }
             Seg::Index(n) => {
-                let Some(el) = value.and_then(|v| v.as_array()).and_then(|a| a.get(*n)) else { break };
+                let Some(el) = value.and_then(|v| v.as_array()).and_then(|a| a.get(*n)) else {
+                    break;
+                };
                 if let Some(s) = el.span() {
                     best = Some(s.start);
                 }
@@ -126,7 +131,11 @@ fn line_within(source: &str, table: &toml_edit::Table, rest: &[Seg]) -> Option<u
 
 /// 1-based line of a byte offset.
 pub fn line_at(source: &str, offset: usize) -> usize {
-    source.as_bytes()[..offset.min(source.len())].iter().filter(|b| **b == b'\n').count() + 1
+    source.as_bytes()[..offset.min(source.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -143,13 +152,39 @@ mod tests {
     #[test]
     fn finds_keys_in_arrays_of_tables() {
         assert_eq!(line(KeyPath::root("server").key("listen")), Some(2));
-        assert_eq!(line(KeyPath::root("case_types").index(1).key("code")), Some(8));
-        assert_eq!(line(KeyPath::root("case_types").index(1).key("fields").index(0).key("datatype")), Some(11));
-        assert_eq!(line(KeyPath::root("case_types").index(1).key("fields").index(0).key("values").index(1).key("nme")), Some(12));
+        assert_eq!(
+            line(KeyPath::root("case_types").index(1).key("code")),
+            Some(8)
+        );
+        assert_eq!(
+            line(
+                KeyPath::root("case_types")
+                    .index(1)
+                    .key("fields")
+                    .index(0)
+                    .key("datatype")
+            ),
+            Some(11)
+        );
+        assert_eq!(
+            line(
+                KeyPath::root("case_types")
+                    .index(1)
+                    .key("fields")
+                    .index(0)
+                    .key("values")
+                    .index(1)
+                    .key("nme")
+            ),
+            Some(12)
+        );
     }
 
     #[test]
     fn falls_back_to_the_nearest_parent() {
-        assert_eq!(line(KeyPath::root("case_types").index(0).key("name")), Some(4));
+        assert_eq!(
+            line(KeyPath::root("case_types").index(0).key("name")),
+            Some(4)
+        );
     }
 }

@@ -124,7 +124,10 @@ pub struct TelemetryConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        TelemetryConfig { log_format: "text".into(), log_level: "info".into() }
+        TelemetryConfig {
+            log_format: "text".into(),
+            log_level: "info".into(),
+        }
     }
 }
 

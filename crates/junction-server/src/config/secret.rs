@@ -12,7 +12,10 @@ impl SecretRef {
     /// The variable's name, if the reference is well formed.
     pub fn var_name(&self) -> Option<&str> {
         let name = self.0.strip_prefix("${")?.strip_suffix('}')?;
-        let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
         ok.then_some(name)
     }
 
@@ -54,14 +57,25 @@ mod tests {
 
     #[test]
     fn references_must_name_a_variable() {
-        assert_eq!(SecretRef("${SMTP_PASSWORD}".into()).var_name(), Some("SMTP_PASSWORD"));
+        assert_eq!(
+            SecretRef("${SMTP_PASSWORD}".into()).var_name(),
+            Some("SMTP_PASSWORD")
+        );
         assert_eq!(SecretRef("hunter2".into()).var_name(), None);
         assert_eq!(SecretRef("${lower}".into()).var_name(), None);
-        assert!(SecretRef("hunter2".into()).resolve().unwrap_err().contains("never put the value"));
+        assert!(
+            SecretRef("hunter2".into())
+                .resolve()
+                .unwrap_err()
+                .contains("never put the value")
+        );
     }
 
     #[test]
     fn debug_never_shows_the_value() {
-        assert_eq!(format!("{:?}", SecretValue::new("hunter2".into())), "[redacted]");
+        assert_eq!(
+            format!("{:?}", SecretValue::new("hunter2".into())),
+            "[redacted]"
+        );
     }
 }

@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use junction_connectors::{ConnectorKind, ConnectorParams};
-use junction_domain::{Agency, AgencyKind, CaseType, Classification, Datatype, FieldDef, Jurisdiction, ListValue};
+use junction_domain::{
+    Agency, AgencyKind, CaseType, Classification, Datatype, FieldDef, Jurisdiction, ListValue,
+};
 use junction_store::catalogue::{Catalogue, ConnectorRecord};
 
 use super::locate::KeyPath;
@@ -22,18 +24,27 @@ struct Problems(Vec<Problem>);
 
 impl Problems {
     fn push(&mut self, path: KeyPath, message: impl Into<String>) {
-        self.0.push(Problem { path, message: message.into() });
+        self.0.push(Problem {
+            path,
+            message: message.into(),
+        });
     }
 }
 
 /// An identifier others refer to: lower-case letters, digits, `_` and `-`.
 fn is_slug(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// An Open311 code: letters, digits, `_`, `-` and `.`.
 fn is_code(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 fn one_of<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> String {
@@ -50,14 +61,23 @@ pub fn validate(config: &Config) -> (Catalogue, Vec<Problem>) {
     for (i, j) in config.jurisdictions.iter().enumerate() {
         let at = KeyPath::root("jurisdictions").index(i);
         if !is_slug(&j.id) {
-            p.push(at.key("id"), "must be lower-case letters, digits, `_` or `-` (at most 64)");
+            p.push(
+                at.key("id"),
+                "must be lower-case letters, digits, `_` or `-` (at most 64)",
+            );
         } else if !seen.insert(j.id.clone()) {
-            p.push(at.key("id"), format!("jurisdiction `{}` is declared twice", j.id));
+            p.push(
+                at.key("id"),
+                format!("jurisdiction `{}` is declared twice", j.id),
+            );
         }
         if j.name.trim().is_empty() {
             p.push(at.key("name"), "is required");
         }
-        catalogue.jurisdictions.push(Jurisdiction { id: j.id.clone(), name: j.name.clone() });
+        catalogue.jurisdictions.push(Jurisdiction {
+            id: j.id.clone(),
+            name: j.name.clone(),
+        });
     }
     let jurisdiction_ids: Vec<String> = config.jurisdictions.iter().map(|j| j.id.clone()).collect();
     let resolve = |given: &Option<String>, at: KeyPath, p: &mut Problems| -> String {
@@ -69,11 +89,17 @@ pub fn validate(config: &Config) -> (Catalogue, Vec<Problem>) {
             }
             None if jurisdiction_ids.len() == 1 => jurisdiction_ids[0].clone(),
             None if jurisdiction_ids.is_empty() => {
-                p.push(at, "no jurisdiction is declared: add a [[jurisdictions]] table");
+                p.push(
+                    at,
+                    "no jurisdiction is declared: add a [[jurisdictions]] table",
+                );
                 String::new()
             }
             None => {
-                p.push(at, "is required when more than one jurisdiction is declared");
+                p.push(
+                    at,
+                    "is required when more than one jurisdiction is declared",
+                );
                 String::new()
             }
         }
@@ -83,7 +109,10 @@ pub fn validate(config: &Config) -> (Catalogue, Vec<Problem>) {
     for (i, a) in config.agencies.iter().enumerate() {
         let at = KeyPath::root("agencies").index(i);
         if !is_slug(&a.id) {
-            p.push(at.key("id"), "must be lower-case letters, digits, `_` or `-` (at most 64)");
+            p.push(
+                at.key("id"),
+                "must be lower-case letters, digits, `_` or `-` (at most 64)",
+            );
         } else if !seen.insert(a.id.clone()) {
             p.push(at.key("id"), format!("agency `{}` is declared twice", a.id));
         }
@@ -93,7 +122,14 @@ pub fn validate(config: &Config) -> (Catalogue, Vec<Problem>) {
         }
         let kind = AgencyKind::parse(&a.kind);
         if kind.is_none() {
-            p.push(at.key("kind"), format!("`{}` is not one of: {}", a.kind, one_of(&AgencyKind::ALL, AgencyKind::as_str)));
+            p.push(
+                at.key("kind"),
+                format!(
+                    "`{}` is not one of: {}",
+                    a.kind,
+                    one_of(&AgencyKind::ALL, AgencyKind::as_str)
+                ),
+            );
         }
         if let Some(email) = &a.email
             && !email.contains('@')
@@ -114,18 +150,33 @@ pub fn validate(config: &Config) -> (Catalogue, Vec<Problem>) {
         let at = KeyPath::root("case_types").index(i);
         let jurisdiction_id = resolve(&c.jurisdiction, at.key("jurisdiction"), &mut p);
         if !is_code(&c.code) {
-            p.push(at.key("code"), "must be letters, digits, `_`, `-` or `.` (at most 64)");
+            p.push(
+                at.key("code"),
+                "must be letters, digits, `_`, `-` or `.` (at most 64)",
+            );
         } else if !seen.insert((jurisdiction_id.clone(), c.code.clone())) {
-            p.push(at.key("code"), format!("case type `{}` is declared twice in `{jurisdiction_id}`", c.code));
+            p.push(
+                at.key("code"),
+                format!(
+                    "case type `{}` is declared twice in `{jurisdiction_id}`",
+                    c.code
+                ),
+            );
         }
         if c.name.trim().is_empty() {
             p.push(at.key("name"), "is required");
         }
         match catalogue.agencies.iter().find(|a| a.id == c.agency) {
-            None => p.push(at.key("agency"), format!("`{}` is not a declared agency", c.agency)),
+            None => p.push(
+                at.key("agency"),
+                format!("`{}` is not a declared agency", c.agency),
+            ),
             Some(a) if a.jurisdiction_id != jurisdiction_id => p.push(
                 at.key("agency"),
-                format!("agency `{}` belongs to `{}`, not `{jurisdiction_id}`", a.id, a.jurisdiction_id),
+                format!(
+                    "agency `{}` belongs to `{}`, not `{jurisdiction_id}`",
+                    a.id, a.jurisdiction_id
+                ),
             ),
             Some(_) => {}
         }
@@ -147,12 +198,25 @@ pub fn validate(config: &Config) -> (Catalogue, Vec<Problem>) {
     for (i, c) in config.connectors.iter().enumerate() {
         let at = KeyPath::root("connectors").index(i);
         if !is_slug(&c.id) {
-            p.push(at.key("id"), "must be lower-case letters, digits, `_` or `-` (at most 64)");
+            p.push(
+                at.key("id"),
+                "must be lower-case letters, digits, `_` or `-` (at most 64)",
+            );
         } else if !seen.insert(c.id.clone()) {
-            p.push(at.key("id"), format!("connector `{}` is declared twice", c.id));
+            p.push(
+                at.key("id"),
+                format!("connector `{}` is declared twice", c.id),
+            );
         }
         let Some(kind) = ConnectorKind::parse(&c.kind) else {
-            p.push(at.key("kind"), format!("`{}` is not one of: {}", c.kind, one_of(&ConnectorKind::ALL, ConnectorKind::as_str)));
+            p.push(
+                at.key("kind"),
+                format!(
+                    "`{}` is not one of: {}",
+                    c.kind,
+                    one_of(&ConnectorKind::ALL, ConnectorKind::as_str)
+                ),
+            );
             continue;
         };
         let params_json = serde_json::to_value(&c.params).unwrap_or_default();
@@ -171,26 +235,46 @@ pub fn validate(config: &Config) -> (Catalogue, Vec<Problem>) {
             Err(why) => p.push(at.key("params"), why),
         }
         for key in unknown {
-            p.push(at.key("params").key(&key), format!("unknown key `{key}` for a `{}` connector", kind.as_str()));
+            p.push(
+                at.key("params").key(&key),
+                format!("unknown key `{key}` for a `{}` connector", kind.as_str()),
+            );
         }
-        catalogue.connectors.push(ConnectorRecord { id: c.id.clone(), kind: c.kind.clone(), params: params_json, paused: false });
+        catalogue.connectors.push(ConnectorRecord {
+            id: c.id.clone(),
+            kind: c.kind.clone(),
+            params: params_json,
+            paused: false,
+        });
     }
     (catalogue, p.0)
 }
 
 fn check_server(config: &Config, p: &mut Problems) {
     if config.server.listen.parse::<SocketAddr>().is_err() {
-        p.push(KeyPath::root("server").key("listen"), format!("`{}` is not an address such as 127.0.0.1:8080", config.server.listen));
+        p.push(
+            KeyPath::root("server").key("listen"),
+            format!(
+                "`{}` is not an address such as 127.0.0.1:8080",
+                config.server.listen
+            ),
+        );
     }
     if let Some(tls) = &config.server.tls {
         for (name, file) in [("cert", &tls.cert), ("key", &tls.key)] {
             if !file.is_file() {
-                p.push(KeyPath::root("server").key("tls").key(name), format!("file `{}` does not exist", file.display()));
+                p.push(
+                    KeyPath::root("server").key("tls").key(name),
+                    format!("file `{}` does not exist", file.display()),
+                );
             }
         }
     }
     if !matches!(config.telemetry.log_format.as_str(), "text" | "json") {
-        p.push(KeyPath::root("telemetry").key("log_format"), "must be `text` or `json`");
+        p.push(
+            KeyPath::root("telemetry").key("log_format"),
+            "must be `text` or `json`",
+        );
     }
     let limits = &config.limits;
     for (name, value) in [
@@ -208,32 +292,49 @@ fn check_server(config: &Config, p: &mut Problems) {
     let known = ["HS256", "RS256", "ES256", "EdDSA"];
     for (i, a) in auth.algorithms.iter().enumerate() {
         if !known.contains(&a.as_str()) {
-            p.push(at.key("algorithms").index(i), format!("`{a}` is not one of: {}", known.join(", ")));
+            p.push(
+                at.key("algorithms").index(i),
+                format!("`{a}` is not one of: {}", known.join(", ")),
+            );
         }
     }
     let shared = auth.algorithms.iter().any(|a| a == "HS256");
     if auth.algorithms.is_empty() {
         p.push(at.key("algorithms"), "at least one algorithm is required");
     } else if shared && auth.algorithms.len() > 1 {
-        p.push(at.key("algorithms"), "HS256 cannot be mixed with public-key algorithms");
+        p.push(
+            at.key("algorithms"),
+            "HS256 cannot be mixed with public-key algorithms",
+        );
     }
     if shared && auth.jwks_file.is_some() {
-        p.push(at.key("jwks_file"), "a JWKS file holds public keys; HS256 uses `secret`");
+        p.push(
+            at.key("jwks_file"),
+            "a JWKS file holds public keys; HS256 uses `secret`",
+        );
     }
     if !shared && !auth.algorithms.is_empty() && auth.jwks_file.is_none() {
-        p.push(at.key("jwks_file"), "public-key algorithms need a JWKS file");
+        p.push(
+            at.key("jwks_file"),
+            "public-key algorithms need a JWKS file",
+        );
     }
     if let Some(file) = &auth.jwks_file
         && !file.is_file()
     {
-        p.push(at.key("jwks_file"), format!("file `{}` does not exist", file.display()));
+        p.push(
+            at.key("jwks_file"),
+            format!("file `{}` does not exist", file.display()),
+        );
     }
     if let Some(secret) = &auth.secret {
         if !shared {
             p.push(at.key("secret"), "a shared secret is used only with HS256");
         }
         match secret.resolve() {
-            Ok(v) if v.expose().len() < 32 => p.push(at.key("secret"), "the secret must be at least 32 bytes"),
+            Ok(v) if v.expose().len() < 32 => {
+                p.push(at.key("secret"), "the secret must be at least 32 bytes")
+            }
             Ok(_) => {}
             Err(why) => p.push(at.key("secret"), why),
         }
@@ -252,29 +353,58 @@ fn check_fields(c: &super::model::CaseTypeConfig, at: &KeyPath, p: &mut Problems
     for (i, f) in c.fields.iter().enumerate() {
         let at = at.key("fields").index(i);
         if !is_code(&f.code) {
-            p.push(at.key("code"), "must be letters, digits, `_`, `-` or `.` (at most 64)");
+            p.push(
+                at.key("code"),
+                "must be letters, digits, `_`, `-` or `.` (at most 64)",
+            );
         } else if !seen.insert(f.code.clone()) {
-            p.push(at.key("code"), format!("field `{}` is declared twice", f.code));
+            p.push(
+                at.key("code"),
+                format!("field `{}` is declared twice", f.code),
+            );
         }
         if f.description.trim().is_empty() {
-            p.push(at.key("description"), "is required: it is the question shown to people");
+            p.push(
+                at.key("description"),
+                "is required: it is the question shown to people",
+            );
         }
         let datatype = Datatype::ALL.into_iter().find(|d| d.as_str() == f.datatype);
         if datatype.is_none() {
-            p.push(at.key("datatype"), format!("`{}` is not one of: {}", f.datatype, one_of(&Datatype::ALL, Datatype::as_str)));
+            p.push(
+                at.key("datatype"),
+                format!(
+                    "`{}` is not one of: {}",
+                    f.datatype,
+                    one_of(&Datatype::ALL, Datatype::as_str)
+                ),
+            );
         }
-        let classification = Classification::ALL.into_iter().find(|c| c.as_str() == f.classification);
+        let classification = Classification::ALL
+            .into_iter()
+            .find(|c| c.as_str() == f.classification);
         if classification.is_none() {
             let why = if f.classification.is_empty() {
-                format!("is required: one of {}", one_of(&Classification::ALL, Classification::as_str))
+                format!(
+                    "is required: one of {}",
+                    one_of(&Classification::ALL, Classification::as_str)
+                )
             } else {
-                format!("`{}` is not one of: {}", f.classification, one_of(&Classification::ALL, Classification::as_str))
+                format!(
+                    "`{}` is not one of: {}",
+                    f.classification,
+                    one_of(&Classification::ALL, Classification::as_str)
+                )
             };
             p.push(at.key("classification"), why);
         }
         match datatype {
-            Some(d) if d.is_list() && f.values.is_empty() => p.push(at.key("values"), "a list field needs at least one value"),
-            Some(d) if !d.is_list() && !f.values.is_empty() => p.push(at.key("values"), "only list fields take values"),
+            Some(d) if d.is_list() && f.values.is_empty() => {
+                p.push(at.key("values"), "a list field needs at least one value")
+            }
+            Some(d) if !d.is_list() && !f.values.is_empty() => {
+                p.push(at.key("values"), "only list fields take values")
+            }
             _ => {}
         }
         let mut keys = HashSet::new();
@@ -296,7 +426,14 @@ fn check_fields(c: &super::model::CaseTypeConfig, at: &KeyPath, p: &mut Problems
             required: f.required,
             order: f.order.unwrap_or(i as u32 + 1),
             classification: classification.unwrap_or(Classification::Sensitive),
-            values: f.values.iter().map(|v| ListValue { key: v.key.clone(), name: v.name.clone() }).collect(),
+            values: f
+                .values
+                .iter()
+                .map(|v| ListValue {
+                    key: v.key.clone(),
+                    name: v.name.clone(),
+                })
+                .collect(),
             datatype_description: f.datatype_description.clone(),
         });
     }

@@ -1,0 +1,209 @@
+//! The `junction` binary as a newcomer uses it: serve with no configuration, mint a token,
+//! query, stop with SIGTERM, verify the audit chain, check a broken configuration.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{init, junction_bin};
+
+fn junction(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(junction_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("JUNCTION_DATABASE_URL")
+        .env_remove("JUNCTION_CONFIG")
+        .env_remove("JUNCTION_LISTEN")
+        .output()
+        .expect("junction runs")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_until_live(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if reqwest::get(format!("{base}/health/live"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("junction did not become live at {base}");
+}
+
+#[tokio::test]
+async fn fresh_directory_serve_token_query_and_graceful_stop() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(junction_bin())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .env_remove("JUNCTION_DATABASE_URL")
+        .env_remove("JUNCTION_CONFIG")
+        .env("JUNCTION_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_live(&base).await;
+    assert!(
+        dir.path().join("junction.db").is_file(),
+        "SQLite file created in the working directory"
+    );
+    assert!(
+        dir.path().join("junction.secret").is_file(),
+        "signing secret created on first start"
+    );
+
+    let out = junction(
+        dir.path(),
+        &["token", "--role", "admin", "--subject", "newcomer"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let client = reqwest::Client::new();
+    let body: Value = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({"query": "{ me { subject roles } }"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body,
+        json!({"data": {"me": {"subject": "newcomer", "roles": ["ADMIN"]}}})
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "junction did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let logs = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    let request_line = logs
+        .lines()
+        .find(|l| l.contains("\"handled\"") && l.contains("/graphql"))
+        .expect("a JSON log line for the request");
+    let parsed: Value = serde_json::from_str(request_line).expect("JSON logs");
+    assert!(parsed["span"]["request_id"].is_string(), "{request_line}");
+    assert!(!logs.contains(&token), "tokens are never logged");
+
+    let out = junction(dir.path(), &["audit", "verify"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("record(s) verified"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn audit_verify_fails_on_a_tampered_row() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("junction.toml"),
+        format!(
+            "{}\n[server]\ndata_dir = \".\"\n",
+            crate::support::CATALOGUE
+        ),
+    )
+    .unwrap();
+    let out = junction(dir.path(), &["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = junction(dir.path(), &["audit", "verify"]);
+    assert!(out.status.success());
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("junction.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE audit_log SET change = replace(change, 'Highways', 'Byways') WHERE seq = 2",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let out = junction(dir.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken at record 2"), "{stderr}");
+}
+
+#[test]
+fn check_config_reports_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.toml");
+    std::fs::write(
+        &file,
+        "[[jurisdictions]]\nid = \"bor\"\nname = \"Bor\"\n\n[[agencies]]\nid = \"hw\"\nname = \"Highways\"\nkind = \"department\"\nflavour = \"mint\"\n\n[[case_types]]\ncode = \"POT\"\nname = \"Pothole\"\nagency = \"hw\"\n  [[case_types.fields]]\n  code = \"depth\"\n  description = \"Depth\"\n  datatype = \"numeric\"\n  classification = \"public\"\n\n[[connectors]]\nid = \"c\"\nkind = \"open311\"\n  [connectors.params]\n  endpoint = \"http://x.example/\"\n  api_key = \"plaintext-key\"\n",
+    )
+    .unwrap();
+    let out = junction(dir.path(), &["check-config", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let f = file.display();
+    for expected in [
+        format!("{f}:9: agencies[0].flavour: unknown key"),
+        format!("{f}:18: case_types[0].fields[0].datatype: `numeric` is not one of"),
+        format!("{f}:26: connectors[0].params.api_key: secrets must be written as `${{VAR}}`"),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("plaintext-key"),
+        "a secret value is never echoed"
+    );
+}
+
+#[test]
+fn schema_command_prints_the_served_schema() {
+    let out = junction(Path::new("."), &["schema"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        junction_api::graphql::sdl()
+    );
+}

@@ -1,0 +1,482 @@
+//! The store's test suite, written once and run against every database in [`all_databases`]:
+//! SQLite always, PostgreSQL when `JUNCTION_TEST_DATABASE_URL` is set.
+
+use std::collections::BTreeMap;
+
+use junction_domain::{
+    Actor, Agency, AgencyKind, CaseStatus, CaseType, Classification, Datatype, FieldDef,
+    Jurisdiction, Location, NewCase, Submitter,
+};
+use junction_store::audit;
+use junction_store::cases::{self, CaseFilter};
+use junction_store::catalogue::{self, Catalogue, ConnectorRecord};
+use junction_store::{Store, StoreError};
+use serde_json::json;
+
+use crate::support::{all_databases, init};
+
+/// Runs `body` once per database, naming the database in any failure.
+macro_rules! each_db {
+    (|$store:ident| $body:block) => {{
+        init();
+        for (name, db) in all_databases().await {
+            let $store = Store::connect(&db.url).await.unwrap();
+            $store.migrate().await.unwrap();
+            let result = tokio::spawn({
+                let $store = $store.clone();
+                async move { $body }
+            })
+            .await;
+            $store.close().await.unwrap();
+            drop(db);
+            if let Err(e) = result {
+                panic!("on {name}: {e}");
+            }
+        }
+    }};
+}
+
+fn catalogue() -> Catalogue {
+    Catalogue {
+        jurisdictions: vec![Jurisdiction {
+            id: "bor".into(),
+            name: "Borsetshire".into(),
+        }],
+        agencies: vec![
+            Agency {
+                id: "highways".into(),
+                jurisdiction_id: "bor".into(),
+                name: "Highways".into(),
+                kind: AgencyKind::Department,
+                email: None,
+            },
+            Agency {
+                id: "env".into(),
+                jurisdiction_id: "bor".into(),
+                name: "Env".into(),
+                kind: AgencyKind::Department,
+                email: None,
+            },
+        ],
+        case_types: vec![CaseType {
+            jurisdiction_id: "bor".into(),
+            code: "POT".into(),
+            name: "Pothole".into(),
+            description: String::new(),
+            group: None,
+            keywords: vec![],
+            agency_id: "highways".into(),
+            active: true,
+            fields: vec![FieldDef {
+                code: "depth".into(),
+                description: "Depth".into(),
+                datatype: Datatype::Number,
+                required: true,
+                order: 1,
+                classification: Classification::Public,
+                values: vec![],
+                datatype_description: None,
+            }],
+        }],
+        connectors: vec![ConnectorRecord {
+            id: "hw".into(),
+            kind: "webhook".into(),
+            params: json!({"url": "http://127.0.0.1:1/x", "signing_secret": "${HW_SECRET}"}),
+            paused: false,
+        }],
+    }
+}
+
+fn actor() -> Actor {
+    Actor {
+        subject: "alice".into(),
+        roles: vec!["officer".into()],
+        ..Actor::default()
+    }
+}
+
+fn pothole(depth: i64) -> NewCase {
+    NewCase {
+        case_type_code: "POT".into(),
+        description: "Deep hole".into(),
+        location: Location {
+            lat: Some(50.71),
+            long: Some(-2.44),
+            uprn: None,
+            address: None,
+        },
+        submitter: Submitter {
+            name: Some("Pat".into()),
+            email: Some("pat@example.org".into()),
+            phone: None,
+        },
+        fields: BTreeMap::from([("depth".to_string(), json!(depth))]),
+    }
+}
+
+#[tokio::test]
+async fn catalogue_apply_is_idempotent_and_audited() {
+    each_db!(|store| {
+        let first = catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        assert_eq!(first.created.len(), 5, "{first:?}");
+        let again = catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "second apply changed {again:?}");
+        let mut changed = catalogue();
+        changed.agencies[1].name = "Environmental Health".into();
+        let third = catalogue::apply(&store, &Actor::internal("config"), &changed)
+            .await
+            .unwrap();
+        assert_eq!(third.updated, vec!["agency:env"]);
+        let filter = audit::AuditFilter {
+            object_id: Some("env".into()),
+            ..Default::default()
+        };
+        let (records, _) = audit::list(&store, &filter, 10, None).await.unwrap();
+        let actions: Vec<&str> = records
+            .iter()
+            .map(|r| r.entry.change.as_ref().unwrap().action.as_str())
+            .collect();
+        assert_eq!(actions, ["update", "create"]);
+        let update = records[0].entry.change.as_ref().unwrap();
+        assert_eq!(update.before["name"], "Env");
+        assert_eq!(update.after["name"], "Environmental Health");
+    });
+}
+
+#[tokio::test]
+async fn removing_a_case_type_in_use_is_refused_and_changes_nothing() {
+    each_db!(|store| {
+        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        cases::create(&store, &actor(), "bor", pothole(5))
+            .await
+            .unwrap();
+        let mut without = catalogue();
+        without.case_types.clear();
+        without.agencies[1].name = "Renamed".into();
+        let err = catalogue::apply(&store, &Actor::internal("config"), &without)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::InUse(m) if m.contains("case type `POT`") && m.contains("active = false")),
+            "{err}"
+        );
+        // The rename in the same apply was rolled back with it.
+        assert_eq!(
+            catalogue::agency(&store, "env")
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
+            "Env"
+        );
+        // Retiring instead of removing works, and refuses new cases.
+        let mut retired = catalogue();
+        retired.case_types[0].active = false;
+        catalogue::apply(&store, &Actor::internal("config"), &retired)
+            .await
+            .unwrap();
+        let err = cases::create(&store, &actor(), "bor", pothole(5))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Invalid(ref e) if e.0[0].field == "caseType"),
+            "{err}"
+        );
+    });
+}
+
+#[tokio::test]
+async fn cases_are_created_with_history_and_audit_in_one_transaction() {
+    each_db!(|store| {
+        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        let case = cases::create(&store, &actor(), "bor", pothole(7))
+            .await
+            .unwrap();
+        assert_eq!(case.reference, "1");
+        assert_eq!(case.agency_id, "highways");
+        assert_eq!(case.fields["depth"], json!(7));
+        let loaded = cases::get(&store, &case.reference).await.unwrap().unwrap();
+        assert_eq!(loaded, case);
+        let history = cases::history(&store, &case.id).await.unwrap();
+        assert_eq!(history.len(), 1);
+        let filter = audit::AuditFilter {
+            object_type: Some("case".into()),
+            ..Default::default()
+        };
+        let (records, _) = audit::list(&store, &filter, 10, None).await.unwrap();
+        let after = &records[0].entry.change.as_ref().unwrap().after;
+        assert_eq!(
+            after["submitter"]["email"], "[personal]",
+            "personal data stays out of the audit log"
+        );
+        assert_eq!(after["fields"]["depth"], 7);
+    });
+}
+
+#[tokio::test]
+async fn invalid_cases_name_their_fields_and_store_nothing() {
+    each_db!(|store| {
+        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        let mut bad = pothole(1);
+        bad.fields.clear();
+        bad.location.lat = Some(123.0);
+        let err = cases::create(&store, &actor(), "bor", bad)
+            .await
+            .unwrap_err();
+        let StoreError::Invalid(errors) = err else {
+            panic!("expected invalid")
+        };
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["location.lat", "fields.depth"]);
+        let page = cases::list(&store, &CaseFilter::default(), 10, None)
+            .await
+            .unwrap();
+        assert_eq!(page.total, 0);
+        assert_eq!(
+            audit::count(&store).await.unwrap(),
+            5,
+            "only the catalogue's records"
+        );
+    });
+}
+
+#[tokio::test]
+async fn status_changes_are_versioned() {
+    each_db!(|store| {
+        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        let case = cases::create(&store, &actor(), "bor", pothole(3))
+            .await
+            .unwrap();
+        let moved =
+            cases::change_status(&store, &actor(), &case.id, CaseStatus::InProgress, Some(1))
+                .await
+                .unwrap();
+        assert_eq!((moved.status, moved.version), (CaseStatus::InProgress, 2));
+        let stale = cases::change_status(&store, &actor(), &case.id, CaseStatus::Fixed, Some(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(stale, StoreError::Conflict(_)), "{stale}");
+        let same = cases::change_status(&store, &actor(), &case.id, CaseStatus::InProgress, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(same, StoreError::Conflict(ref m) if m.contains("already")),
+            "{same}"
+        );
+        let missing =
+            cases::change_status(&store, &actor(), "no-such-case", CaseStatus::Fixed, None)
+                .await
+                .unwrap_err();
+        assert!(matches!(missing, StoreError::NotFound { .. }));
+        let note = cases::add_note(&store, &actor(), &case.id, "  crew booked  ")
+            .await
+            .unwrap();
+        assert_eq!(note.data["note"], "crew booked");
+        let kinds: Vec<&str> = cases::history(&store, &case.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(kinds, ["created", "status_changed", "note_added"]);
+        assert_eq!(
+            cases::get(&store, &case.id).await.unwrap().unwrap().version,
+            3
+        );
+    });
+}
+
+#[tokio::test]
+async fn concurrent_status_changes_never_lose_an_update() {
+    each_db!(|store| {
+        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        let case = cases::create(&store, &actor(), "bor", pothole(3))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = store.clone();
+            let id = case.id.clone();
+            tasks.push(tokio::spawn(async move {
+                cases::add_note(&store, &actor(), &id, &format!("note {i}")).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            cases::get(&store, &case.id).await.unwrap().unwrap().version,
+            21
+        );
+        assert_eq!(cases::history(&store, &case.id).await.unwrap().len(), 21);
+        assert_eq!(audit::verify(&store).await.unwrap().first_bad, None);
+    });
+}
+
+#[tokio::test]
+async fn listing_pages_and_filters() {
+    each_db!(|store| {
+        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for depth in 0..7 {
+            ids.push(
+                cases::create(&store, &actor(), "bor", pothole(depth))
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        cases::change_status(&store, &actor(), &ids[2], CaseStatus::Fixed, None)
+            .await
+            .unwrap();
+        let first = cases::list(&store, &CaseFilter::default(), 3, None)
+            .await
+            .unwrap();
+        assert!(first.has_next);
+        assert_eq!(first.total, 7);
+        let newest: Vec<&str> = first.cases.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(newest, [ids[6].as_str(), ids[5].as_str(), ids[4].as_str()]);
+        let mut seen = newest.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut after = first.cases.last().map(|c| c.id.clone());
+        loop {
+            let page = cases::list(&store, &CaseFilter::default(), 3, after.as_deref())
+                .await
+                .unwrap();
+            seen.extend(page.cases.iter().map(|c| c.id.clone()));
+            if !page.has_next {
+                break;
+            }
+            after = page.cases.last().map(|c| c.id.clone());
+        }
+        seen.reverse();
+        assert_eq!(seen, ids, "every case exactly once, in order");
+        let fixed = CaseFilter {
+            status: Some(CaseStatus::Fixed),
+            ..Default::default()
+        };
+        let page = cases::list(&store, &fixed, 10, None).await.unwrap();
+        assert_eq!(
+            (page.total, page.cases[0].id.as_str()),
+            (1, ids[2].as_str())
+        );
+        let by_type = CaseFilter {
+            case_type: Some("POT".into()),
+            agency: Some("highways".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            cases::list(&store, &by_type, 10, None).await.unwrap().total,
+            7
+        );
+        let other = CaseFilter {
+            agency: Some("env".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            cases::list(&store, &other, 10, None).await.unwrap().total,
+            0
+        );
+        let future = CaseFilter {
+            created_from: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+            ..Default::default()
+        };
+        assert_eq!(
+            cases::list(&store, &future, 10, None).await.unwrap().total,
+            0
+        );
+    });
+}
+
+#[tokio::test]
+async fn group_commit_keeps_the_chain_whole_under_concurrency() {
+    each_db!(|store| {
+        let (writer, task) = audit::AuditWriter::start(store.clone());
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let writer = writer.clone();
+            tasks.push(tokio::spawn(async move {
+                writer
+                    .record(Actor::internal(&format!("t{i}")).entry())
+                    .await
+            }));
+        }
+        // State changes interleave with operation records on the same chain.
+        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        drop(writer);
+        task.await.unwrap();
+        assert_eq!(audit::count(&store).await.unwrap(), 205);
+        let report = audit::verify(&store).await.unwrap();
+        assert_eq!((report.checked, report.first_bad), (205, None));
+    });
+}
+
+#[tokio::test]
+async fn verify_names_the_first_tampered_record() {
+    each_db!(|store| {
+        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        assert_eq!(audit::verify(&store).await.unwrap().first_bad, None);
+        store
+            .execute_sql("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+            .await
+            .unwrap();
+        let (seq, why) = audit::verify(&store).await.unwrap().first_bad.unwrap();
+        assert_eq!(seq, 3);
+        assert!(why.contains("does not match its hash"), "{why}");
+    });
+}
+
+#[tokio::test]
+async fn verify_notices_a_truncated_log() {
+    each_db!(|store| {
+        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        store
+            .execute_sql("DELETE FROM audit_log WHERE seq = 5")
+            .await
+            .unwrap();
+        let (_, why) = audit::verify(&store).await.unwrap().first_bad.unwrap();
+        assert!(why.contains("chain head says record 5"), "{why}");
+    });
+}
+
+#[tokio::test]
+async fn verify_notices_a_deleted_record() {
+    each_db!(|store| {
+        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        store
+            .execute_sql("DELETE FROM audit_log WHERE seq = 2")
+            .await
+            .unwrap();
+        let (seq, why) = audit::verify(&store).await.unwrap().first_bad.unwrap();
+        assert_eq!(seq, 2);
+        assert!(why.contains("missing"), "{why}");
+    });
+}
