@@ -1,1 +1,336 @@
-fn main() {}
+//! API overhead benchmark: an authenticated, audited GraphQL query against a bare axum JSON
+//! endpoint, in the same run on the same machine, on SQLite and (when
+//! `JUNCTION_TEST_DATABASE_URL` is set) PostgreSQL.
+//!
+//!     cargo bench -p junction-server --bench api
+//!     JUNCTION_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench -p junction-server --bench api
+//!
+//! Load tool: this file's own generator (hyper client, HdrHistogram). Closed loop with
+//! `CONNECTIONS` connections for maximum throughput; then open loop at half of each endpoint's
+//! maximum, latency measured from each request's scheduled send time (no coordinated
+//! omission). Every response body is checked: a GraphQL 200 carrying `errors` counts as a
+//! failure. After each run the audit log must hold exactly one record per GraphQL request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use bytes_body::full;
+use hdrhistogram::Histogram;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use junction_domain::Role;
+
+const CONNECTIONS: usize = 32;
+const CLOSED_SECS: u64 = 5;
+const OPEN_SECS: u64 = 5;
+
+mod bytes_body {
+    pub type Body = http_body_util::Full<axum::body::Bytes>;
+    pub fn full(s: &str) -> Body {
+        http_body_util::Full::new(axum::body::Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+#[derive(Clone)]
+struct Target {
+    name: &'static str,
+    url: String,
+    body: Option<String>,
+    token: Option<String>,
+}
+
+type HttpClient = Client<HttpConnector, bytes_body::Body>;
+
+async fn send(client: &HttpClient, t: &Target) -> bool {
+    let builder = hyper::Request::builder().uri(&t.url);
+    let req = match &t.body {
+        Some(b) => {
+            let mut r = builder
+                .method("POST")
+                .header("content-type", "application/json");
+            if let Some(tok) = &t.token {
+                r = r.header("authorization", format!("Bearer {tok}"));
+            }
+            r.body(full(b)).unwrap()
+        }
+        None => builder.method("GET").body(full("")).unwrap(),
+    };
+    match client.request(req).await {
+        Ok(resp) => {
+            let ok = resp.status() == 200;
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            ok && !body.windows(8).any(|w| w == b"\"errors\"")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Requests per second with `CONNECTIONS` callers sending back to back; also failures and the
+/// number of requests sent.
+async fn closed_loop(client: &HttpClient, t: &Target) -> (f64, u64, u64) {
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(CLOSED_SECS);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (client, t, done, failed) = (client.clone(), t.clone(), done.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                if send(&client, &t).await {
+                    done.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let (ok, bad) = (done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    (ok as f64 / started.elapsed().as_secs_f64(), bad, ok + bad)
+}
+
+/// Latency percentiles (ms) at a fixed rate, measured from each request's scheduled time.
+/// `CONNECTIONS` workers share the schedule (worker `w` takes slots `w`, `w + K`, …); a late
+/// worker's delay counts against the requests that waited for it.
+async fn open_loop(client: &HttpClient, t: &Target, rate: f64) -> (f64, f64, f64, u64, u64) {
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let total = (rate * OPEN_SECS as f64) as u64;
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::new();
+    for w in 0..CONNECTIONS as u64 {
+        let (client, t) = (client.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            let mut failed = 0u64;
+            let mut slot = w;
+            while slot < total {
+                let scheduled = start + interval.mul_f64(slot as f64);
+                tokio::time::sleep_until(scheduled.into()).await;
+                if !send(&client, &t).await {
+                    failed += 1;
+                }
+                hist.record((scheduled.elapsed().as_micros() as u64).max(1))
+                    .unwrap();
+                slot += CONNECTIONS as u64;
+            }
+            (hist, failed)
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let mut failed = 0;
+    for task in tasks {
+        let (h, f) = task.await.unwrap();
+        hist.add(h).unwrap();
+        failed += f;
+    }
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    (ms(0.5), ms(0.99), ms(0.999), total, failed)
+}
+
+struct Row {
+    backend: &'static str,
+    endpoint: &'static str,
+    max_rps: f64,
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    failures: u64,
+}
+
+async fn bare_server() -> String {
+    // The same request-id and logging middleware as Junction, no GraphQL, no audit.
+    let body = r#"{"data":{"me":{"subject":"bench","agency":null,"roles":["OFFICER"]}},"padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
+    let app = Router::new().route(
+        "/bench/json",
+        get(move || async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/bench/json")
+}
+
+const CATALOGUE: &str = r#"
+[telemetry]
+log_level = "warn"
+
+[[jurisdictions]]
+id = "bench"
+name = "Bench"
+
+[[agencies]]
+id = "highways"
+name = "Highways"
+kind = "department"
+
+[[case_types]]
+code = "POT"
+name = "Pothole"
+agency = "highways"
+"#;
+
+async fn run_backend(
+    backend: &'static str,
+    url: &str,
+    client: &HttpClient,
+    bare: &Target,
+    rows: &mut Vec<Row>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junction.toml");
+    std::fs::write(
+        &path,
+        format!("[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n[database]\nurl = \"{url}\"\n{CATALOGUE}", dir.path().display()),
+    )
+    .unwrap();
+    let loaded = junction_server::config::load(&path).unwrap();
+    let token = junction_server::app::authenticator(&loaded)
+        .unwrap()
+        .issue(
+            "bench",
+            Some("highways"),
+            &[Role::Officer],
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+    let server = junction_server::start(loaded).await.unwrap();
+    let store = server.store.clone();
+    let base = format!("http://{}/graphql", server.addr);
+    // One case for the indexed read.
+    let create = Target {
+        name: "create",
+        url: base.clone(),
+        body: Some(r#"{"query":"mutation { createCase(input: {caseType: \"POT\", description: \"bench\", location: {address: \"Bench Lane\"}}) { id } }"}"#.into()),
+        token: Some(token.clone()),
+    };
+    assert!(send(client, &create).await, "seed case");
+    let targets = [
+        Target {
+            name: "G0a { me }",
+            url: base.clone(),
+            body: Some(r#"{"query":"query Me { me { subject agency roles } }"}"#.into()),
+            token: Some(token.clone()),
+        },
+        Target {
+            name: "G1a case(id)",
+            url: base.clone(),
+            body: Some(
+                r#"{"query":"query Case { case(id: \"1\") { reference status caseTypeCode } }"}"#
+                    .into(),
+            ),
+            token: Some(token.clone()),
+        },
+    ];
+    for t in [bare.clone()].iter().chain(targets.iter()) {
+        if backend != "sqlite" && t.name == "B bare axum" {
+            continue; // measured once, with the SQLite run
+        }
+        let before = junction_store::audit::count(&store).await.unwrap();
+        let (max_rps, closed_failures, closed_sent) = closed_loop(client, t).await;
+        let rate = (max_rps / 2.0).max(1.0);
+        let (p50, p99, p999, sent, open_failures) = open_loop(client, t, rate).await;
+        if t.body.is_some() {
+            // Each response was read only after its record was committed, so the count is exact.
+            let after = junction_store::audit::count(&store).await.unwrap();
+            assert_eq!(
+                after - before,
+                closed_sent + sent,
+                "{backend} {}: one durable audit record per request",
+                t.name
+            );
+            eprintln!(
+                "  {backend} {}: {} requests, {} audit records",
+                t.name,
+                closed_sent + sent,
+                after - before
+            );
+        }
+        rows.push(Row {
+            backend,
+            endpoint: t.name,
+            max_rps,
+            rate,
+            p50,
+            p99,
+            p999,
+            failures: closed_failures + open_failures,
+        });
+    }
+    server.shutdown().await.unwrap();
+    let report = junction_store::audit::verify(&store).await.unwrap();
+    assert_eq!(report.first_bad, None, "audit chain intact after the run");
+    eprintln!(
+        "  {backend}: audit chain verified, {} records",
+        report.checked
+    );
+}
+
+async fn fresh_postgres(base: &str) -> String {
+    let name = format!("junction_bench_{}", std::process::id());
+    let admin = sqlx::PgPool::connect(base).await.unwrap();
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (head, _) = base.rsplit_once('/').unwrap();
+    format!("{head}/{name}")
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` asks for a list; there are no unit tests here
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(CONNECTIONS * 2).build_http();
+        let bare = Target { name: "B bare axum", url: bare_server().await, body: None, token: None };
+        let mut rows = Vec::new();
+        let sqlite_dir = tempfile::tempdir().unwrap();
+        let sqlite_url = format!("sqlite://{}", sqlite_dir.path().join("bench.db").display());
+        eprintln!("running on SQLite ({CLOSED_SECS}s closed loop + {OPEN_SECS}s open loop per endpoint)");
+        run_backend("sqlite", &sqlite_url, &client, &bare, &mut rows).await;
+        if let Ok(base) = std::env::var("JUNCTION_TEST_DATABASE_URL") {
+            eprintln!("running on PostgreSQL");
+            let url = fresh_postgres(&base).await;
+            run_backend("postgres", &url, &client, &bare, &mut rows).await;
+        }
+        let bare_rps = rows.iter().find(|r| r.endpoint == "B bare axum").map(|r| r.max_rps).unwrap_or(f64::NAN);
+        println!("\n| backend | endpoint | max req/s (c={CONNECTIONS}) | ratio to bare | open-loop rate | p50 ms | p99 ms | p99.9 ms | failures |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for r in &rows {
+            println!(
+                "| {} | {} | {:.0} | {:.2} | {:.0}/s | {:.2} | {:.2} | {:.2} | {} |",
+                r.backend, r.endpoint, r.max_rps, r.max_rps / bare_rps, r.rate, r.p50, r.p99, r.p999, r.failures
+            );
+        }
+    });
+}
