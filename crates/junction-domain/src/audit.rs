@@ -1,6 +1,8 @@
 //! Audit entries and the SHA-256 hash chain that makes tampering visible.
 //!
-//! Each stored entry carries `hash = SHA-256(prev_hash ‖ "\n" ‖ canonical_json(seq, entry))`.
+//! Each stored entry carries `hash = SHA-256(prev_hash ‖ "\n" ‖ seq ‖ "\n" ‖ canonical_json(entry))`.
+//! The canonical content does not depend on the entry's place in the chain, so it can be
+//! computed by whoever makes the entry, in parallel; only the chaining is sequential.
 //! Editing, inserting, deleting or reordering any stored entry breaks every hash after it.
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -125,9 +127,8 @@ impl AuditEntry {
     }
 
     /// The entry's content in one canonical form: keys sorted at every depth, no whitespace.
-    pub fn canonical(&self, seq: i64) -> String {
+    pub fn canonical(&self) -> String {
         let mut m = Map::new();
-        m.insert("seq".into(), Value::from(seq));
         m.insert(
             "at".into(),
             Value::from(self.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
@@ -161,18 +162,25 @@ impl AuditEntry {
 
     /// Chains this entry after `prev_hash` at position `seq`.
     pub fn link(&self, seq: i64, prev_hash: &str) -> ChainLink {
-        ChainLink {
-            seq,
-            prev_hash: prev_hash.to_string(),
-            hash: chain_hash(prev_hash, &self.canonical(seq)),
-        }
+        link_canonical(seq, prev_hash, &self.canonical())
     }
 }
 
-/// `SHA-256(prev_hash ‖ "\n" ‖ canonical)`, hex encoded.
-pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
+/// Chains an entry whose canonical content is already known.
+pub fn link_canonical(seq: i64, prev_hash: &str, canonical: &str) -> ChainLink {
+    ChainLink {
+        seq,
+        prev_hash: prev_hash.to_string(),
+        hash: chain_hash(prev_hash, seq, canonical),
+    }
+}
+
+/// `SHA-256(prev_hash ‖ "\n" ‖ seq ‖ "\n" ‖ canonical)`, hex encoded.
+pub fn chain_hash(prev_hash: &str, seq: i64, canonical: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(seq.to_string().as_bytes());
     hasher.update(b"\n");
     hasher.update(canonical.as_bytes());
     hex::encode(hasher.finalize())
@@ -258,10 +266,13 @@ mod tests {
 
     #[test]
     fn canonical_form_sorts_keys_at_every_depth() {
-        let c = entry().canonical(7);
+        let c = entry().canonical();
         assert!(c.starts_with(r#"{"actor":"alice","agency":null,"at":"2026-11-21T10:00:00.123456Z","change":{"action""#));
         assert!(c.contains(r#""before":{"a":{"b":2,"z":1},"status":"open"}"#));
-        assert!(c.contains(r#""seq":7"#));
+        assert!(
+            !c.contains("seq"),
+            "the place in the chain is hashed separately"
+        );
     }
 
     #[test]
@@ -274,6 +285,11 @@ mod tests {
         assert_eq!(verify_link(GENESIS_HASH, &first, &l1), Ok(()));
         assert_eq!(verify_link(&l1.hash, &second, &l2), Ok(()));
 
+        let moved = second.link(3, &l1.hash);
+        assert_ne!(
+            moved.hash, l2.hash,
+            "the same content at another place hashes differently"
+        );
         let mut edited = second.clone();
         edited.actor = "mallory".into();
         assert!(

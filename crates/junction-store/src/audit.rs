@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use junction_domain::audit::verify_link;
+use junction_domain::audit::{link_canonical, verify_link};
 use junction_domain::{AuditEntry, ChainLink};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
@@ -22,6 +22,33 @@ use crate::{Store, StoreError};
 pub async fn append<C: ConnectionTrait>(
     conn: &C,
     entries: &[AuditEntry],
+) -> Result<Vec<ChainLink>, DbErr> {
+    let prepared: Vec<Prepared> = entries.iter().cloned().map(Prepared::new).collect();
+    append_prepared(conn, &prepared).await
+}
+
+/// An entry with its canonical content already computed, so the chaining step (which is
+/// sequential) does only hashing.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    entry: AuditEntry,
+    canonical: String,
+}
+
+impl Prepared {
+    pub fn new(entry: AuditEntry) -> Self {
+        let canonical = entry.canonical();
+        Prepared { entry, canonical }
+    }
+}
+
+/// Row counts for multi-row inserts: a batch is split into these sizes so that only a few
+/// distinct statements exist and each stays in the prepared-statement cache.
+const CHUNKS: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
+
+async fn append_prepared<C: ConnectionTrait>(
+    conn: &C,
+    entries: &[Prepared],
 ) -> Result<Vec<ChainLink>, DbErr> {
     if entries.is_empty() {
         return Ok(Vec::new());
@@ -38,17 +65,21 @@ pub async fn append<C: ConnectionTrait>(
     let mut prev = head.hash;
     let mut links = Vec::with_capacity(entries.len());
     let mut rows = Vec::with_capacity(entries.len());
-    for entry in entries {
+    for p in entries {
         seq += 1;
-        let link = entry.link(seq, &prev);
+        let link = link_canonical(seq, &prev, &p.canonical);
         prev = link.hash.clone();
-        rows.push(to_row(entry, &link));
+        rows.push(to_row(&p.entry, &link));
         links.push(link);
     }
-    for chunk in rows.chunks(500) {
+    let mut rest = rows.as_slice();
+    while !rest.is_empty() {
+        let size = CHUNKS.into_iter().find(|c| *c <= rest.len()).unwrap_or(1);
+        let (chunk, tail) = rest.split_at(size);
         audit_log::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(conn)
             .await?;
+        rest = tail;
     }
     audit_head::Entity::update(audit_head::ActiveModel {
         id: Set(1),
@@ -263,7 +294,7 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
 }
 
 struct Pending {
-    entry: AuditEntry,
+    entry: Prepared,
     done: oneshot::Sender<Result<(), ()>>,
 }
 
@@ -278,13 +309,16 @@ pub struct AuditWriter {
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pending")
-            .field("seq_actor", &self.entry.actor)
+            .field("actor", &self.entry.entry.actor)
             .finish()
     }
 }
 
 /// Most entries written in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// How many times the writer yields to let more entries arrive before it writes.
+const COALESCE_YIELDS: usize = 4;
 
 impl AuditWriter {
     /// Starts the writer. It stops once every clone of the returned writer is dropped and the
@@ -299,7 +333,10 @@ impl AuditWriter {
     pub async fn record(&self, entry: AuditEntry) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Pending { entry, done })
+            .send(Pending {
+                entry: Prepared::new(entry),
+                done,
+            })
             .await
             .map_err(|_| StoreError::AuditUnavailable)?;
         match wait.await {
@@ -312,7 +349,23 @@ impl AuditWriter {
 async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let entries: Vec<AuditEntry> = batch.iter().map(|p| p.entry.clone()).collect();
+        // Let tasks that are already running finish their requests and join this batch: one
+        // flush for many records is what makes auditing cheap under load. When nothing else
+        // is runnable this costs a few microseconds.
+        for _ in 0..COALESCE_YIELDS {
+            if batch.len() >= MAX_BATCH {
+                break;
+            }
+            tokio::task::yield_now().await;
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+        }
+        let entries: Vec<Prepared> = batch.iter().map(|p| p.entry.clone()).collect();
+        let started = std::time::Instant::now();
         let mut result = write_batch(&store, &entries).await;
         if let Err(e) = &result {
             // One retry after a pause rides out a brief lock or connection hiccup.
@@ -323,6 +376,8 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
         if let Err(e) = &result {
             tracing::error!(error = %e, entries = entries.len(), "audit batch could not be written");
         }
+        metrics::histogram!("junction_audit_batch_size").record(entries.len() as f64);
+        metrics::histogram!("junction_audit_batch_seconds").record(started.elapsed().as_secs_f64());
         for pending in batch.drain(..) {
             let _ = pending
                 .done
@@ -331,8 +386,8 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
     }
 }
 
-async fn write_batch(store: &Store, entries: &[AuditEntry]) -> Result<(), DbErr> {
+async fn write_batch(store: &Store, entries: &[Prepared]) -> Result<(), DbErr> {
     let txn = store.begin_write().await?;
-    append(&*txn, entries).await?;
+    append_prepared(&*txn, entries).await?;
     txn.commit().await
 }
