@@ -8,3 +8,4 @@ mod config;
 mod schema;
 mod store;
 mod support;
+mod tls;
