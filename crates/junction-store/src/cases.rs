@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{case_type_id, load_case_type};
 use crate::db::placeholder;
-use crate::entity::{case, case_event};
+use crate::entity::{case, case_event, case_type};
 use crate::{Store, StoreError, audit};
 
 /// Which cases to list; every set field must match.
@@ -131,7 +131,18 @@ pub async fn list(
         q = q.filter(case::Column::Status.eq(s.as_str()));
     }
     if let Some(code) = &filter.case_type {
-        q = q.filter(case::Column::CaseTypeId.like(format!("%/{}", escape_like(code))));
+        // Exact ids, not a LIKE pattern: codes may contain `_` and `%`.
+        let mut types = case_type::Entity::find().filter(case_type::Column::Code.eq(code.as_str()));
+        if let Some(j) = &filter.jurisdiction_id {
+            types = types.filter(case_type::Column::JurisdictionId.eq(j.as_str()));
+        }
+        let ids: Vec<String> = types
+            .all(store.conn())
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        q = q.filter(case::Column::CaseTypeId.is_in(ids));
     }
     if let Some(a) = &filter.agency {
         q = q.filter(case::Column::AgencyId.eq(a.as_str()));
@@ -386,12 +397,6 @@ impl LocationJson for Case {
     fn location_json(&self) -> Value {
         json!({"lat": self.location.lat, "long": self.location.long, "uprn": self.location.uprn, "address": self.location.address})
     }
-}
-
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 fn to_row(case: &Case, created_by: &str) -> case::ActiveModel {
