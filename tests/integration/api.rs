@@ -564,3 +564,41 @@ async fn development_mode_serves_graphiql_and_introspection() {
     assert_eq!(data(&body)["__schema"]["queryType"]["name"], "QueryRoot");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn callers_that_hang_up_are_still_audited() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start("").await;
+    let token = server.token(&[Role::Officer]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let body = r#"{"query":"mutation { createCase(input: {caseType: \"FLY\", description: \"Sofa\", location: {address: \"Lane End\"}}) { id } }"}"#;
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!(
+            "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        drop(stream); // gone before any answer
+    }
+    // A request hyper never read is no operation; every one that ran (each case created) must
+    // have its record, though nobody was left to receive the response.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let records = operation_records(&server).await.len();
+        let cases = junction_store::cases::list(server.store(), &Default::default(), 100, None)
+            .await
+            .unwrap()
+            .total as usize;
+        if records == cases && cases > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{records} operation records for {cases} cases created"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}

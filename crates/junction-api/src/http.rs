@@ -20,6 +20,7 @@ use junction_domain::{AuditEntry, AuditOperation, Principal};
 use junction_store::Store;
 use junction_store::audit::AuditWriter;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::graphql::{JunctionSchema, Limits, OperationSlot};
 use crate::{Authenticator, ErrorCode, RequestCtx};
@@ -63,7 +64,23 @@ struct Outcome {
     error_code: Option<ErrorCode>,
 }
 
+/// Runs each request in its own task: if the caller hangs up, axum drops this handler's
+/// future, but the request still finishes and its audit record is still written.
 async fn graphql(State(state): State<ApiState>, request: Request) -> Response {
+    match tokio::spawn(graphql_audited(state, request).in_current_span()).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "GraphQL request task failed");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "internal error",
+            )
+        }
+    }
+}
+
+async fn graphql_audited(state: ApiState, request: Request) -> Response {
     let started = Instant::now();
     let request_id = request
         .headers()
