@@ -480,3 +480,38 @@ async fn verify_notices_a_deleted_record() {
         assert!(why.contains("missing"), "{why}");
     });
 }
+
+#[tokio::test]
+async fn the_writer_follows_the_head_when_others_append() {
+    each_db!(|store| {
+        let (writer, task) = audit::AuditWriter::start(store.clone());
+        // One at a time: every batch after the first goes on the writer's cached head.
+        for i in 0..30 {
+            writer
+                .record(Actor::internal(&format!("before{i}")).entry())
+                .await
+                .unwrap();
+        }
+        // A state change appends behind the writer's back and moves the head.
+        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        for i in 0..30 {
+            writer
+                .record(Actor::internal(&format!("after{i}")).entry())
+                .await
+                .unwrap();
+        }
+        drop(writer);
+        task.await.unwrap();
+        let report = audit::verify(&store).await.unwrap();
+        assert_eq!((report.checked, report.first_bad), (65, None));
+        let (newest, _) = audit::list(&store, &audit::AuditFilter::default(), 1, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (newest[0].link.seq, newest[0].entry.actor.as_str()),
+            (65, "junction:after29")
+        );
+    });
+}

@@ -9,14 +9,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use junction_domain::audit::{link_canonical, verify_link};
 use junction_domain::{AuditEntry, ChainLink};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, Statement,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::entity::{audit_head, audit_log};
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
 
 /// Appends `entries` to the chain inside the caller's transaction and returns their links.
 pub async fn append<C: ConnectionTrait>(
@@ -61,18 +62,39 @@ async fn append_prepared<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("audit_head row 1".into()))?;
-    let mut seq = head.seq;
-    let mut prev = head.hash;
-    let mut links = Vec::with_capacity(entries.len());
-    let mut rows = Vec::with_capacity(entries.len());
-    for p in entries {
-        seq += 1;
-        let link = link_canonical(seq, &prev, &p.canonical);
-        prev = link.hash.clone();
-        rows.push(to_row(&p.entry, &link));
-        links.push(link);
+    let links = chain(entries, head.seq, &head.hash);
+    let rows: Vec<audit_log::ActiveModel> = entries
+        .iter()
+        .zip(&links)
+        .map(|(p, l)| to_row(&p.entry, l))
+        .collect();
+    insert_rows(conn, &rows).await?;
+    let last = links.last().expect("entries is not empty");
+    audit_head::Entity::update(audit_head::ActiveModel {
+        id: Set(1),
+        seq: Set(last.seq),
+        hash: Set(last.hash.clone()),
+    })
+    .exec(conn)
+    .await?;
+    Ok(links)
+}
+
+/// Links `entries` one after another, starting after `seq`/`prev`.
+fn chain(entries: &[Prepared], seq: i64, prev: &str) -> Vec<ChainLink> {
+    let mut links: Vec<ChainLink> = Vec::with_capacity(entries.len());
+    for (i, p) in entries.iter().enumerate() {
+        let prev_hash = links.last().map_or(prev, |l| l.hash.as_str());
+        links.push(link_canonical(seq + 1 + i as i64, prev_hash, &p.canonical));
     }
-    let mut rest = rows.as_slice();
+    links
+}
+
+async fn insert_rows<C: ConnectionTrait>(
+    conn: &C,
+    rows: &[audit_log::ActiveModel],
+) -> Result<(), DbErr> {
+    let mut rest = rows;
     while !rest.is_empty() {
         let size = CHUNKS.into_iter().find(|c| *c <= rest.len()).unwrap_or(1);
         let (chunk, tail) = rest.split_at(size);
@@ -81,14 +103,7 @@ async fn append_prepared<C: ConnectionTrait>(
             .await?;
         rest = tail;
     }
-    audit_head::Entity::update(audit_head::ActiveModel {
-        id: Set(1),
-        seq: Set(seq),
-        hash: Set(prev),
-    })
-    .exec(conn)
-    .await?;
-    Ok(links)
+    Ok(())
 }
 
 fn to_row(entry: &AuditEntry, link: &ChainLink) -> audit_log::ActiveModel {
@@ -348,6 +363,7 @@ impl AuditWriter {
 
 async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let mut head: Head = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Let tasks that are already running finish their requests and join this batch: one
         // flush for many records is what makes auditing cheap under load. When nothing else
@@ -366,12 +382,12 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
         }
         let entries: Vec<Prepared> = batch.iter().map(|p| p.entry.clone()).collect();
         let started = std::time::Instant::now();
-        let mut result = write_batch(&store, &entries).await;
+        let mut result = write_batch(&store, &entries, &mut head).await;
         if let Err(e) = &result {
             // One retry after a pause rides out a brief lock or connection hiccup.
             tracing::warn!(error = %e, entries = entries.len(), "audit batch failed; retrying once");
             tokio::time::sleep(Duration::from_millis(50)).await;
-            result = write_batch(&store, &entries).await;
+            result = write_batch(&store, &entries, &mut head).await;
         }
         if let Err(e) = &result {
             tracing::error!(error = %e, entries = entries.len(), "audit batch could not be written");
@@ -386,8 +402,128 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
     }
 }
 
-async fn write_batch(store: &Store, entries: &[Prepared]) -> Result<(), DbErr> {
+/// The chain head as this writer last left it.
+type Head = Option<(i64, String)>;
+
+/// Writes one batch. With a cached head the batch costs one round trip on PostgreSQL (and no
+/// head read on SQLite); if another appender moved the head meanwhile, nothing is written by
+/// that attempt and the batch goes the locked way instead.
+async fn write_batch(store: &Store, entries: &[Prepared], head: &mut Head) -> Result<(), DbErr> {
+    if let Some((seq, hash)) = head.take() {
+        if let Some(new_head) = write_on_cached_head(store, entries, seq, &hash).await? {
+            *head = Some(new_head);
+            return Ok(());
+        }
+    }
     let txn = store.begin_write().await?;
-    append_prepared(&*txn, entries).await?;
-    txn.commit().await
+    let links = append_prepared(&*txn, entries).await?;
+    txn.commit().await?;
+    *head = links.last().map(|l| (l.seq, l.hash.clone()));
+    Ok(())
+}
+
+/// Appends after the cached head, guarded so that it writes nothing unless the head is still
+/// `seq`/`hash`. Returns the new head, or `None` when the head had moved.
+async fn write_on_cached_head(
+    store: &Store,
+    entries: &[Prepared],
+    seq: i64,
+    hash: &str,
+) -> Result<Head, DbErr> {
+    let links = chain(entries, seq, hash);
+    let last = links.last().expect("batches are never empty");
+    let new_head = Some((last.seq, last.hash.clone()));
+    match store.backend() {
+        Backend::Postgres => {
+            let statement = guarded_insert_postgres(entries, &links, seq, hash);
+            let written = store.conn().execute_raw(statement).await?.rows_affected();
+            Ok(if written == entries.len() as u64 {
+                new_head
+            } else {
+                None
+            })
+        }
+        Backend::Sqlite => {
+            let txn = store.begin_write().await?;
+            let moved = audit_head::Entity::update_many()
+                .col_expr(audit_head::Column::Seq, Expr::value(last.seq))
+                .col_expr(audit_head::Column::Hash, Expr::value(last.hash.clone()))
+                .filter(audit_head::Column::Id.eq(1))
+                .filter(audit_head::Column::Seq.eq(seq))
+                .filter(audit_head::Column::Hash.eq(hash))
+                .exec(&*txn)
+                .await?;
+            if moved.rows_affected != 1 {
+                return Ok(None); // dropping the transaction rolls it back
+            }
+            let rows: Vec<audit_log::ActiveModel> = entries
+                .iter()
+                .zip(&links)
+                .map(|(p, l)| to_row(&p.entry, l))
+                .collect();
+            insert_rows(&*txn, &rows).await?;
+            txn.commit().await?;
+            Ok(new_head)
+        }
+    }
+}
+
+/// One statement that moves the head from `seq`/`hash` to the batch's last link and inserts
+/// the batch, or does neither.
+fn guarded_insert_postgres(
+    entries: &[Prepared],
+    links: &[ChainLink],
+    seq: i64,
+    hash: &str,
+) -> Statement {
+    const COLUMNS: &str = "seq, at, actor, agency, roles, request_id, client_addr, kind, operation, \
+                           object_type, object_id, change, prev_hash, hash";
+    let last = links.last().expect("batches are never empty");
+    let mut values: Vec<sea_orm::Value> = vec![
+        last.seq.into(),
+        last.hash.clone().into(),
+        seq.into(),
+        hash.to_string().into(),
+    ];
+    let mut tuples = Vec::with_capacity(entries.len());
+    for (p, link) in entries.iter().zip(links) {
+        let base = values.len();
+        let e = &p.entry;
+        let change = e.change.as_ref();
+        values.extend([
+            link.seq.into(),
+            e.at.into(),
+            e.actor.clone().into(),
+            e.agency.clone().into(),
+            serde_json::to_string(&e.roles)
+                .unwrap_or_else(|_| "[]".into())
+                .into(),
+            e.request_id.clone().into(),
+            e.client_addr.clone().into(),
+            if change.is_some() {
+                "change"
+            } else {
+                "operation"
+            }
+            .to_string()
+            .into(),
+            e.operation
+                .as_ref()
+                .and_then(|o| serde_json::to_string(o).ok())
+                .into(),
+            change.map(|c| c.object_type.clone()).into(),
+            change.map(|c| c.object_id.clone()).into(),
+            change.and_then(|c| serde_json::to_string(c).ok()).into(),
+            link.prev_hash.clone().into(),
+            link.hash.clone().into(),
+        ]);
+        let params: Vec<String> = (base + 1..=values.len()).map(|n| format!("${n}")).collect();
+        tuples.push(format!("({})", params.join(", ")));
+    }
+    let sql = format!(
+        "WITH head AS (UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING id) \
+         INSERT INTO audit_log ({COLUMNS}) SELECT v.* FROM (VALUES {}) AS v({COLUMNS}) WHERE EXISTS (SELECT 1 FROM head)",
+        tuples.join(", ")
+    );
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
