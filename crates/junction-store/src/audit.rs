@@ -409,11 +409,11 @@ type Head = Option<(i64, String)>;
 /// head read on SQLite); if another appender moved the head meanwhile, nothing is written by
 /// that attempt and the batch goes the locked way instead.
 async fn write_batch(store: &Store, entries: &[Prepared], head: &mut Head) -> Result<(), DbErr> {
-    if let Some((seq, hash)) = head.take() {
-        if let Some(new_head) = write_on_cached_head(store, entries, seq, &hash).await? {
-            *head = Some(new_head);
-            return Ok(());
-        }
+    if let Some((seq, hash)) = head.take()
+        && let Some(new_head) = write_on_cached_head(store, entries, seq, &hash).await?
+    {
+        *head = Some(new_head);
+        return Ok(());
     }
     let txn = store.begin_write().await?;
     let links = append_prepared(&*txn, entries).await?;
