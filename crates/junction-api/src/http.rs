@@ -231,18 +231,7 @@ async fn handle(
 
     // Every error leaves with a code; one without is internal, and its text stays in the log.
     for error in &mut response.errors {
-        let code = error
-            .extensions
-            .as_ref()
-            .and_then(|e| e.get("code"))
-            .and_then(|v| {
-                if let async_graphql::Value::String(s) = v {
-                    ErrorCode::parse(s)
-                } else {
-                    None
-                }
-            });
-        if code.is_none() {
+        if error_code(error).is_none() {
             tracing::error!(request_id, error = %error.message, path = ?error.path, "uncoded error in GraphQL execution");
             error.message = format!("internal error (request id {request_id})");
             error
@@ -252,16 +241,7 @@ async fn handle(
             error.source = None;
         }
     }
-    let codes: Vec<ErrorCode> = response
-        .errors
-        .iter()
-        .filter_map(|e| {
-            e.extensions.as_ref()?.get("code").and_then(|v| match v {
-                async_graphql::Value::String(s) => ErrorCode::parse(s),
-                _ => None,
-            })
-        })
-        .collect();
+    let codes: Vec<ErrorCode> = response.errors.iter().filter_map(error_code).collect();
     outcome.error_code = codes.first().copied();
     outcome.outcome = match codes.first() {
         None => "ok",
@@ -281,6 +261,14 @@ async fn handle(
         HeaderValue::from_static("application/json"),
     );
     (http, outcome)
+}
+
+/// The code an error carries in `extensions.code`, if it is one of ours.
+fn error_code(error: &async_graphql::ServerError) -> Option<ErrorCode> {
+    match error.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(s) => ErrorCode::parse(s),
+        _ => None,
+    }
 }
 
 fn authenticate(auth: &Authenticator, headers: &HeaderMap) -> Result<Principal, String> {

@@ -98,12 +98,6 @@ pub struct Principal {
     pub roles: Vec<Role>,
 }
 
-impl Principal {
-    pub fn has(&self, role: Role) -> bool {
-        self.roles.contains(&role)
-    }
-}
-
 /// Why an action was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("role(s) {roles} may not perform `{action}`")]

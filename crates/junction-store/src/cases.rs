@@ -383,20 +383,14 @@ fn audit_view(case: &Case, case_type: &CaseType) -> Value {
         "agency": case.agency_id,
         "status": case.status.as_str(),
         "description": case.description,
-        "location": case.location_json(),
+        "location": location_json(&case.location),
         "submitter": {"name": mark(&case.submitter.name), "email": mark(&case.submitter.email), "phone": mark(&case.submitter.phone)},
         "fields": fields,
     })
 }
 
-trait LocationJson {
-    fn location_json(&self) -> Value;
-}
-
-impl LocationJson for Case {
-    fn location_json(&self) -> Value {
-        json!({"lat": self.location.lat, "long": self.location.long, "uprn": self.location.uprn, "address": self.location.address})
-    }
+fn location_json(l: &Location) -> Value {
+    json!({"lat": l.lat, "long": l.long, "uprn": l.uprn, "address": l.address})
 }
 
 fn to_row(case: &Case, created_by: &str) -> case::ActiveModel {

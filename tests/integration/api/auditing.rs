@@ -1,0 +1,279 @@
+//! Auditing and limits over HTTP: every request leaves exactly one record, including those
+//! refused before they run.
+
+use junction_domain::Role;
+use serde_json::{Value, json};
+
+use super::{CREATE, operation_records, pothole};
+use crate::support::{TestServer, code, data};
+
+#[tokio::test]
+async fn bad_tokens_are_refused_with_401_and_audited() {
+    let server = TestServer::start("").await;
+    let (status, body) = server.gql(None, "{ me { subject } }", Value::Null).await;
+    assert_eq!((status, code(&body)), (401, Some("UNAUTHENTICATED")));
+    let (status, body) = server
+        .gql(Some("not.a.token"), "{ me { subject } }", Value::Null)
+        .await;
+    assert_eq!((status, code(&body)), (401, Some("UNAUTHENTICATED")));
+    let unsigned = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJldmUiLCJpc3MiOiJqdW5jdGlvbiIsImF1ZCI6Imp1bmN0aW9uIiwiZXhwIjo0MTAyNDQ0ODAwLCJyb2xlcyI6WyJhZG1pbiJdfQ.";
+    let (status, _) = server
+        .gql(Some(unsigned), "{ me { subject } }", Value::Null)
+        .await;
+    assert_eq!(status, 401);
+    let records = operation_records(&server).await;
+    assert_eq!(records.len(), 3);
+    for r in &records {
+        let op = r.entry.operation.as_ref().unwrap();
+        assert_eq!(
+            (
+                r.entry.actor.as_str(),
+                op.outcome.as_str(),
+                op.error_code.as_deref()
+            ),
+            ("anonymous", "rejected", Some("UNAUTHENTICATED"))
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn limits_reject_before_any_resolver_runs() {
+    let server =
+        TestServer::start("[limits]\nmax_body_bytes = 4096\nmax_depth = 6\nmax_complexity = 300\n")
+            .await;
+    let token = server.token(&[Role::Admin]);
+    // Depth: the schema has no cycles deep enough on its own, so nest through case → caseType → fields → values.
+    let deep = "{ cases { edges { node { caseType { fields { values { key } } } } } } }";
+    let (status, body) = server.gql(Some(&token), deep, Value::Null).await;
+    assert_eq!(
+        (status, code(&body)),
+        (200, Some("LIMIT_EXCEEDED")),
+        "{body}"
+    );
+    assert!(body["data"].is_null());
+    let wide = "{ cases(first: 100) { edges { node { id reference status description history { id kind actor } } } } }";
+    let (_, body) = server.gql(Some(&token), wide, Value::Null).await;
+    assert_eq!(code(&body), Some("LIMIT_EXCEEDED"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too complex")
+    );
+    let huge = format!("{{ me {{ subject }} }} # {}", "x".repeat(5_000));
+    let (status, body) = server.gql(Some(&token), &huge, Value::Null).await;
+    assert_eq!((status, code(&body)), (413, Some("LIMIT_EXCEEDED")));
+    let (status, body) = server
+        .post(Some(&token), r#"[{"query":"{ me { subject } }"}]"#.into())
+        .await;
+    assert_eq!((status, code(&body)), (400, Some("BAD_REQUEST")));
+    let (status, body) = server.post(Some(&token), "{not json".into()).await;
+    assert_eq!((status, code(&body)), (400, Some("BAD_REQUEST")));
+    let (_, body) = server
+        .gql(Some(&token), "{ me { subject ", Value::Null)
+        .await;
+    assert_eq!(code(&body), Some("BAD_REQUEST"));
+    let (_, body) = server
+        .gql(Some(&token), "{ __schema { types { name } } }", Value::Null)
+        .await;
+    assert!(
+        body["data"]["__schema"].is_null(),
+        "introspection must be off outside development: {body}"
+    );
+    let outcomes: Vec<(String, Option<String>)> = operation_records(&server)
+        .await
+        .iter()
+        .rev()
+        .map(|r| {
+            let op = r.entry.operation.as_ref().unwrap();
+            (op.outcome.clone(), op.error_code.clone())
+        })
+        .collect();
+    let expected = [
+        ("rejected", "LIMIT_EXCEEDED"),
+        ("rejected", "LIMIT_EXCEEDED"),
+        ("rejected", "LIMIT_EXCEEDED"),
+        ("rejected", "BAD_REQUEST"),
+        ("rejected", "BAD_REQUEST"),
+        ("rejected", "BAD_REQUEST"),
+        ("ok", ""),
+    ];
+    let expected: Vec<(String, Option<String>)> = expected
+        .iter()
+        .map(|(o, c)| (o.to_string(), (!c.is_empty()).then(|| c.to_string())))
+        .collect();
+    assert_eq!(outcomes, expected);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_request_leaves_exactly_one_audit_record_with_its_request_id() {
+    let server = TestServer::start("").await;
+    let officer = server.token_for("olive", Some("highways"), &[Role::Officer]);
+    let mut request_ids = Vec::new();
+    for (token, query) in [
+        (Some(officer.as_str()), "query Mine { me { subject } }"),
+        (
+            Some(officer.as_str()),
+            "query Audit { auditLog { edges { cursor } } }",
+        ),
+        (None, "{ me { subject } }"),
+        (
+            Some(officer.as_str()),
+            "mutation Bad { addCaseNote(id: \"nope\", note: \"x\") { id } }",
+        ),
+    ] {
+        let mut req = server
+            .client
+            .post(format!("{}/graphql", server.base))
+            .header("content-type", "application/json")
+            .body(json!({"query": query, "variables": {"a": 1}}).to_string());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        request_ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_string());
+    }
+    let records = operation_records(&server).await;
+    assert_eq!(records.len(), 4);
+    let mut got: Vec<String> = records
+        .iter()
+        .map(|r| r.entry.request_id.clone().unwrap())
+        .collect();
+    got.reverse();
+    assert_eq!(got, request_ids);
+    let mine = records
+        .iter()
+        .find(|r| {
+            r.entry
+                .operation
+                .as_ref()
+                .unwrap()
+                .operation_name
+                .as_deref()
+                == Some("Mine")
+        })
+        .unwrap();
+    let op = mine.entry.operation.as_ref().unwrap();
+    assert_eq!(
+        (
+            mine.entry.actor.as_str(),
+            mine.entry.agency.as_deref(),
+            op.operation_type.as_str()
+        ),
+        ("olive", Some("highways"), "query")
+    );
+    assert_eq!(mine.entry.roles, ["officer"]);
+    assert_eq!(
+        op.variables_hash.as_ref().unwrap().len(),
+        64,
+        "variables are hashed, never stored"
+    );
+    assert!(mine.entry.client_addr.as_deref() == Some("127.0.0.1"));
+    let bad = records
+        .iter()
+        .find(|r| {
+            r.entry
+                .operation
+                .as_ref()
+                .unwrap()
+                .operation_name
+                .as_deref()
+                == Some("Bad")
+        })
+        .unwrap();
+    let op = bad.entry.operation.as_ref().unwrap();
+    assert_eq!(
+        (
+            op.operation_type.as_str(),
+            op.outcome.as_str(),
+            op.error_code.as_deref()
+        ),
+        ("mutation", "error", Some("NOT_FOUND"))
+    );
+
+    // Auditors find them by actor.
+    let auditor = server.token(&[Role::Auditor]);
+    let (_, body) = server
+        .gql(Some(&auditor), "{ auditLog(filter: {actor: \"olive\"}) { edges { node { operationName outcome errorCode } } } }", Value::Null)
+        .await;
+    let names: Vec<&str> = data(&body)["auditLog"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["node"]["operationName"].as_str())
+        .collect();
+    assert_eq!(names, ["Bad", "Audit", "Mine"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn state_changes_are_audited_with_before_and_after() {
+    let server = TestServer::start("").await;
+    let officer = server.token(&[Role::Officer]);
+    let (_, body) = server.gql(Some(&officer), CREATE, pothole(json!(4))).await;
+    let id = data(&body)["createCase"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server
+        .gql(
+            Some(&officer),
+            "mutation($id: ID!) { changeCaseStatus(id: $id, status: FIXED) { id } }",
+            json!({"id": id}),
+        )
+        .await;
+    let (_, body) = server
+        .gql(
+            Some(&server.token(&[Role::Admin])),
+            "query($id: String) { auditLog(filter: {objectType: \"case\", objectId: $id}) { edges { node { action before after requestId } } } }",
+            json!({"id": id}),
+        )
+        .await;
+    let edges = data(&body)["auditLog"]["edges"].as_array().unwrap().clone();
+    assert_eq!(edges.len(), 2);
+    assert_eq!(edges[0]["node"]["action"], "change_status");
+    assert_eq!(edges[0]["node"]["before"], json!({"status": "open"}));
+    assert_eq!(edges[0]["node"]["after"], json!({"status": "fixed"}));
+    assert!(edges[0]["node"]["requestId"].is_string());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn callers_that_hang_up_are_still_audited() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start("").await;
+    let token = server.token(&[Role::Officer]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let body = r#"{"query":"mutation { createCase(input: {caseType: \"FLY\", description: \"Sofa\", location: {address: \"Lane End\"}}) { id } }"}"#;
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!(
+            "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        drop(stream); // gone before any answer
+    }
+    // A request hyper never read is no operation; every one that ran (each case created) must
+    // have its record, though nobody was left to receive the response.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let records = operation_records(&server).await.len();
+        let cases = junction_store::cases::list(server.store(), &Default::default(), 100, None)
+            .await
+            .unwrap()
+            .total as usize;
+        if records == cases && cases > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{records} operation records for {cases} cases created"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
