@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use junction_domain::{
     Actor, Agency, AgencyKind, CaseStatus, CaseType, Classification, Datatype, FieldDef,
-    Jurisdiction, Location, NewCase, Submitter,
+    Jurisdiction, Location, NewCase, RoutingTable, Submitter,
 };
 use junction_store::audit;
 use junction_store::cases::{self, CaseFilter};
@@ -111,6 +111,7 @@ fn pothole(depth: i64) -> NewCase {
             phone: None,
         },
         fields: BTreeMap::from([("depth".to_string(), json!(depth))]),
+        source_ref: None,
     }
 }
 
@@ -153,9 +154,15 @@ async fn removing_a_case_type_in_use_is_refused_and_changes_nothing() {
         catalogue::apply(&store, &Actor::internal("config"), &catalogue())
             .await
             .unwrap();
-        cases::create(&store, &actor(), "bor", pothole(5))
-            .await
-            .unwrap();
+        cases::create(
+            &store,
+            &actor(),
+            "bor",
+            pothole(5),
+            &RoutingTable::default(),
+        )
+        .await
+        .unwrap();
         let mut without = catalogue();
         without.case_types.clear();
         without.agencies[1].name = "Renamed".into();
@@ -181,9 +188,15 @@ async fn removing_a_case_type_in_use_is_refused_and_changes_nothing() {
         catalogue::apply(&store, &Actor::internal("config"), &retired)
             .await
             .unwrap();
-        let err = cases::create(&store, &actor(), "bor", pothole(5))
-            .await
-            .unwrap_err();
+        let err = cases::create(
+            &store,
+            &actor(),
+            "bor",
+            pothole(5),
+            &RoutingTable::default(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(err, StoreError::Invalid(ref e) if e.0[0].field == "caseType"),
             "{err}"
@@ -197,16 +210,23 @@ async fn cases_are_created_with_history_and_audit_in_one_transaction() {
         catalogue::apply(&store, &Actor::internal("config"), &catalogue())
             .await
             .unwrap();
-        let case = cases::create(&store, &actor(), "bor", pothole(7))
-            .await
-            .unwrap();
+        let case = cases::create(
+            &store,
+            &actor(),
+            "bor",
+            pothole(7),
+            &RoutingTable::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(case.reference, "1");
         assert_eq!(case.agency_id, "highways");
         assert_eq!(case.fields["depth"], json!(7));
         let loaded = cases::get(&store, &case.reference).await.unwrap().unwrap();
         assert_eq!(loaded, case);
         let history = cases::history(&store, &case.id).await.unwrap();
-        assert_eq!(history.len(), 1);
+        let kinds: Vec<&str> = history.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["created", "routed"]);
         let filter = audit::AuditFilter {
             object_type: Some("case".into()),
             ..Default::default()
@@ -230,7 +250,7 @@ async fn invalid_cases_name_their_fields_and_store_nothing() {
         let mut bad = pothole(1);
         bad.fields.clear();
         bad.location.lat = Some(123.0);
-        let err = cases::create(&store, &actor(), "bor", bad)
+        let err = cases::create(&store, &actor(), "bor", bad, &RoutingTable::default())
             .await
             .unwrap_err();
         let StoreError::Invalid(errors) = err else {
@@ -256,9 +276,15 @@ async fn status_changes_are_versioned() {
         catalogue::apply(&store, &Actor::internal("config"), &catalogue())
             .await
             .unwrap();
-        let case = cases::create(&store, &actor(), "bor", pothole(3))
-            .await
-            .unwrap();
+        let case = cases::create(
+            &store,
+            &actor(),
+            "bor",
+            pothole(3),
+            &RoutingTable::default(),
+        )
+        .await
+        .unwrap();
         let moved =
             cases::change_status(&store, &actor(), &case.id, CaseStatus::InProgress, Some(1))
                 .await
@@ -292,7 +318,7 @@ async fn status_changes_are_versioned() {
             .collect::<Vec<_>>()
             .into_iter()
             .collect();
-        assert_eq!(kinds, ["created", "status_changed", "note_added"]);
+        assert_eq!(kinds, ["created", "routed", "status_changed", "note_added"]);
         assert_eq!(
             cases::get(&store, &case.id).await.unwrap().unwrap().version,
             3
@@ -306,9 +332,15 @@ async fn concurrent_status_changes_never_lose_an_update() {
         catalogue::apply(&store, &Actor::internal("config"), &catalogue())
             .await
             .unwrap();
-        let case = cases::create(&store, &actor(), "bor", pothole(3))
-            .await
-            .unwrap();
+        let case = cases::create(
+            &store,
+            &actor(),
+            "bor",
+            pothole(3),
+            &RoutingTable::default(),
+        )
+        .await
+        .unwrap();
         let mut tasks = Vec::new();
         for i in 0..20 {
             let store = store.clone();
@@ -324,7 +356,8 @@ async fn concurrent_status_changes_never_lose_an_update() {
             cases::get(&store, &case.id).await.unwrap().unwrap().version,
             21
         );
-        assert_eq!(cases::history(&store, &case.id).await.unwrap().len(), 21);
+        // created, routed, and one event per change
+        assert_eq!(cases::history(&store, &case.id).await.unwrap().len(), 22);
         assert_eq!(audit::verify(&store).await.unwrap().first_bad, None);
     });
 }
@@ -338,10 +371,16 @@ async fn listing_pages_and_filters() {
         let mut ids = Vec::new();
         for depth in 0..7 {
             ids.push(
-                cases::create(&store, &actor(), "bor", pothole(depth))
-                    .await
-                    .unwrap()
-                    .id,
+                cases::create(
+                    &store,
+                    &actor(),
+                    "bor",
+                    pothole(depth),
+                    &RoutingTable::default(),
+                )
+                .await
+                .unwrap()
+                .id,
             );
         }
         cases::change_status(&store, &actor(), &ids[2], CaseStatus::Fixed, None)

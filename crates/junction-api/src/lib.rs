@@ -11,9 +11,12 @@ mod context;
 mod error;
 pub mod graphql;
 mod http;
+pub mod intake;
+pub mod open311;
 
 pub use auth::{AuthError, Authenticator, Claims, KeySource};
 pub use context::RequestCtx;
 pub use error::{ApiError, ErrorCode};
 pub use graphql::{JunctionSchema, Limits, build_schema};
 pub use http::{ApiState, router};
+pub use intake::{DeliveryWaker, Intake, NoWaker};

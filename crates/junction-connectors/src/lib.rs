@@ -8,6 +8,7 @@
 
 mod error;
 mod params;
+pub mod xml;
 
 pub use error::ConnectorError;
 pub use params::{

@@ -59,6 +59,9 @@ pub struct EmailParams {
     /// `${VAR}` reference.
     pub password: Option<String>,
     pub from: String,
+    /// Fixed recipients. Leave empty for the connector that carries cases to agencies with
+    /// no integration: each case then goes to its agency's address.
+    #[serde(default)]
     pub to: Vec<String>,
 }
 
@@ -154,8 +157,10 @@ impl ConnectorParams {
         let url_ok = |u: &str| u.starts_with("https://") || u.starts_with("http://");
         match self {
             ConnectorParams::Email(p) => {
-                if p.to.is_empty() {
-                    problems.push(("to", "needs at least one address".into()));
+                for address in &p.to {
+                    if !address.contains('@') {
+                        problems.push(("to", format!("`{address}` is not an email address")));
+                    }
                 }
                 let loopback = matches!(p.smtp_host.as_str(), "localhost" | "127.0.0.1" | "::1");
                 if p.tls == EmailTls::None && !loopback {

@@ -115,6 +115,8 @@ pub struct NewCase {
     pub location: Location,
     pub submitter: Submitter,
     pub fields: BTreeMap<String, Value>,
+    /// The submitting front-end's own id for the case (FixMyStreet's report id), if it sent one.
+    pub source_ref: Option<String>,
 }
 
 impl NewCase {
@@ -245,6 +247,10 @@ pub struct Case {
     pub updated_at: DateTime<Utc>,
     /// Bumped by every change; a caller may name the version it saw to detect lost updates.
     pub version: i64,
+    /// Where routing sent the case, and which rules decided it.
+    pub route: Option<crate::route::Route>,
+    /// The submitting front-end's own id for the case, if it sent one.
+    pub source_ref: Option<String>,
 }
 
 /// What happened to a case.
@@ -254,6 +260,14 @@ pub enum CaseEventKind {
     Created,
     StatusChanged,
     NoteAdded,
+    /// Routing decided where the case goes: `{ "route": .. }`.
+    Routed,
+    /// A connector accepted the case: `{ "connector": .., "external_ref": .. }`.
+    Delivered,
+    /// A delivery was given up on: `{ "connector": .., "error": .. }`.
+    DeliveryDead,
+    /// An update arrived from a back-end or front-end: `{ "source": .., "status": .. }`.
+    UpdateReceived,
 }
 
 impl CaseEventKind {
@@ -262,6 +276,10 @@ impl CaseEventKind {
             CaseEventKind::Created => "created",
             CaseEventKind::StatusChanged => "status_changed",
             CaseEventKind::NoteAdded => "note_added",
+            CaseEventKind::Routed => "routed",
+            CaseEventKind::Delivered => "delivered",
+            CaseEventKind::DeliveryDead => "delivery_dead",
+            CaseEventKind::UpdateReceived => "update_received",
         }
     }
 
@@ -270,6 +288,10 @@ impl CaseEventKind {
             CaseEventKind::Created,
             CaseEventKind::StatusChanged,
             CaseEventKind::NoteAdded,
+            CaseEventKind::Routed,
+            CaseEventKind::Delivered,
+            CaseEventKind::DeliveryDead,
+            CaseEventKind::UpdateReceived,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -286,6 +308,29 @@ pub struct CaseEvent {
     pub at: DateTime<Utc>,
     /// Kind-specific detail: `{ "from": .., "to": .. }`, `{ "note": .. }`.
     pub data: Value,
+}
+
+/// A status change or comment on a case, from Junction, a back-end or a front-end. Open311
+/// serves these as `servicerequestupdates`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseUpdate {
+    /// Junction's own id for the update, unique and stable: Open311's `update_id`.
+    pub id: i64,
+    pub case_id: String,
+    pub case_reference: String,
+    /// The submitting front-end's id for the case, if it sent one.
+    pub case_source_ref: Option<String>,
+    /// Who the update came from: `junction`, `open311:<client>`, `connector:<id>`.
+    pub source: String,
+    /// The source's own id for the update, used to drop repeats.
+    pub source_update_id: Option<String>,
+    pub status: Option<CaseStatus>,
+    pub external_status_code: Option<String>,
+    pub description: String,
+    pub media_urls: Vec<String>,
+    /// When the update happened, as its source says.
+    pub updated_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Longest note accepted, in characters.
@@ -342,6 +387,7 @@ mod tests {
                 phone: None,
             },
             fields: BTreeMap::new(),
+            source_ref: None,
         }
     }
 

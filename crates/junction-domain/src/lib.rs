@@ -8,12 +8,18 @@ pub mod audit;
 pub mod auth;
 pub mod case;
 pub mod case_type;
+pub mod delivery;
 pub mod organisation;
+pub mod route;
 pub mod validation;
 
 pub use audit::{Actor, AuditChange, AuditEntry, AuditOperation, ChainLink, GENESIS_HASH};
 pub use auth::{Action, Denied, Principal, Role, authorise};
-pub use case::{Case, CaseEvent, CaseEventKind, CaseStatus, Location, NewCase, Submitter};
+pub use case::{
+    Case, CaseEvent, CaseEventKind, CaseStatus, CaseUpdate, Location, NewCase, Submitter,
+};
 pub use case_type::{CaseType, Classification, Datatype, FieldDef, ListValue};
+pub use delivery::{DeliveryKind, DeliveryState, RetryPolicy};
 pub use organisation::{Agency, AgencyKind, Jurisdiction};
+pub use route::{Condition, Route, RouteOutputs, RoutingTable, Rule, SendMethods};
 pub use validation::{FieldError, ValidationErrors};

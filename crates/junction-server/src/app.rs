@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use jsonwebtoken::Algorithm;
+use junction_api::open311::Open311State;
 use junction_api::{ApiState, Authenticator, KeySource, Limits};
+use junction_api::{Intake, NoWaker};
 use junction_domain::Actor;
 use junction_store::Store;
 use junction_store::audit::AuditWriter;
@@ -94,7 +96,17 @@ impl App {
         let store = open_store(loaded).await?;
         let limits = limits(loaded);
         let (audit, audit_task) = AuditWriter::start(store.clone());
-        let schema = junction_api::build_schema(store.clone(), limits.clone());
+        let intake = Intake::new(
+            store.clone(),
+            Arc::new(loaded.routing.clone()),
+            Arc::new(NoWaker),
+        );
+        let schema = junction_api::build_schema(store.clone(), intake.clone(), limits.clone());
+        let open311 = Open311State {
+            store: store.clone(),
+            audit: audit.clone(),
+            intake,
+        };
         let state = ApiState {
             store: store.clone(),
             audit,
@@ -104,6 +116,7 @@ impl App {
         };
         let router = Router::new()
             .merge(junction_api::router(state))
+            .merge(junction_api::open311::router(open311))
             .merge(health::router(store.clone()))
             .fallback(|| async {
                 (

@@ -6,7 +6,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use junction_domain::case::validate_note;
 use junction_domain::{
     Actor, Case, CaseEvent, CaseEventKind, CaseStatus, CaseType, Classification, Location, NewCase,
-    Submitter, ValidationErrors,
+    RoutingTable, Submitter, ValidationErrors,
 };
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::catalogue::{case_type_id, load_case_type};
 use crate::db::placeholder;
 use crate::entity::{case, case_event, case_type};
-use crate::{Store, StoreError, audit};
+use crate::{Store, StoreError, audit, deliveries, updates};
 
 /// Which cases to list; every set field must match.
 #[derive(Debug, Clone, Default)]
@@ -41,11 +41,15 @@ pub struct CasePage {
 
 /// Validates and stores a new case of `case_type_code` in `jurisdiction_id`, with its `created`
 /// event and audit entry, in one transaction.
+///
+/// The case is routed through `routing`, and its deliveries are committed with it, so a case
+/// that exists always has somewhere to go.
 pub async fn create(
     store: &Store,
     actor: &Actor,
     jurisdiction_id: &str,
     new: NewCase,
+    routing: &RoutingTable,
 ) -> Result<Case, StoreError> {
     let Some(case_type) =
         load_case_type(store.conn(), jurisdiction_id, &new.case_type_code).await?
@@ -64,7 +68,7 @@ pub async fn create(
     let now = Utc::now().trunc_subsecs(6);
     let txn = store.begin_write().await?;
     let number = next_counter(&*txn, "case_reference").await?;
-    let case = Case {
+    let mut case = Case {
         id: uuid::Uuid::now_v7().to_string(),
         reference: number.to_string(),
         jurisdiction_id: jurisdiction_id.to_string(),
@@ -78,7 +82,12 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         version: 1,
+        route: None,
+        source_ref: new.source_ref,
     };
+    let route = routing.route(&case, &case_type.agency_id);
+    case.agency_id = route.agency.clone();
+    case.route = Some(route.clone());
     case::Entity::insert(to_row(&case, &actor.subject))
         .exec_without_returning(&*txn)
         .await?;
@@ -91,6 +100,16 @@ pub async fn create(
         json!({"reference": case.reference}),
     )
     .await?;
+    insert_event(
+        &*txn,
+        &case.id,
+        CaseEventKind::Routed,
+        actor,
+        now,
+        json!({"route": route}),
+    )
+    .await?;
+    deliveries::insert_for_route(&*txn, &case, &route, &routing.methods, now).await?;
     let entry = actor.change(
         "case",
         &case.id,
@@ -197,6 +216,13 @@ pub async fn change_status(
     case.status = from.transition(to).map_err(StoreError::Conflict)?;
     let now = Utc::now().trunc_subsecs(6);
     bump(&*txn, &mut case, now, Some(to)).await?;
+    // Front-ends read status changes back as Open311 service request updates.
+    let update = updates::NewUpdate {
+        source: "junction".into(),
+        status: Some(to),
+        ..Default::default()
+    };
+    updates::insert_row(&*txn, &case.id, &update, now.trunc_subsecs(0), now).await?;
     let data = json!({"from": from.as_str(), "to": to.as_str()});
     insert_event(
         &*txn,
@@ -260,7 +286,10 @@ pub async fn history(store: &Store, case_id: &str) -> Result<Vec<CaseEvent>, Sto
     rows.into_iter().map(event_from_row).collect()
 }
 
-async fn load_for_update<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Case, StoreError> {
+pub(crate) async fn load_for_update<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+) -> Result<Case, StoreError> {
     let mut q =
         case::Entity::find().filter(case::Column::Id.eq(id).or(case::Column::Reference.eq(id)));
     if conn.get_database_backend() == DbBackend::Postgres {
@@ -274,7 +303,7 @@ async fn load_for_update<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Case,
 }
 
 /// Writes the new version, guarded by the old one so a concurrent writer cannot be overwritten.
-async fn bump<C: ConnectionTrait>(
+pub(crate) async fn bump<C: ConnectionTrait>(
     conn: &C,
     case: &mut Case,
     now: DateTime<Utc>,
@@ -310,7 +339,7 @@ async fn bump<C: ConnectionTrait>(
     Ok(())
 }
 
-async fn insert_event<C: ConnectionTrait>(
+pub(crate) async fn insert_event<C: ConnectionTrait>(
     conn: &C,
     case_id: &str,
     kind: CaseEventKind,
@@ -386,6 +415,7 @@ fn audit_view(case: &Case, case_type: &CaseType) -> Value {
         "location": location_json(&case.location),
         "submitter": {"name": mark(&case.submitter.name), "email": mark(&case.submitter.email), "phone": mark(&case.submitter.phone)},
         "fields": fields,
+        "route": case.route,
     })
 }
 
@@ -414,6 +444,11 @@ fn to_row(case: &Case, created_by: &str) -> case::ActiveModel {
         created_at: Set(case.created_at),
         updated_at: Set(case.updated_at),
         version: Set(case.version),
+        route: Set(case
+            .route
+            .as_ref()
+            .and_then(|r| serde_json::to_string(r).ok())),
+        source_ref: Set(case.source_ref.clone()),
     }
 }
 
@@ -449,6 +484,13 @@ fn from_row(row: case::Model) -> Result<Case, StoreError> {
         created_at: row.created_at,
         updated_at: row.updated_at,
         version: row.version,
+        route: row
+            .route
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| StoreError::corrupt("case route", e))?,
+        source_ref: row.source_ref,
     })
 }
 

@@ -4,12 +4,15 @@
 //! same transaction as the change, through [`audit::append`], so the change and its record are
 //! durable together or not at all. The same code runs on SQLite and PostgreSQL.
 
+pub mod api_keys;
 pub mod audit;
 pub mod cases;
 pub mod catalogue;
 mod db;
+pub mod deliveries;
 mod entity;
 mod error;
+pub mod updates;
 
 pub use db::{Backend, Store, WriteTxn};
 pub use error::StoreError;

@@ -9,6 +9,8 @@ mod types;
 use async_graphql::{EmptySubscription, Schema};
 use junction_store::Store;
 
+use crate::intake::Intake;
+
 pub use extension::{OperationSlot, OperationSummary};
 pub use guard::Can;
 pub use mutation::MutationRoot;
@@ -44,9 +46,10 @@ impl Default for Limits {
 }
 
 /// Builds the schema with `store` and `limits` available to every resolver.
-pub fn build_schema(store: Store, limits: Limits) -> JunctionSchema {
+pub fn build_schema(store: Store, intake: Intake, limits: Limits) -> JunctionSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .data(store)
+        .data(intake)
         .data(limits.clone())
         .extension(extension::OperationCapture)
         .limit_depth(limits.max_depth)

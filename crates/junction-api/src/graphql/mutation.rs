@@ -11,6 +11,7 @@ use super::guard::Can;
 use super::types::*;
 use crate::RequestCtx;
 use crate::error::{ApiError, ApiResult};
+use crate::intake::Intake;
 
 pub struct MutationRoot;
 
@@ -66,9 +67,12 @@ impl MutationRoot {
                 phone: submitter.phone,
             },
             fields: input.fields.map(|j| j.0).unwrap_or_default(),
+            source_ref: None,
         };
         Ok(Case(
-            cases::create(store, &actor, &jurisdiction, new).await?,
+            ctx.data_unchecked::<Intake>()
+                .create_case(&actor, &jurisdiction, new)
+                .await?,
         ))
     }
 

@@ -72,6 +72,10 @@ pub enum CaseEventKind {
     Created,
     StatusChanged,
     NoteAdded,
+    Routed,
+    Delivered,
+    DeliveryDead,
+    UpdateReceived,
 }
 
 /// The caller, as its token describes it.

@@ -51,6 +51,8 @@ impl std::error::Error for ConfigError {}
 pub struct LoadedConfig {
     pub config: Config,
     pub catalogue: Catalogue,
+    /// Each jurisdiction's routing rules and send methods.
+    pub routing: super::routing::Routing,
     /// The file it came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -118,7 +120,7 @@ fn finish(
     located: Option<(&Path, &str, &Document<&str>)>,
     mut problems: Vec<Problem>,
 ) -> Result<LoadedConfig, ConfigError> {
-    let (catalogue, found) = validate(&config);
+    let (catalogue, routing, found) = validate(&config);
     for p in found {
         let (file, line) = match located {
             Some((path, source, doc)) => {
@@ -137,6 +139,7 @@ fn finish(
         Ok(LoadedConfig {
             config,
             catalogue,
+            routing,
             source: located.map(|(p, _, _)| p.to_path_buf()),
         })
     } else {

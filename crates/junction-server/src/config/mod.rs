@@ -8,9 +8,11 @@
 mod load;
 mod locate;
 mod model;
+mod routing;
 mod secret;
 mod validate;
 
 pub use load::{ConfigError, LoadedConfig, Problem, load, load_default};
 pub use model::*;
+pub use routing::Routing;
 pub use secret::{SecretRef, SecretValue};

@@ -20,6 +20,8 @@ pub struct Config {
     pub agencies: Vec<AgencyConfig>,
     pub case_types: Vec<CaseTypeConfig>,
     pub connectors: Vec<ConnectorConfig>,
+    pub routing: RoutingConfig,
+    pub routes: Vec<RouteConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -148,6 +150,9 @@ pub struct AgencyConfig {
     /// department, contractor, partner or national_body.
     pub kind: String,
     pub email: Option<String>,
+    /// The agency's default send method: a connector id. Without one, the agency's cases go by
+    /// email to `email` through `routing.email_connector`.
+    pub connector: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -162,6 +167,9 @@ pub struct CaseTypeConfig {
     pub keywords: Vec<String>,
     /// The owning agency's id.
     pub agency: String,
+    /// This case type's own send method, overriding the agency's (FixMyStreet's "devolved"
+    /// contact): a connector id.
+    pub connector: Option<String>,
     /// `false` retires the case type: its cases stay, new ones are refused.
     pub active: bool,
     pub fields: Vec<FieldConfig>,
@@ -177,6 +185,7 @@ impl Default for CaseTypeConfig {
             group: None,
             keywords: Vec::new(),
             agency: String::new(),
+            connector: None,
             active: true,
             fields: Vec::new(),
         }
@@ -213,4 +222,46 @@ pub struct ConnectorConfig {
     pub id: String,
     pub kind: String,
     pub params: toml::Table,
+}
+
+/// Routing defaults.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RoutingConfig {
+    /// The email connector that carries cases to agencies with no integration, and the
+    /// `also_email` copies rules ask for.
+    pub email_connector: Option<String>,
+}
+
+/// One routing rule. Rules are tried in file order; the first that matches applies, and
+/// stops the walk unless it says `continue = true`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RouteConfig {
+    /// Recorded on the case when the rule fires.
+    pub name: String,
+    /// May be left out when there is one jurisdiction.
+    pub jurisdiction: Option<String>,
+    /// Case type codes; empty means all.
+    pub case_types: Vec<String>,
+    /// A condition: `{ field = "fields.depth_cm", gt = 10 }` (operators eq, ne, lt, gt, le, ge,
+    /// one_of, matches), or `{ all = [..] }`, `{ any = [..] }`, `{ not = {..} }`.
+    pub when: Option<toml::Value>,
+    pub set: RouteSetConfig,
+    /// Also send the case by email to these addresses, even if the main delivery fails.
+    pub also_email: Vec<String>,
+    #[serde(rename = "continue")]
+    pub and_continue: bool,
+}
+
+/// What a rule sets.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RouteSetConfig {
+    pub agency: Option<String>,
+    pub connector: Option<String>,
+    pub priority: Option<String>,
+    pub team: Option<String>,
+    /// Extra values sent to the back-end with the case, e.g. `{ AnalysisCode1 = "PT1" }`.
+    pub extra: toml::Table,
 }

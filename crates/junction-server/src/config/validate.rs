@@ -12,6 +12,7 @@ use junction_store::catalogue::{Catalogue, ConnectorRecord};
 
 use super::locate::KeyPath;
 use super::model::Config;
+use super::routing::Routing;
 use super::secret::SecretRef;
 
 pub struct Problem {
@@ -20,10 +21,10 @@ pub struct Problem {
 }
 
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn push(&mut self, path: KeyPath, message: impl Into<String>) {
+    pub(super) fn push(&mut self, path: KeyPath, message: impl Into<String>) {
         self.0.push(Problem {
             path,
             message: message.into(),
@@ -52,7 +53,7 @@ fn one_of<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> String {
 }
 
 /// Checks `config` and builds the catalogue it declares.
-pub fn validate(config: &Config) -> (Catalogue, Vec<Problem>) {
+pub fn validate(config: &Config) -> (Catalogue, Routing, Vec<Problem>) {
     let mut p = Problems::default();
     let mut catalogue = Catalogue::default();
     check_server(config, &mut p);
@@ -247,7 +248,8 @@ pub fn validate(config: &Config) -> (Catalogue, Vec<Problem>) {
             paused: false,
         });
     }
-    (catalogue, p.0)
+    let routing = super::routing::build(config, &catalogue, &mut p);
+    (catalogue, routing, p.0)
 }
 
 fn check_server(config: &Config, p: &mut Problems) {

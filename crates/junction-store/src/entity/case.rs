@@ -26,6 +26,10 @@ pub struct Model {
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
     pub version: i64,
+    /// JSON routing decision.
+    pub route: Option<String>,
+    /// The front-end's own id for the case.
+    pub source_ref: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

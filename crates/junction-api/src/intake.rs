@@ -1,0 +1,70 @@
+//! Intake: the one way a case enters Junction, whichever surface it arrives on.
+//!
+//! A case is validated, routed and committed together with its deliveries; then whatever runs
+//! the deliveries is woken. No outbound call happens here: a back-end that is down never makes
+//! intake slow or fail.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use junction_domain::{Actor, Case, NewCase, RoutingTable};
+use junction_store::{Store, StoreError, cases};
+
+/// Wakes the delivery workers after new deliveries are committed. The server hands the API
+/// whatever fits its deployment (an in-process notifier, or nothing when workers poll).
+pub trait DeliveryWaker: Send + Sync {
+    fn wake(&self);
+}
+
+/// A waker for processes that run no workers: the workers elsewhere find the deliveries by
+/// polling the database.
+pub struct NoWaker;
+
+impl DeliveryWaker for NoWaker {
+    fn wake(&self) {}
+}
+
+/// Creates cases.
+#[derive(Clone)]
+pub struct Intake {
+    store: Store,
+    routing: Arc<BTreeMap<String, RoutingTable>>,
+    waker: Arc<dyn DeliveryWaker>,
+}
+
+impl Intake {
+    pub fn new(
+        store: Store,
+        routing: Arc<BTreeMap<String, RoutingTable>>,
+        waker: Arc<dyn DeliveryWaker>,
+    ) -> Intake {
+        Intake {
+            store,
+            routing,
+            waker,
+        }
+    }
+
+    /// Validates, routes and stores `new` in `jurisdiction_id` with its deliveries.
+    pub async fn create_case(
+        &self,
+        actor: &Actor,
+        jurisdiction_id: &str,
+        new: NewCase,
+    ) -> Result<Case, StoreError> {
+        let empty = RoutingTable::default();
+        let table = self.routing.get(jurisdiction_id).unwrap_or(&empty);
+        let case = cases::create(&self.store, actor, jurisdiction_id, new, table).await?;
+        self.waker.wake();
+        Ok(case)
+    }
+
+    /// Wakes the workers, e.g. after a retry or a resume.
+    pub fn wake(&self) {
+        self.waker.wake();
+    }
+
+    pub fn routing(&self) -> &BTreeMap<String, RoutingTable> {
+        &self.routing
+    }
+}

@@ -1,0 +1,862 @@
+//! The Open311 endpoints.
+
+use std::collections::BTreeMap;
+
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use junction_domain::{
+    Actor, Case, CaseStatus, CaseType, CaseUpdate, Location, NewCase, Submitter, ValidationErrors,
+};
+use junction_store::cases::{self, CaseFilter};
+use junction_store::updates::{self, NewUpdate};
+use junction_store::{StoreError, api_keys, catalogue};
+use serde_json::Value;
+
+use super::format::{Node, render};
+use super::{Call, Open311State, Refusal};
+
+/// Attributes a front-end may send that carry its own id for the case rather than a field.
+const FRONT_END_ID_ATTRIBUTES: [&str; 1] = ["fixmystreet_id"];
+
+/// Longest window `GET requests` and `GET servicerequestupdates` serve.
+const MAX_WINDOW_DAYS: i64 = 90;
+
+/// Most requests or updates one call returns.
+const MAX_PAGE_SIZE: u64 = 1_000;
+
+pub(super) async fn dispatch(state: &Open311State, call: &mut Call) -> Result<Response, Refusal> {
+    let jurisdiction = jurisdiction(state, call).await?;
+    match (&call.method, call.endpoint.as_str(), call.id.is_some()) {
+        (&Method::GET, "discovery", false) => Ok(discovery(call)),
+        (&Method::GET, "services", false) => services(state, call, &jurisdiction).await,
+        (&Method::GET, "services", true) => service_definition(state, call, &jurisdiction).await,
+        (&Method::POST, "requests", false) => post_request(state, call, &jurisdiction).await,
+        (&Method::GET, "requests", false) => get_requests(state, call, &jurisdiction).await,
+        (&Method::GET, "requests", true) => get_request(state, call, &jurisdiction).await,
+        (&Method::GET, "tokens", true) => get_token(state, call, &jurisdiction).await,
+        (&Method::GET, "servicerequestupdates", false) => {
+            get_updates(state, call, &jurisdiction).await
+        }
+        (&Method::POST, "servicerequestupdates", false) => {
+            post_update(state, call, &jurisdiction).await
+        }
+        (_, "discovery" | "services" | "requests" | "tokens" | "servicerequestupdates", _) => {
+            Err(Refusal::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} is not allowed here", call.method),
+            ))
+        }
+        _ => Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            format!("no such endpoint: {}", call.endpoint),
+        )),
+    }
+}
+
+fn store_refusal(e: StoreError) -> Refusal {
+    match e {
+        StoreError::NotFound { kind, id } => {
+            Refusal::new(StatusCode::NOT_FOUND, format!("{kind} `{id}` not found"))
+        }
+        StoreError::Invalid(errors) => Refusal {
+            status: StatusCode::BAD_REQUEST,
+            descriptions: open311_errors(&errors),
+        },
+        StoreError::Conflict(why) => Refusal::bad(why),
+        other => {
+            tracing::error!(error = %other, "Open311 call failed");
+            Refusal::internal()
+        }
+    }
+}
+
+/// Names validation errors as an Open311 client knows the arguments.
+fn open311_errors(errors: &ValidationErrors) -> Vec<String> {
+    errors
+        .0
+        .iter()
+        .map(|e| {
+            let field = if let Some(code) = e.field.strip_prefix("fields.") {
+                format!("attribute[{code}]")
+            } else {
+                match e.field.as_str() {
+                    "caseType" => "service_code".into(),
+                    "location" => "lat/long, address_string or address_id".into(),
+                    "location.lat" => "lat".into(),
+                    "location.long" => "long".into(),
+                    "location.uprn" => "attribute[uprn]".into(),
+                    "location.address" => "address_string".into(),
+                    "submitter.email" => "email".into(),
+                    "submitter.phone" => "phone".into(),
+                    "submitter.name" => "first_name/last_name".into(),
+                    other => other.to_string(),
+                }
+            };
+            format!("{field}: {}", e.reason)
+        })
+        .collect()
+}
+
+async fn jurisdiction(state: &Open311State, call: &Call) -> Result<String, Refusal> {
+    let all = catalogue::jurisdictions(&state.store)
+        .await
+        .map_err(store_refusal)?;
+    match call.params.get("jurisdiction_id") {
+        Some(j) if all.iter().any(|x| x.id == j) => Ok(j.to_string()),
+        Some(j) => Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            format!("jurisdiction_id `{j}` is not served here"),
+        )),
+        None if all.len() == 1 => Ok(all[0].id.clone()),
+        None if all.is_empty() => Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "no jurisdiction is configured",
+        )),
+        None => Err(Refusal::bad(
+            "jurisdiction_id: is required, as this server serves more than one",
+        )),
+    }
+}
+
+/// Checks the call's api_key; records the client on the call.
+async fn require_key(
+    state: &Open311State,
+    call: &mut Call,
+    jurisdiction: &str,
+) -> Result<String, Refusal> {
+    let Some(key) = call.params.get("api_key") else {
+        return Err(Refusal::new(StatusCode::FORBIDDEN, "api_key: is required"));
+    };
+    match api_keys::verify(&state.store, key, jurisdiction)
+        .await
+        .map_err(store_refusal)?
+    {
+        Some(k) => {
+            call.client = Some(k.name.clone());
+            Ok(k.name)
+        }
+        None => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "api_key: is not valid for this jurisdiction",
+        )),
+    }
+}
+
+/// A W3C date-time in UTC without fractional seconds.
+pub fn w3c(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn parse_time(call: &Call, name: &str) -> Result<Option<DateTime<Utc>>, Refusal> {
+    call.params
+        .get(name)
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    Refusal::bad(format!(
+                        "{name}: `{s}` is not a W3C date-time with a zone, e.g. 2026-01-31T09:30:00Z"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+fn discovery(call: &Call) -> Response {
+    let endpoint = Node::Object(vec![
+        (
+            "specification",
+            Node::text("http://wiki.open311.org/GeoReport_v2"),
+        ),
+        ("url", Node::text("/open311/v2")),
+        ("changeset", Node::text("2026-11-21 00:00")),
+        ("type", Node::text("production")),
+        (
+            "formats",
+            Node::list(
+                "format",
+                vec![Node::text("text/xml"), Node::text("application/json")],
+            ),
+        ),
+    ]);
+    let tree = Node::Object(vec![
+        ("changeset", Node::text("2026-11-21 00:00")),
+        (
+            "contact",
+            Node::text("Ask the council's integration team for assistance and an api_key."),
+        ),
+        (
+            "key_service",
+            Node::text("api_keys are issued with `junction api-key create`."),
+        ),
+        ("endpoints", Node::list("endpoint", vec![endpoint])),
+    ]);
+    render(call.format, StatusCode::OK, "discovery", &tree)
+}
+
+async fn services(
+    state: &Open311State,
+    call: &Call,
+    jurisdiction: &str,
+) -> Result<Response, Refusal> {
+    let types = catalogue::case_types(&state.store, Some(jurisdiction))
+        .await
+        .map_err(store_refusal)?;
+    let items = types
+        .iter()
+        .filter(|t| t.active)
+        .map(|t| {
+            Node::Object(vec![
+                ("service_code", Node::text(&t.code)),
+                ("service_name", Node::text(&t.name)),
+                ("description", Node::text(&t.description)),
+                ("metadata", Node::Bool(true)),
+                ("type", Node::text("realtime")),
+                ("keywords", Node::text(t.keywords.join(","))),
+                ("group", Node::opt(t.group.clone())),
+            ])
+        })
+        .collect();
+    Ok(render(
+        call.format,
+        StatusCode::OK,
+        "services",
+        &Node::list("service", items),
+    ))
+}
+
+async fn load_type(
+    state: &Open311State,
+    jurisdiction: &str,
+    code: &str,
+) -> Result<CaseType, Refusal> {
+    catalogue::case_type(&state.store, jurisdiction, code)
+        .await
+        .map_err(store_refusal)?
+        .filter(|t| t.active)
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("service_code `{code}` is not a service of `{jurisdiction}`"),
+            )
+        })
+}
+
+async fn service_definition(
+    state: &Open311State,
+    call: &Call,
+    jurisdiction: &str,
+) -> Result<Response, Refusal> {
+    let code = call.id.clone().unwrap_or_default();
+    let t = load_type(state, jurisdiction, &code).await?;
+    let mut fields = t.fields.clone();
+    fields.sort_by_key(|f| f.order);
+    let mut attributes: Vec<Node> = fields
+        .iter()
+        .map(|f| {
+            let values = f
+                .values
+                .iter()
+                .map(|v| {
+                    Node::Object(vec![
+                        ("key", Node::text(&v.key)),
+                        ("name", Node::text(&v.name)),
+                    ])
+                })
+                .collect();
+            let mut attr = vec![
+                ("variable", Node::Bool(true)),
+                ("code", Node::text(&f.code)),
+                ("datatype", Node::text(f.datatype.as_str())),
+                ("required", Node::Bool(f.required)),
+                (
+                    "datatype_description",
+                    Node::text(f.datatype_description.clone().unwrap_or_default()),
+                ),
+                ("order", Node::Integer(i64::from(f.order))),
+                ("description", Node::text(&f.description)),
+            ];
+            if f.datatype.is_list() {
+                attr.push(("values", Node::list("value", values)));
+            }
+            Node::Object(attr)
+        })
+        .collect();
+    // Asks FixMyStreet (and front-ends like it) to send their own id for the case, which
+    // Junction returns with every update so the front-end can match it.
+    let next_order = fields.iter().map(|f| f.order).max().unwrap_or(0) + 1;
+    for (i, code) in FRONT_END_ID_ATTRIBUTES.iter().enumerate() {
+        attributes.push(Node::Object(vec![
+            ("variable", Node::Bool(false)),
+            ("code", Node::text(*code)),
+            ("datatype", Node::text("string")),
+            ("required", Node::Bool(false)),
+            ("datatype_description", Node::text("")),
+            ("order", Node::Integer(i64::from(next_order) + i as i64)),
+            (
+                "description",
+                Node::text("The front-end's own id for this report"),
+            ),
+            ("automated", Node::text("server_set")),
+        ]));
+    }
+    let tree = Node::Object(vec![
+        ("service_code", Node::text(&t.code)),
+        ("attributes", Node::list("attribute", attributes)),
+    ]);
+    Ok(render(
+        call.format,
+        StatusCode::OK,
+        "service_definition",
+        &tree,
+    ))
+}
+
+fn parse_coordinate(call: &Call, name: &str) -> Result<Option<f64>, Refusal> {
+    call.params
+        .get(name)
+        .map(|s| {
+            s.parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| Refusal::bad(format!("{name}: `{s}` is not a number")))
+        })
+        .transpose()
+}
+
+async fn post_request(
+    state: &Open311State,
+    call: &mut Call,
+    jurisdiction: &str,
+) -> Result<Response, Refusal> {
+    let client = require_key(state, call, jurisdiction).await?;
+    let Some(code) = call.params.get("service_code").map(str::to_string) else {
+        return Err(Refusal::bad("service_code: is required"));
+    };
+    let case_type = catalogue::case_type(&state.store, jurisdiction, &code)
+        .await
+        .map_err(store_refusal)?
+        .ok_or_else(|| {
+            Refusal::bad(format!(
+                "service_code: `{code}` is not a service of `{jurisdiction}`"
+            ))
+        })?;
+    let mut problems = Vec::new();
+    let lat = parse_coordinate(call, "lat").unwrap_or_else(|r| {
+        problems.extend(r.descriptions);
+        None
+    });
+    let long = parse_coordinate(call, "long").unwrap_or_else(|r| {
+        problems.extend(r.descriptions);
+        None
+    });
+    let mut location = Location {
+        lat,
+        long,
+        uprn: None,
+        address: call.params.get("address_string").map(str::to_string),
+    };
+    if let Some(id) = call.params.get("address_id") {
+        if id.len() <= 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+            location.uprn = Some(id.to_string());
+        } else if location.address.is_none() {
+            location.address = Some(id.to_string());
+        }
+    }
+    let mut fields: BTreeMap<String, Value> = BTreeMap::new();
+    let mut source_ref = None;
+    let mut ignored = Vec::new();
+    let mut first_name = call.params.get("first_name").map(str::to_string);
+    let mut last_name = call.params.get("last_name").map(str::to_string);
+    for (attr, values) in call.params.attributes() {
+        if FRONT_END_ID_ATTRIBUTES.contains(&attr.as_str()) {
+            source_ref = values.first().cloned();
+            continue;
+        }
+        match case_type.field(&attr) {
+            Some(f) if f.datatype == junction_domain::Datatype::Multivaluelist => {
+                fields.insert(
+                    attr,
+                    Value::Array(values.into_iter().map(Value::String).collect()),
+                );
+            }
+            Some(_) => {
+                if let Some(v) = values.into_iter().next() {
+                    fields.insert(attr, Value::String(v));
+                }
+            }
+            None => match attr.as_str() {
+                // What FixMyStreet sends beside the definition's own attributes.
+                "uprn" if location.uprn.is_none() => location.uprn = values.into_iter().next(),
+                "closest_address" if location.address.is_none() => {
+                    location.address = values.into_iter().next()
+                }
+                "first_name" if first_name.is_none() => first_name = values.into_iter().next(),
+                "last_name" if last_name.is_none() => last_name = values.into_iter().next(),
+                _ => ignored.push(attr),
+            },
+        }
+    }
+    if !ignored.is_empty() {
+        tracing::info!(
+            request_id = call.request_id,
+            service_code = code,
+            ignored = ?ignored,
+            "attributes the service does not define were ignored"
+        );
+    }
+    if !problems.is_empty() {
+        return Err(Refusal {
+            status: StatusCode::BAD_REQUEST,
+            descriptions: problems,
+        });
+    }
+    let name = [first_name, last_name]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let new = NewCase {
+        case_type_code: code.clone(),
+        description: call.params.get("description").unwrap_or("").to_string(),
+        location,
+        submitter: Submitter {
+            name: (!name.is_empty()).then_some(name),
+            email: call.params.get("email").map(str::to_string),
+            phone: call.params.get("phone").map(str::to_string),
+        },
+        fields,
+        source_ref,
+    };
+    let actor = Actor {
+        subject: format!("open311:{client}"),
+        agency: None,
+        roles: vec!["open311_client".into()],
+        request_id: Some(call.request_id.clone()),
+        client_addr: call.client_addr.clone(),
+    };
+    let case = state
+        .intake
+        .create_case(&actor, jurisdiction, new)
+        .await
+        .map_err(store_refusal)?;
+    let tree = Node::list(
+        "request",
+        vec![Node::Object(vec![
+            ("service_request_id", Node::text(&case.reference)),
+            ("service_notice", Node::Null),
+            ("account_id", Node::opt(call.params.get("account_id"))),
+        ])],
+    );
+    Ok(render(
+        call.format,
+        StatusCode::OK,
+        "service_requests",
+        &tree,
+    ))
+}
+
+/// A case as Open311 shows it to anyone: no submitter details, no field values.
+fn request_node(case: &Case, service_name: &str) -> Node {
+    let route = case.route.as_ref();
+    Node::Object(vec![
+        ("service_request_id", Node::text(&case.reference)),
+        (
+            "status",
+            Node::text(if case.status.is_closed() {
+                "closed"
+            } else {
+                "open"
+            }),
+        ),
+        ("extended_status", Node::text(case.status.as_str())),
+        ("status_notes", Node::Null),
+        ("service_name", Node::text(service_name)),
+        ("service_code", Node::text(&case.case_type_code)),
+        ("description", Node::text(&case.description)),
+        (
+            "agency_responsible",
+            Node::text(route.map_or(case.agency_id.as_str(), |r| r.agency.as_str())),
+        ),
+        ("service_notice", Node::Null),
+        ("requested_datetime", Node::text(w3c(case.created_at))),
+        ("updated_datetime", Node::text(w3c(case.updated_at))),
+        ("expected_datetime", Node::Null),
+        ("address", Node::opt(case.location.address.clone())),
+        ("address_id", Node::opt(case.location.uprn.clone())),
+        ("zipcode", Node::Null),
+        ("lat", case.location.lat.map_or(Node::Null, Node::Number)),
+        ("long", case.location.long.map_or(Node::Null, Node::Number)),
+        ("media_url", Node::Null),
+    ])
+}
+
+async fn service_names(
+    state: &Open311State,
+    jurisdiction: &str,
+) -> Result<BTreeMap<String, String>, Refusal> {
+    Ok(catalogue::case_types(&state.store, Some(jurisdiction))
+        .await
+        .map_err(store_refusal)?
+        .into_iter()
+        .map(|t| (t.code, t.name))
+        .collect())
+}
+
+async fn get_requests(
+    state: &Open311State,
+    call: &Call,
+    jurisdiction: &str,
+) -> Result<Response, Refusal> {
+    let names = service_names(state, jurisdiction).await?;
+    let mut cases_out: Vec<Case> = Vec::new();
+    if let Some(ids) = call.params.get("service_request_id") {
+        let ids: Vec<&str> = ids
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if ids.len() as u64 > MAX_PAGE_SIZE {
+            return Err(Refusal::bad(format!(
+                "service_request_id: at most {MAX_PAGE_SIZE} ids at once"
+            )));
+        }
+        for id in ids {
+            if let Some(c) = cases::get(&state.store, id).await.map_err(store_refusal)?
+                && c.jurisdiction_id == jurisdiction
+                && c.reference == id
+            {
+                cases_out.push(c);
+            }
+        }
+    } else {
+        let end = parse_time(call, "end_date")?.unwrap_or_else(Utc::now);
+        let start =
+            parse_time(call, "start_date")?.unwrap_or(end - Duration::days(MAX_WINDOW_DAYS));
+        if start > end {
+            return Err(Refusal::bad("start_date: is after end_date"));
+        }
+        if end - start > Duration::days(MAX_WINDOW_DAYS) {
+            return Err(Refusal::bad(format!(
+                "start_date: the window may span at most {MAX_WINDOW_DAYS} days"
+            )));
+        }
+        let statuses: Vec<&str> = call
+            .params
+            .get("status")
+            .map(|s| s.split(',').map(str::trim).collect())
+            .unwrap_or_default();
+        for s in &statuses {
+            if !matches!(*s, "open" | "closed") && CaseStatus::parse(s).is_none() {
+                return Err(Refusal::bad(format!(
+                    "status: `{s}` is not open, closed or an extended status"
+                )));
+            }
+        }
+        let page_size = match call.params.get("page_size") {
+            None => 100,
+            Some(s) => s
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+                .ok_or_else(|| {
+                    Refusal::bad(format!(
+                        "page_size: must be a number from 1 to {MAX_PAGE_SIZE}"
+                    ))
+                })?,
+        };
+        let page = match call.params.get("page") {
+            None => 1,
+            Some(s) => s
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| Refusal::bad("page: must be a number from 1"))?,
+        };
+        let filter = CaseFilter {
+            jurisdiction_id: Some(jurisdiction.to_string()),
+            case_type: call.params.get("service_code").map(str::to_string),
+            created_from: Some(start),
+            created_to: Some(end + Duration::seconds(1)),
+            ..CaseFilter::default()
+        };
+        // Walk the pages up to the one asked for; cases are listed newest first.
+        let mut after: Option<String> = None;
+        let mut current = 1;
+        loop {
+            let batch = cases::list(&state.store, &filter, page_size, after.as_deref())
+                .await
+                .map_err(store_refusal)?;
+            if current == page || batch.cases.is_empty() {
+                cases_out = batch.cases;
+                break;
+            }
+            if !batch.has_next {
+                break;
+            }
+            after = batch.cases.last().map(|c| c.id.clone());
+            current += 1;
+        }
+        if !statuses.is_empty() {
+            cases_out.retain(|c| {
+                let basic = if c.status.is_closed() {
+                    "closed"
+                } else {
+                    "open"
+                };
+                statuses
+                    .iter()
+                    .any(|s| *s == basic || *s == c.status.as_str())
+            });
+        }
+    }
+    let items = cases_out
+        .iter()
+        .map(|c| request_node(c, names.get(&c.case_type_code).map_or("", String::as_str)))
+        .collect();
+    Ok(render(
+        call.format,
+        StatusCode::OK,
+        "service_requests",
+        &Node::list("request", items),
+    ))
+}
+
+async fn get_request(
+    state: &Open311State,
+    call: &Call,
+    jurisdiction: &str,
+) -> Result<Response, Refusal> {
+    let id = call.id.clone().unwrap_or_default();
+    let case = cases::get(&state.store, &id)
+        .await
+        .map_err(store_refusal)?
+        .filter(|c| c.jurisdiction_id == jurisdiction && c.reference == id)
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("service_request_id `{id}` not found"),
+            )
+        })?;
+    let names = service_names(state, jurisdiction).await?;
+    let node = request_node(
+        &case,
+        names.get(&case.case_type_code).map_or("", String::as_str),
+    );
+    Ok(render(
+        call.format,
+        StatusCode::OK,
+        "service_requests",
+        &Node::list("request", vec![node]),
+    ))
+}
+
+/// Junction answers `POST requests` with the id at once, so a token is only ever the case's
+/// internal id, resolved here for clients that ask.
+async fn get_token(
+    state: &Open311State,
+    call: &Call,
+    jurisdiction: &str,
+) -> Result<Response, Refusal> {
+    let token = call.id.clone().unwrap_or_default();
+    let case = cases::get(&state.store, &token)
+        .await
+        .map_err(store_refusal)?
+        .filter(|c| c.jurisdiction_id == jurisdiction && c.id == token)
+        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, format!("token `{token}` not found")))?;
+    let tree = Node::list(
+        "service_request",
+        vec![Node::Object(vec![
+            ("service_request_id", Node::text(&case.reference)),
+            ("token", Node::text(&case.id)),
+        ])],
+    );
+    Ok(render(
+        call.format,
+        StatusCode::OK,
+        "service_requests",
+        &tree,
+    ))
+}
+
+fn update_node(u: &CaseUpdate) -> Node {
+    let mut fields = vec![
+        ("update_id", Node::text(u.id.to_string())),
+        ("service_request_id", Node::text(&u.case_reference)),
+        (
+            "status",
+            Node::text(u.status.map_or("open", CaseStatus::as_str)),
+        ),
+        ("updated_datetime", Node::text(w3c(u.updated_at))),
+        ("description", Node::text(&u.description)),
+        (
+            "media_url",
+            Node::text(u.media_urls.first().cloned().unwrap_or_default()),
+        ),
+    ];
+    if let Some(code) = &u.external_status_code {
+        fields.push(("external_status_code", Node::text(code)));
+    }
+    if let Some(id) = &u.case_source_ref {
+        fields.push(("fixmystreet_id", Node::text(id)));
+    }
+    Node::Object(fields)
+}
+
+async fn get_updates(
+    state: &Open311State,
+    call: &mut Call,
+    jurisdiction: &str,
+) -> Result<Response, Refusal> {
+    // Reading updates needs no key (FixMyStreet sends `api_key=` empty); a key that is sent
+    // must be valid, and names the client so its own updates are not echoed back to it.
+    if call.params.get("api_key").is_some() {
+        require_key(state, call, jurisdiction).await?;
+    }
+    let start = parse_time(call, "start_date")?;
+    let end = parse_time(call, "end_date")?;
+    let (start, end) = match (start, end) {
+        (Some(s), Some(e)) => (s, e),
+        (None, None) => {
+            let now = Utc::now();
+            (now - Duration::hours(24), now)
+        }
+        (Some(s), None) => (s, Utc::now()),
+        (None, Some(_)) => return Err(Refusal::bad("start_date: is required with end_date")),
+    };
+    if start > end {
+        return Err(Refusal::bad("start_date: is after end_date"));
+    }
+    if end - start > Duration::days(MAX_WINDOW_DAYS) {
+        return Err(Refusal::bad(format!(
+            "start_date: the window may span at most {MAX_WINDOW_DAYS} days"
+        )));
+    }
+    let exclude = call.client.as_ref().map(|c| format!("open311:{c}"));
+    let found = updates::in_window(
+        &state.store,
+        jurisdiction,
+        start,
+        end,
+        exclude.as_deref(),
+        MAX_PAGE_SIZE,
+    )
+    .await
+    .map_err(store_refusal)?;
+    let items = found.iter().map(update_node).collect();
+    Ok(render(
+        call.format,
+        StatusCode::OK,
+        "service_request_updates",
+        &Node::list("request_update", items),
+    ))
+}
+
+/// Open311's upper-case statuses, as FixMyStreet sends them, in Junction's terms.
+fn posted_status(s: &str) -> Option<CaseStatus> {
+    let lower = s.to_ascii_lowercase();
+    match lower.as_str() {
+        "open" | "reopen" | "confirmed" => Some(CaseStatus::Open),
+        "planned" => Some(CaseStatus::ActionScheduled),
+        other => CaseStatus::parse(other),
+    }
+}
+
+async fn post_update(
+    state: &Open311State,
+    call: &mut Call,
+    jurisdiction: &str,
+) -> Result<Response, Refusal> {
+    let client = require_key(state, call, jurisdiction).await?;
+    let mut problems = Vec::new();
+    for required in [
+        "service_request_id",
+        "update_id",
+        "status",
+        "updated_datetime",
+        "description",
+    ] {
+        if call.params.get(required).is_none() {
+            problems.push(format!("{required}: is required"));
+        }
+    }
+    let status = call
+        .params
+        .get("status")
+        .map(|s| posted_status(s).ok_or_else(|| format!("status: `{s}` is not an Open311 status")));
+    if let Some(Err(why)) = &status {
+        problems.push(why.clone());
+    }
+    let updated_at = match parse_time(call, "updated_datetime") {
+        Ok(t) => t,
+        Err(r) => {
+            problems.extend(r.descriptions);
+            None
+        }
+    };
+    if let Some(d) = call.params.get("description")
+        && d.chars().count() > junction_domain::case::MAX_NOTE_CHARS
+    {
+        problems.push(format!(
+            "description: is longer than {} characters",
+            junction_domain::case::MAX_NOTE_CHARS
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(Refusal {
+            status: StatusCode::BAD_REQUEST,
+            descriptions: problems,
+        });
+    }
+    let reference = call.params.get("service_request_id").unwrap_or_default();
+    let case = cases::get(&state.store, reference)
+        .await
+        .map_err(store_refusal)?
+        .filter(|c| c.jurisdiction_id == jurisdiction && c.reference == reference)
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("service_request_id `{reference}` not found"),
+            )
+        })?;
+    let actor = Actor {
+        subject: format!("open311:{client}"),
+        agency: None,
+        roles: vec!["open311_client".into()],
+        request_id: Some(call.request_id.clone()),
+        client_addr: call.client_addr.clone(),
+    };
+    let update = NewUpdate {
+        source: format!("open311:{client}"),
+        source_update_id: call.params.get("update_id").map(str::to_string),
+        status: status.and_then(Result::ok),
+        external_status_code: None,
+        description: call.params.get("description").unwrap_or("").to_string(),
+        media_urls: call
+            .params
+            .all("media_url")
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        updated_at,
+    };
+    // A front-end's update is the citizen's word, recorded on the case; the status stays the
+    // back-end's to change.
+    let stored = updates::record(&state.store, &actor, &case.id, update, false)
+        .await
+        .map_err(store_refusal)?;
+    let tree = Node::list(
+        "request_update",
+        vec![Node::Object(vec![(
+            "update_id",
+            Node::text(stored.id.to_string()),
+        )])],
+    );
+    Ok(render(
+        call.format,
+        StatusCode::OK,
+        "service_request_updates",
+        &tree,
+    ))
+}

@@ -1,0 +1,266 @@
+//! Junction as an Open311 GeoReport v2 server, with the mySociety extensions, at
+//! `/open311/v2/`.
+//!
+//! Every endpoint answers in XML or JSON by its path suffix, with the spec's element names;
+//! ids are strings and never `"0"`; times are W3C date-times in UTC without fractions; an empty
+//! argument counts as absent; `jurisdiction_id` is accepted everywhere and needed only when
+//! there is more than one. Writes need an `api_key`, checked against the stored hashes.
+//! Errors are HTTP 400, 403 or 404 with the spec's `errors` body. Every call, accepted or
+//! refused, leaves one audit record, durable before the response is sent.
+
+mod format;
+mod handlers;
+mod params;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use axum::routing::any;
+use junction_domain::audit::sha256_hex;
+use junction_domain::{AuditEntry, AuditOperation};
+use junction_store::Store;
+use junction_store::audit::AuditWriter;
+use tracing::Instrument;
+
+pub use format::Format;
+use format::errors;
+use params::{BodyError, Params};
+
+use crate::intake::Intake;
+
+/// Largest Open311 request body accepted: enough for a report with photos attached.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// What the Open311 endpoints need.
+#[derive(Clone)]
+pub struct Open311State {
+    pub store: Store,
+    pub audit: AuditWriter,
+    pub intake: Intake,
+}
+
+/// The `/open311/v2/` routes.
+pub fn router(state: Open311State) -> Router {
+    Router::new()
+        .route("/open311/v2/{file}", any(top))
+        .route("/open311/v2/{dir}/{file}", any(nested))
+        .with_state(state)
+}
+
+/// A failure the caller sees, in the spec's error format.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub status: StatusCode,
+    pub descriptions: Vec<String>,
+}
+
+impl Refusal {
+    pub fn new(status: StatusCode, description: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            descriptions: vec![description.into()],
+        }
+    }
+
+    pub fn bad(description: impl Into<String>) -> Refusal {
+        Refusal::new(StatusCode::BAD_REQUEST, description)
+    }
+
+    pub fn internal() -> Refusal {
+        Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+}
+
+/// The call being served: what the handlers see.
+pub(crate) struct Call {
+    pub method: Method,
+    /// `discovery`, `services`, `requests`, `tokens`, `servicerequestupdates`.
+    pub endpoint: String,
+    /// The `{id}` of `services/{id}`, `requests/{id}`, `tokens/{id}`.
+    pub id: Option<String>,
+    pub format: Format,
+    pub params: Params,
+    pub request_id: String,
+    pub client_addr: Option<String>,
+    /// The api_key's client, once checked.
+    pub client: Option<String>,
+}
+
+async fn top(
+    State(state): State<Open311State>,
+    Path(file): Path<String>,
+    request: Request,
+) -> Response {
+    serve(state, None, file, request).await
+}
+
+async fn nested(
+    State(state): State<Open311State>,
+    Path((dir, file)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    serve(state, Some(dir), file, request).await
+}
+
+/// Runs the call in its own task, so a caller that hangs up cannot stop it half-way or skip
+/// its audit record.
+async fn serve(
+    state: Open311State,
+    dir: Option<String>,
+    file: String,
+    request: Request,
+) -> Response {
+    let task = tokio::spawn(serve_audited(state, dir, file, request).in_current_span());
+    match task.await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "Open311 request task failed");
+            errors(
+                Format::Xml,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &["internal error".into()],
+            )
+        }
+    }
+}
+
+async fn serve_audited(
+    state: Open311State,
+    dir: Option<String>,
+    file: String,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let client_addr = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let method = request.method().clone();
+    let (endpoint, id, format) = match (&dir, Format::split(&file)) {
+        (None, Some((stem, f))) => (stem.to_string(), None, Some(f)),
+        (Some(d), Some((stem, f))) => (d.clone(), Some(stem.to_string()), Some(f)),
+        (_, None) => (dir.clone().unwrap_or_else(|| file.clone()), None, None),
+    };
+    let operation_name = format!(
+        "open311 {} {}{}",
+        method,
+        endpoint,
+        if id.is_some() { "/{id}" } else { "" }
+    );
+    let mut call = Call {
+        method: method.clone(),
+        endpoint,
+        id,
+        format: format.unwrap_or(Format::Xml),
+        params: Params::default(),
+        request_id: request_id.clone(),
+        client_addr: client_addr.clone(),
+        client: None,
+    };
+    let result = match format {
+        None => Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "unknown format: end the path with .xml or .json",
+        )),
+        Some(_) => {
+            let params = if method == Method::POST {
+                Params::from_request(request, MAX_BODY_BYTES).await
+            } else {
+                Ok(Params::from_query(request.uri().query()))
+            };
+            match params {
+                Ok(p) => {
+                    call.params = p;
+                    handlers::dispatch(&state, &mut call).await
+                }
+                Err(BodyError::TooLarge) => Err(Refusal::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+                )),
+                Err(BodyError::Malformed(why)) => Err(Refusal::bad(why)),
+            }
+        }
+    };
+    let (response, outcome, code) = match result {
+        Ok(response) => (response, "ok", None),
+        Err(refusal) => {
+            let (outcome, code) = match refusal.status.as_u16() {
+                400 => ("rejected", "BAD_USER_INPUT"),
+                401 | 403 => ("rejected", "FORBIDDEN"),
+                404 => ("rejected", "NOT_FOUND"),
+                413 => ("rejected", "LIMIT_EXCEEDED"),
+                409 => ("error", "CONFLICT"),
+                _ => ("error", "INTERNAL"),
+            };
+            (
+                errors(call.format, refusal.status, &refusal.descriptions),
+                outcome,
+                Some(code),
+            )
+        }
+    };
+    let entry = AuditEntry {
+        request_id: Some(request_id.clone()),
+        client_addr,
+        roles: call
+            .client
+            .as_ref()
+            .map(|_| vec!["open311_client".to_string()])
+            .unwrap_or_default(),
+        operation: Some(AuditOperation {
+            operation_name: Some(operation_name.clone()),
+            operation_type: "open311".into(),
+            variables_hash: Some(sha256_hex(call.params.digest_input().as_bytes())),
+            outcome: outcome.into(),
+            error_code: code.map(String::from),
+            duration_us: started.elapsed().as_micros() as i64,
+        }),
+        ..AuditEntry::now(
+            call.client
+                .as_deref()
+                .map_or("anonymous".to_string(), |c| format!("open311:{c}")),
+        )
+    };
+    if let Err(e) = state.audit.record(entry).await {
+        tracing::error!(request_id, error = %e, "audit record not written; refusing the response");
+        return errors(
+            call.format,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &["internal error".into()],
+        );
+    }
+    // Only known endpoint names become labels: a caller cannot grow the metric set.
+    let endpoint: &'static str = match call.endpoint.as_str() {
+        "discovery" => "discovery",
+        "services" => "services",
+        "requests" => "requests",
+        "tokens" => "tokens",
+        "servicerequestupdates" => "servicerequestupdates",
+        _ => "other",
+    };
+    metrics::counter!(
+        "junction_open311_requests_total",
+        "endpoint" => endpoint,
+        "method" => call.method.to_string(),
+        "outcome" => outcome
+    )
+    .increment(1);
+    tracing::info!(
+        request_id,
+        operation = operation_name,
+        outcome,
+        status = response.status().as_u16(),
+        "open311 call"
+    );
+    response
+}

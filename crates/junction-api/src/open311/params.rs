@@ -1,0 +1,187 @@
+//! Request arguments from a query string, a form body or a multipart body, as one multi-map.
+//!
+//! An empty value counts as absent (FixMyStreet sends `api_key=` on update polls and
+//! `jurisdiction_id=` when it has none), and repeated keys are kept in order
+//! (`attribute[x]` for multi-value lists, `media_url`).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::header;
+
+/// Arguments in arrival order.
+#[derive(Debug, Clone, Default)]
+pub struct Params(Vec<(String, String)>);
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    TooLarge,
+    Malformed(String),
+}
+
+impl Params {
+    pub fn from_query(query: Option<&str>) -> Params {
+        Params::from_urlencoded(query.unwrap_or("").as_bytes())
+    }
+
+    fn from_urlencoded(bytes: &[u8]) -> Params {
+        Params(
+            form_urlencoded::parse(bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// Reads a POST body: `application/x-www-form-urlencoded` or `multipart/form-data`.
+    /// Query-string arguments are kept too (some clients put `jurisdiction_id` there), after
+    /// the body's. File parts are not arguments and are skipped.
+    pub async fn from_request(request: Request, limit: usize) -> Result<Params, BodyError> {
+        let query = Params::from_query(request.uri().query());
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let mut params = if content_type.starts_with("multipart/form-data") {
+            let mut multipart = Multipart::from_request(request, &())
+                .await
+                .map_err(|e| BodyError::Malformed(e.body_text()))?;
+            let mut out = Vec::new();
+            let mut total = 0usize;
+            loop {
+                let field = match multipart.next_field().await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                        return Err(BodyError::TooLarge);
+                    }
+                    Err(e) => return Err(BodyError::Malformed(e.body_text())),
+                };
+                let name = field.name().unwrap_or("").to_string();
+                let is_file = field.file_name().is_some();
+                let data = field.bytes().await.map_err(|e| {
+                    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                        BodyError::TooLarge
+                    } else {
+                        BodyError::Malformed(e.body_text())
+                    }
+                })?;
+                total += data.len();
+                if total > limit {
+                    return Err(BodyError::TooLarge);
+                }
+                if is_file {
+                    continue;
+                }
+                let value = String::from_utf8(data.to_vec()).map_err(|_| {
+                    BodyError::Malformed(format!("multipart field `{name}` is not UTF-8"))
+                })?;
+                out.push((name, value));
+            }
+            Params(out)
+        } else if content_type.is_empty()
+            || content_type.starts_with("application/x-www-form-urlencoded")
+        {
+            let body = axum::body::to_bytes(request.into_body(), limit)
+                .await
+                .map_err(|_| BodyError::TooLarge)?;
+            check_utf8(&body)?;
+            Params::from_urlencoded(&body)
+        } else {
+            return Err(BodyError::Malformed(format!(
+                "content type `{content_type}` is not supported; send \
+                 application/x-www-form-urlencoded or multipart/form-data"
+            )));
+        };
+        params.0.extend(query.0);
+        Ok(params)
+    }
+
+    /// The first non-empty value of `name`, trimmed.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .find(|v| !v.is_empty())
+    }
+
+    /// Every non-empty value of `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    /// Every `attribute[code]` value, grouped by code, in first-seen order. Empty values
+    /// count as absent.
+    pub fn attributes(&self) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for (k, v) in &self.0 {
+            let Some(code) = k
+                .strip_prefix("attribute[")
+                .and_then(|r| r.strip_suffix(']'))
+            else {
+                continue;
+            };
+            let v = v.trim();
+            let slot = match out.iter().position(|(c, _)| c == code) {
+                Some(i) => &mut out[i].1,
+                None => {
+                    out.push((code.to_string(), Vec::new()));
+                    &mut out.last_mut().expect("just pushed").1
+                }
+            };
+            if !v.is_empty() {
+                slot.push(v.to_string());
+            }
+        }
+        out
+    }
+
+    /// The arguments, for hashing into the audit record.
+    pub fn digest_input(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+fn check_utf8(body: &Bytes) -> Result<(), BodyError> {
+    // Percent-decoding replaces invalid sequences silently; a body that is not even ASCII-safe
+    // text is refused instead.
+    std::str::from_utf8(body)
+        .map(|_| ())
+        .map_err(|_| BodyError::Malformed("the form body is not UTF-8".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_values_count_as_absent_and_repeats_are_kept() {
+        let p = Params::from_query(Some(
+            "api_key=&jurisdiction_id=&attribute[hazards]=a&attribute[hazards]=b&attribute[x]=&media_url=u1&media_url=u2",
+        ));
+        assert_eq!(p.get("api_key"), None);
+        assert_eq!(p.get("jurisdiction_id"), None);
+        assert_eq!(p.all("media_url"), ["u1", "u2"]);
+        assert_eq!(
+            p.attributes(),
+            vec![
+                (
+                    "hazards".to_string(),
+                    vec!["a".to_string(), "b".to_string()]
+                ),
+                ("x".to_string(), vec![])
+            ]
+        );
+    }
+}

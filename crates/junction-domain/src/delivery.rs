@@ -1,0 +1,196 @@
+//! Deliveries: sending one thing to one connector, until it arrives or is given up on.
+//!
+//! ```text
+//! pending ──claim──▶ sending ──ok──▶ sent
+//!    ▲                  │
+//!    │             transient error ──▶ failed (next attempt at T) ──due──▶ sending …
+//!    │                  │                       └── older than max age ──▶ dead
+//!    └── retry ──── permanent error ──▶ dead
+//! ```
+//! A delivery whose connector (or agency) is paused is simply not claimed; it keeps its place.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Sending,
+    Sent,
+    Failed,
+    Dead,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 5] = [
+        DeliveryState::Pending,
+        DeliveryState::Sending,
+        DeliveryState::Sent,
+        DeliveryState::Failed,
+        DeliveryState::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Sending => "sending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether the delivery is over, one way or the other.
+    pub fn is_final(self) -> bool {
+        matches!(self, DeliveryState::Sent | DeliveryState::Dead)
+    }
+}
+
+/// What a delivery carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryKind {
+    /// The case itself, to the connector routing chose.
+    Case,
+    /// A copy of the case by email to the addresses a rule named (high priority); it goes
+    /// whatever happens to the main delivery.
+    AlsoEmail,
+}
+
+impl DeliveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Case => "case",
+            DeliveryKind::AlsoEmail => "also_email",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [DeliveryKind::Case, DeliveryKind::AlsoEmail]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// When to try again after a failure, and when to give up.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Wait after the first failure.
+    pub initial: Duration,
+    /// Longest wait between attempts.
+    pub max_delay: Duration,
+    /// A delivery first attempted longer ago than this goes dead on its next failure.
+    pub max_age: Duration,
+    /// Spread each wait by up to this fraction either way, so a back-end that comes back is
+    /// not hit by every waiting delivery at once.
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    /// One minute, doubling to half an hour, for two days: council systems go down for hours
+    /// (evenings, weekends, upgrades), and FixMyStreet itself retries every 30 minutes.
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_secs(60),
+            max_delay: Duration::from_secs(30 * 60),
+            max_age: Duration::from_secs(48 * 3600),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    RetryAt(DateTime<Utc>),
+    GiveUp,
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempts + 1`, after `attempts` failures (≥ 1), with the
+    /// jitter drawn from `unit` in `[0, 1)`.
+    pub fn delay(&self, attempts: u32, unit: f64) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(32);
+        let base = self
+            .initial
+            .saturating_mul(1u32 << doublings.min(31))
+            .min(self.max_delay);
+        let spread = 1.0 + self.jitter * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
+        base.mul_f64(spread.max(0.0))
+            .min(self.max_delay.mul_f64(1.0 + self.jitter))
+    }
+
+    /// Decides after a transient failure: retry later, or give up when the delivery is older
+    /// than the maximum age.
+    pub fn after_failure(
+        &self,
+        attempts: u32,
+        first_attempt: DateTime<Utc>,
+        now: DateTime<Utc>,
+        unit: f64,
+    ) -> AfterFailure {
+        let age = (now - first_attempt).to_std().unwrap_or_default();
+        if age >= self.max_age {
+            return AfterFailure::GiveUp;
+        }
+        let delay =
+            chrono::Duration::from_std(self.delay(attempts, unit)).unwrap_or(chrono::Duration::MAX);
+        AfterFailure::RetryAt(now + delay)
+    }
+}
+
+/// The key that lets a back-end recognise a resend of the same delivery: the same case to the
+/// same connector always carries the same key.
+pub fn idempotency_key(case_id: &str, connector_id: &str, kind: DeliveryKind) -> String {
+    match kind {
+        DeliveryKind::Case => format!("{case_id}:{connector_id}"),
+        DeliveryKind::AlsoEmail => format!("{case_id}:{connector_id}:also_email"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap() {
+        let p = RetryPolicy {
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        };
+        let mins: Vec<u64> = (1..=8).map(|n| p.delay(n, 0.5).as_secs() / 60).collect();
+        assert_eq!(mins, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(p.delay(10_000, 0.5), Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn jitter_stays_within_its_fraction() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.delay(1, 0.0), Duration::from_secs(48));
+        assert_eq!(p.delay(1, 1.0), Duration::from_secs(72));
+        assert_eq!(p.delay(1, 0.5), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn gives_up_after_max_age() {
+        let p = RetryPolicy::default();
+        let start = Utc::now();
+        let later = start + chrono::Duration::hours(47);
+        assert!(
+            matches!(p.after_failure(30, start, later, 0.5), AfterFailure::RetryAt(t) if t > later)
+        );
+        let too_late = start + chrono::Duration::hours(48);
+        assert_eq!(
+            p.after_failure(31, start, too_late, 0.5),
+            AfterFailure::GiveUp
+        );
+    }
+}

@@ -1,0 +1,744 @@
+//! Deliveries: created with their case, claimed one attempt at a time, and settled as sent,
+//! failed (retry at T) or dead. Pauses hold a connector's or an agency's deliveries in place.
+//!
+//! The retry schedule lives here, in the delivery row (attempts, next attempt, last error), not
+//! in the queue: a restart, a crash or a lost job forgets nothing, and the reconciler finds
+//! every delivery that is due and has no live job.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use junction_domain::delivery::{AfterFailure, idempotency_key};
+use junction_domain::route::{ConnectorSource, Route, SendMethods};
+use junction_domain::{Actor, Case, CaseEventKind, DeliveryKind, DeliveryState, RetryPolicy};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
+};
+use serde_json::{Value, json};
+
+use crate::cases::insert_event;
+use crate::db::placeholder;
+use crate::entity::{agency, delivery, external_ref, pause};
+use crate::{Store, StoreError, audit};
+
+/// Longest error or raw answer kept on a delivery, in bytes.
+pub const MAX_KEPT_BYTES: usize = 4_096;
+
+/// One delivery, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: i64,
+    pub case_id: String,
+    pub connector_id: String,
+    pub agency_id: String,
+    pub kind: DeliveryKind,
+    pub state: DeliveryState,
+    pub idempotency_key: String,
+    pub attempts: u32,
+    pub first_attempt_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    /// The back-end's raw answer to the last attempt, truncated, for diagnosis.
+    pub last_response: Option<String>,
+    pub external_ref: Option<String>,
+    /// What the delivery carries beyond the case, e.g. `{ "to": [..] }` for email.
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+fn from_row(row: delivery::Model) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        kind: DeliveryKind::parse(&row.kind)
+            .ok_or_else(|| StoreError::corrupt("delivery kind", &row.kind))?,
+        state: DeliveryState::parse(&row.state)
+            .ok_or_else(|| StoreError::corrupt("delivery state", &row.state))?,
+        payload: serde_json::from_str(&row.payload)
+            .map_err(|e| StoreError::corrupt("delivery payload", e))?,
+        id: row.id,
+        case_id: row.case_id,
+        connector_id: row.connector_id,
+        agency_id: row.agency_id,
+        idempotency_key: row.idempotency_key,
+        attempts: row.attempts.max(0) as u32,
+        first_attempt_at: row.first_attempt_at,
+        next_attempt_at: row.next_attempt_at,
+        last_error: row.last_error,
+        last_response: row.last_response,
+        external_ref: row.external_ref,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        sent_at: row.sent_at,
+    })
+}
+
+/// Cuts `text` to at most [`MAX_KEPT_BYTES`] on a character boundary.
+pub fn truncate(text: &str) -> String {
+    if text.len() <= MAX_KEPT_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_KEPT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} bytes in all]", &text[..end], text.len())
+}
+
+fn new_row(
+    case: &Case,
+    connector: &str,
+    kind: DeliveryKind,
+    payload: Value,
+    now: DateTime<Utc>,
+) -> delivery::ActiveModel {
+    delivery::ActiveModel {
+        case_id: Set(case.id.clone()),
+        connector_id: Set(connector.to_string()),
+        agency_id: Set(case.agency_id.clone()),
+        kind: Set(kind.as_str().to_string()),
+        state: Set(DeliveryState::Pending.as_str().to_string()),
+        idempotency_key: Set(idempotency_key(&case.id, connector, kind)),
+        attempts: Set(0),
+        first_attempt_at: Set(None),
+        next_attempt_at: Set(now),
+        lease_until: Set(None),
+        last_error: Set(None),
+        last_response: Set(None),
+        external_ref: Set(None),
+        payload: Set(payload.to_string()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        sent_at: Set(None),
+        ..Default::default()
+    }
+}
+
+/// Creates the deliveries `route` calls for, inside the caller's transaction: the case to its
+/// connector, and the `also_email` copy. A case that nothing can carry gets a dead delivery
+/// that says why, so it shows up as a failure instead of vanishing.
+pub(crate) async fn insert_for_route<C: ConnectionTrait>(
+    conn: &C,
+    case: &Case,
+    route: &Route,
+    methods: &SendMethods,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut rows = Vec::new();
+    match (&route.connector, route.connector_source) {
+        (Some(connector), ConnectorSource::AgencyEmail) => {
+            let email = agency::Entity::find_by_id(route.agency.as_str())
+                .one(conn)
+                .await?
+                .and_then(|a| a.email);
+            let mut row = new_row(
+                case,
+                connector,
+                DeliveryKind::Case,
+                json!({"to": email.iter().collect::<Vec<_>>()}),
+                now,
+            );
+            if email.is_none() {
+                row.state = Set(DeliveryState::Dead.as_str().to_string());
+                row.last_error = Set(Some(format!(
+                    "agency `{}` has no integration and no email address",
+                    route.agency
+                )));
+            }
+            rows.push(row);
+        }
+        (Some(connector), _) => {
+            rows.push(new_row(case, connector, DeliveryKind::Case, json!({}), now));
+        }
+        (None, _) => {
+            let mut row = new_row(case, "", DeliveryKind::Case, json!({}), now);
+            row.state = Set(DeliveryState::Dead.as_str().to_string());
+            row.last_error = Set(Some(format!(
+                "agency `{}` has no integration and no email connector is configured",
+                route.agency
+            )));
+            rows.push(row);
+        }
+    }
+    if !route.also_email.is_empty()
+        && let Some(email) = &methods.email_connector
+    {
+        rows.push(new_row(
+            case,
+            email,
+            DeliveryKind::AlsoEmail,
+            json!({"to": route.also_email}),
+            now,
+        ));
+    }
+    delivery::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// One delivery.
+pub async fn get(store: &Store, id: i64) -> Result<Option<Delivery>, StoreError> {
+    delivery::Entity::find_by_id(id)
+        .one(store.conn())
+        .await?
+        .map(from_row)
+        .transpose()
+}
+
+/// A case's deliveries, oldest first.
+pub async fn for_case(store: &Store, case_id: &str) -> Result<Vec<Delivery>, StoreError> {
+    delivery::Entity::find()
+        .filter(delivery::Column::CaseId.eq(case_id))
+        .order_by_asc(delivery::Column::Id)
+        .all(store.conn())
+        .await?
+        .into_iter()
+        .map(from_row)
+        .collect()
+}
+
+/// The condition that a delivery's connector and agency are not paused, as SQL on `d`.
+const NOT_PAUSED: &str = "NOT EXISTS (SELECT 1 FROM pauses p WHERE \
+     (p.target_type = 'connector' AND p.target_id = d.connector_id) OR \
+     (p.target_type = 'agency' AND p.target_id = d.agency_id))";
+
+/// Ids of deliveries that may be attempted now: pending or failed and due, or sending with an
+/// expired lease (their worker died), whose connector and agency are not paused. Oldest
+/// first, so a released pause sends in the order cases arrived.
+pub async fn due(store: &Store, now: DateTime<Utc>, limit: u64) -> Result<Vec<i64>, StoreError> {
+    let backend = store.conn().get_database_backend();
+    let sql = format!(
+        "SELECT d.id AS id FROM deliveries d WHERE \
+         ((d.state IN ('pending', 'failed') AND d.next_attempt_at <= {p1}) \
+           OR (d.state = 'sending' AND d.lease_until < {p1b})) \
+         AND {NOT_PAUSED} ORDER BY d.id LIMIT {limit}",
+        p1 = placeholder(backend, 1),
+        p1b = placeholder(backend, 2),
+    );
+    let rows = store
+        .conn()
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [now.into(), now.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get::<i64>("", "id").map_err(StoreError::from))
+        .collect()
+}
+
+/// When the next delivery that is waiting (not paused) becomes due, if any.
+pub async fn next_due_at(store: &Store) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let backend = store.conn().get_database_backend();
+    let sql = format!(
+        "SELECT MIN(CASE WHEN d.state = 'sending' THEN d.lease_until ELSE d.next_attempt_at END) AS t \
+         FROM deliveries d WHERE d.state IN ('pending', 'failed', 'sending') AND {NOT_PAUSED}"
+    );
+    let row = store
+        .conn()
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await?;
+    Ok(row.and_then(|r| r.try_get::<Option<DateTime<Utc>>>("", "t").ok().flatten()))
+}
+
+/// Claims delivery `id` for one attempt, holding it for `lease`. Returns `None` when it is not
+/// due, is paused, or another worker holds it; the claim itself is one guarded update, so two
+/// workers can never both hold it.
+pub async fn claim(
+    store: &Store,
+    id: i64,
+    lease: Duration,
+) -> Result<Option<Delivery>, StoreError> {
+    let now = Utc::now().trunc_subsecs(6);
+    let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1));
+    let backend = store.conn().get_database_backend();
+    let p = |n| placeholder(backend, n);
+    let sql = format!(
+        "UPDATE deliveries SET state = 'sending', lease_until = {}, attempts = attempts + 1, \
+         first_attempt_at = COALESCE(first_attempt_at, {}), updated_at = {} \
+         WHERE id = {} AND ((state IN ('pending', 'failed') AND next_attempt_at <= {}) \
+           OR (state = 'sending' AND lease_until < {})) \
+         AND NOT EXISTS (SELECT 1 FROM pauses p WHERE \
+           (p.target_type = 'connector' AND p.target_id = deliveries.connector_id) OR \
+           (p.target_type = 'agency' AND p.target_id = deliveries.agency_id))",
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        p(6)
+    );
+    let txn = store.begin_write().await?;
+    let claimed = txn
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                until.into(),
+                now.into(),
+                now.into(),
+                id.into(),
+                now.into(),
+                now.into(),
+            ],
+        ))
+        .await?
+        .rows_affected();
+    if claimed != 1 {
+        return Ok(None);
+    }
+    let row = delivery::Entity::find_by_id(id).one(&*txn).await?;
+    txn.commit().await?;
+    row.map(from_row).transpose()
+}
+
+/// Records a successful attempt: the delivery is sent, and the connector's reference for the
+/// case is kept (the first one a connector gives a case is never overwritten).
+pub async fn succeed(
+    store: &Store,
+    id: i64,
+    external_ref: Option<&str>,
+    response: Option<&str>,
+) -> Result<Delivery, StoreError> {
+    let now = Utc::now().trunc_subsecs(6);
+    let txn = store.begin_write().await?;
+    let d = load(&*txn, id).await?;
+    if d.state != DeliveryState::Sending {
+        return Err(StoreError::Conflict(format!(
+            "delivery {id} is {}, not sending",
+            d.state.as_str()
+        )));
+    }
+    delivery::Entity::update(delivery::ActiveModel {
+        id: Set(id),
+        state: Set(DeliveryState::Sent.as_str().to_string()),
+        lease_until: Set(None),
+        last_error: Set(None),
+        last_response: Set(response.map(truncate)),
+        external_ref: Set(external_ref.map(str::to_string)),
+        updated_at: Set(now),
+        sent_at: Set(Some(now)),
+        ..Default::default()
+    })
+    .exec(&*txn)
+    .await?;
+    if let Some(reference) = external_ref
+        && d.kind == DeliveryKind::Case
+    {
+        let existing =
+            external_ref::Entity::find_by_id((d.case_id.clone(), d.connector_id.clone()))
+                .one(&*txn)
+                .await?;
+        if existing.is_none() {
+            external_ref::Entity::insert(external_ref::ActiveModel {
+                case_id: Set(d.case_id.clone()),
+                connector_id: Set(d.connector_id.clone()),
+                external_id: Set(reference.to_string()),
+                delivery_id: Set(id),
+                created_at: Set(now),
+            })
+            .exec_without_returning(&*txn)
+            .await?;
+        }
+    }
+    let actor = Actor::internal("delivery");
+    let data = json!({
+        "delivery": id,
+        "connector": d.connector_id,
+        "kind": d.kind.as_str(),
+        "external_ref": external_ref,
+        "attempts": d.attempts,
+    });
+    insert_event(
+        &*txn,
+        &d.case_id,
+        CaseEventKind::Delivered,
+        &actor,
+        now,
+        data.clone(),
+    )
+    .await?;
+    audit::append(
+        &*txn,
+        &[actor.change(
+            "delivery",
+            &id.to_string(),
+            "deliver",
+            json!({"state": d.state.as_str()}),
+            data,
+        )],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Delivery {
+        state: DeliveryState::Sent,
+        external_ref: external_ref.map(str::to_string),
+        sent_at: Some(now),
+        ..d
+    })
+}
+
+/// How an attempt failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: String,
+    /// The back-end's raw answer, if there was one.
+    pub response: Option<String>,
+    /// Retrying cannot help (the back-end refused the content).
+    pub permanent: bool,
+}
+
+/// Records a failed attempt: a transient failure is retried on `policy`'s schedule until the
+/// delivery is older than its maximum age; a permanent one goes dead at once. Returns the
+/// delivery as it now stands.
+pub async fn fail(
+    store: &Store,
+    id: i64,
+    failure: &Failure,
+    policy: &RetryPolicy,
+) -> Result<Delivery, StoreError> {
+    let now = Utc::now().trunc_subsecs(6);
+    let txn = store.begin_write().await?;
+    let d = load(&*txn, id).await?;
+    if d.state != DeliveryState::Sending {
+        return Err(StoreError::Conflict(format!(
+            "delivery {id} is {}, not sending",
+            d.state.as_str()
+        )));
+    }
+    let decision = if failure.permanent {
+        AfterFailure::GiveUp
+    } else {
+        policy.after_failure(
+            d.attempts.max(1),
+            d.first_attempt_at.unwrap_or(now),
+            now,
+            rand_unit(),
+        )
+    };
+    let (state, next) = match decision {
+        AfterFailure::RetryAt(t) => (DeliveryState::Failed, t.trunc_subsecs(6)),
+        AfterFailure::GiveUp => (DeliveryState::Dead, now),
+    };
+    let error = truncate(&failure.error);
+    delivery::Entity::update(delivery::ActiveModel {
+        id: Set(id),
+        state: Set(state.as_str().to_string()),
+        lease_until: Set(None),
+        next_attempt_at: Set(next),
+        last_error: Set(Some(error.clone())),
+        last_response: Set(failure.response.as_deref().map(truncate)),
+        updated_at: Set(now),
+        ..Default::default()
+    })
+    .exec(&*txn)
+    .await?;
+    if state == DeliveryState::Dead {
+        let actor = Actor::internal("delivery");
+        let data = json!({
+            "delivery": id,
+            "connector": d.connector_id,
+            "kind": d.kind.as_str(),
+            "error": error,
+            "attempts": d.attempts,
+        });
+        insert_event(
+            &*txn,
+            &d.case_id,
+            CaseEventKind::DeliveryDead,
+            &actor,
+            now,
+            data.clone(),
+        )
+        .await?;
+        audit::append(
+            &*txn,
+            &[actor.change(
+                "delivery",
+                &id.to_string(),
+                "give_up",
+                json!({"state": d.state.as_str()}),
+                data,
+            )],
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(Delivery {
+        state,
+        next_attempt_at: next,
+        last_error: Some(error),
+        last_response: failure.response.as_deref().map(truncate),
+        updated_at: now,
+        ..d
+    })
+}
+
+/// A manager's retry of a dead or failed delivery: due now, with a fresh maximum age.
+pub async fn retry(store: &Store, actor: &Actor, id: i64) -> Result<Delivery, StoreError> {
+    let now = Utc::now().trunc_subsecs(6);
+    let txn = store.begin_write().await?;
+    let d = load(&*txn, id).await?;
+    if !matches!(d.state, DeliveryState::Dead | DeliveryState::Failed) {
+        return Err(StoreError::Conflict(format!(
+            "delivery {id} is {}; only failed or dead deliveries can be retried",
+            d.state.as_str()
+        )));
+    }
+    if d.connector_id.is_empty() {
+        return Err(StoreError::Conflict(format!(
+            "delivery {id} has no connector to retry on; reroute the case instead"
+        )));
+    }
+    delivery::Entity::update(delivery::ActiveModel {
+        id: Set(id),
+        state: Set(DeliveryState::Pending.as_str().to_string()),
+        next_attempt_at: Set(now),
+        first_attempt_at: Set(None),
+        updated_at: Set(now),
+        ..Default::default()
+    })
+    .exec(&*txn)
+    .await?;
+    audit::append(
+        &*txn,
+        &[actor.change(
+            "delivery",
+            &id.to_string(),
+            "retry",
+            json!({"state": d.state.as_str(), "last_error": d.last_error}),
+            json!({"state": "pending"}),
+        )],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Delivery {
+        state: DeliveryState::Pending,
+        next_attempt_at: now,
+        first_attempt_at: None,
+        updated_at: now,
+        ..d
+    })
+}
+
+async fn load<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Delivery, StoreError> {
+    let mut q = delivery::Entity::find_by_id(id);
+    if conn.get_database_backend() == DbBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    let row = q.one(conn).await?.ok_or_else(|| StoreError::NotFound {
+        kind: "delivery",
+        id: id.to_string(),
+    })?;
+    from_row(row)
+}
+
+/// A uniform draw in `[0, 1)` for jitter.
+fn rand_unit() -> f64 {
+    use rand::Rng;
+    rand::rng().random::<f64>()
+}
+
+/// What can be paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseTarget {
+    Connector,
+    Agency,
+}
+
+impl PauseTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseTarget::Connector => "connector",
+            PauseTarget::Agency => "agency",
+        }
+    }
+}
+
+/// A pause in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pause {
+    pub target: PauseTarget,
+    pub id: String,
+    pub paused_by: String,
+    pub reason: String,
+    pub paused_at: DateTime<Utc>,
+}
+
+/// Holds every delivery to `id`. Pausing what is already paused changes nothing.
+pub async fn pause(
+    store: &Store,
+    actor: &Actor,
+    target: PauseTarget,
+    id: &str,
+    reason: &str,
+) -> Result<Pause, StoreError> {
+    let now = Utc::now().trunc_subsecs(6);
+    let txn = store.begin_write().await?;
+    let existing = pause::Entity::find_by_id((target.as_str().to_string(), id.to_string()))
+        .one(&*txn)
+        .await?;
+    if let Some(p) = existing {
+        return Ok(Pause {
+            target,
+            id: p.target_id,
+            paused_by: p.paused_by,
+            reason: p.reason,
+            paused_at: p.paused_at,
+        });
+    }
+    pause::Entity::insert(pause::ActiveModel {
+        target_type: Set(target.as_str().to_string()),
+        target_id: Set(id.to_string()),
+        paused_by: Set(actor.subject.clone()),
+        reason: Set(reason.to_string()),
+        paused_at: Set(now),
+    })
+    .exec_without_returning(&*txn)
+    .await?;
+    audit::append(
+        &*txn,
+        &[actor.change(
+            target.as_str(),
+            id,
+            "pause",
+            json!({"paused": false}),
+            json!({"paused": true, "reason": reason}),
+        )],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Pause {
+        target,
+        id: id.to_string(),
+        paused_by: actor.subject.clone(),
+        reason: reason.to_string(),
+        paused_at: now,
+    })
+}
+
+/// Releases a pause; returns whether there was one.
+pub async fn resume(
+    store: &Store,
+    actor: &Actor,
+    target: PauseTarget,
+    id: &str,
+) -> Result<bool, StoreError> {
+    let txn = store.begin_write().await?;
+    let removed = pause::Entity::delete_by_id((target.as_str().to_string(), id.to_string()))
+        .exec(&*txn)
+        .await?
+        .rows_affected;
+    if removed == 0 {
+        return Ok(false);
+    }
+    audit::append(
+        &*txn,
+        &[actor.change(
+            target.as_str(),
+            id,
+            "resume",
+            json!({"paused": true}),
+            json!({"paused": false}),
+        )],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Every pause in force.
+pub async fn pauses(store: &Store) -> Result<Vec<Pause>, StoreError> {
+    let rows = pause::Entity::find().all(store.conn()).await?;
+    Ok(rows
+        .into_iter()
+        .map(|p| Pause {
+            target: if p.target_type == "agency" {
+                PauseTarget::Agency
+            } else {
+                PauseTarget::Connector
+            },
+            id: p.target_id,
+            paused_by: p.paused_by,
+            reason: p.reason,
+            paused_at: p.paused_at,
+        })
+        .collect())
+}
+
+/// A connector's delivery health.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Health {
+    pub pending: u64,
+    pub failing: u64,
+    pub dead: u64,
+    pub sent: u64,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+/// Delivery health of `connector_id`.
+pub async fn health(store: &Store, connector_id: &str) -> Result<Health, StoreError> {
+    let backend = store.conn().get_database_backend();
+    let sql = format!(
+        "SELECT state, COUNT(*) AS n FROM deliveries WHERE connector_id = {} GROUP BY state",
+        placeholder(backend, 1)
+    );
+    let rows = store
+        .conn()
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [connector_id.into()],
+        ))
+        .await?;
+    let mut h = Health::default();
+    for r in rows {
+        let state: String = r.try_get("", "state")?;
+        let n = r.try_get::<i64>("", "n")?.max(0) as u64;
+        match state.as_str() {
+            "pending" | "sending" => h.pending += n,
+            "failed" => h.failing += n,
+            "dead" => h.dead += n,
+            "sent" => h.sent += n,
+            _ => {}
+        }
+    }
+    h.last_success = delivery::Entity::find()
+        .filter(delivery::Column::ConnectorId.eq(connector_id))
+        .filter(delivery::Column::State.eq("sent"))
+        .order_by_desc(delivery::Column::SentAt)
+        .one(store.conn())
+        .await?
+        .and_then(|d| d.sent_at);
+    if let Some(d) = delivery::Entity::find()
+        .filter(delivery::Column::ConnectorId.eq(connector_id))
+        .filter(delivery::Column::LastError.is_not_null())
+        .order_by_desc(delivery::Column::UpdatedAt)
+        .one(store.conn())
+        .await?
+    {
+        h.last_error = d.last_error;
+        h.last_error_at = Some(d.updated_at);
+    }
+    Ok(h)
+}
+
+/// The external reference each connector gave a case.
+pub async fn external_refs(
+    store: &Store,
+    case_id: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(external_ref::Entity::find()
+        .filter(external_ref::Column::CaseId.eq(case_id))
+        .order_by_asc(external_ref::Column::CreatedAt)
+        .all(store.conn())
+        .await?
+        .into_iter()
+        .map(|r| (r.connector_id, r.external_id))
+        .collect())
+}

@@ -1,0 +1,206 @@
+//! Case updates: status changes and comments that front-ends read back over Open311
+//! `servicerequestupdates`, and that front-ends and back-ends send in. An update from a source
+//! that has already sent the same update id is refused, so a repeated post has no effect.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use junction_domain::{Actor, CaseEventKind, CaseStatus, CaseUpdate};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde_json::json;
+
+use crate::cases::{bump, insert_event, load_for_update};
+use crate::entity::{case, case_update};
+use crate::{Store, StoreError, audit};
+
+/// An update as received.
+#[derive(Debug, Clone, Default)]
+pub struct NewUpdate {
+    pub source: String,
+    pub source_update_id: Option<String>,
+    pub status: Option<CaseStatus>,
+    pub external_status_code: Option<String>,
+    pub description: String,
+    pub media_urls: Vec<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Records `update` on case `case_ref` (id or reference). Refuses a repeat of a source's
+/// update id with a conflict. Moves the case's status only when `apply_status` is set, the
+/// update carries a status, and the update is not older than the case's last change, so a late
+/// update never overwrites a newer state.
+pub async fn record(
+    store: &Store,
+    actor: &Actor,
+    case_ref: &str,
+    update: NewUpdate,
+    apply_status: bool,
+) -> Result<CaseUpdate, StoreError> {
+    let now = Utc::now().trunc_subsecs(6);
+    let txn = store.begin_write().await?;
+    let mut case = load_for_update(&*txn, case_ref).await?;
+    if let Some(source_id) = &update.source_update_id {
+        let seen = case_update::Entity::find()
+            .filter(case_update::Column::Source.eq(update.source.as_str()))
+            .filter(case_update::Column::SourceUpdateId.eq(source_id.as_str()))
+            .one(&*txn)
+            .await?;
+        if seen.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "update `{source_id}` already exists"
+            )));
+        }
+    }
+    let at = update.updated_at.unwrap_or(now).trunc_subsecs(0);
+    let row = insert_row(&*txn, &case.id, &update, at, now).await?;
+    let from = case.status;
+    let moves = apply_status
+        && update.status.is_some_and(|s| s != from)
+        && at >= case.updated_at.trunc_subsecs(0);
+    if moves {
+        bump(&*txn, &mut case, now, update.status).await?;
+    }
+    let data = json!({
+        "update": row.id,
+        "source": update.source,
+        "source_update_id": update.source_update_id,
+        "status": update.status.map(CaseStatus::as_str),
+        "status_applied": moves,
+        "external_status_code": update.external_status_code,
+    });
+    insert_event(
+        &*txn,
+        &case.id,
+        CaseEventKind::UpdateReceived,
+        actor,
+        now,
+        data.clone(),
+    )
+    .await?;
+    audit::append(
+        &*txn,
+        &[actor.change(
+            "case",
+            &case.id,
+            "record_update",
+            json!({"status": from.as_str()}),
+            data,
+        )],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(to_update(row, case.reference, case.source_ref))
+}
+
+pub(crate) async fn insert_row<C: ConnectionTrait>(
+    conn: &C,
+    case_id: &str,
+    update: &NewUpdate,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<case_update::Model, StoreError> {
+    let model = case_update::ActiveModel {
+        case_id: Set(case_id.to_string()),
+        source: Set(update.source.clone()),
+        source_update_id: Set(update.source_update_id.clone()),
+        status: Set(update.status.map(|s| s.as_str().to_string())),
+        external_status_code: Set(update.external_status_code.clone()),
+        description: Set(update.description.clone()),
+        media_urls: Set(serde_json::to_string(&update.media_urls).unwrap_or_else(|_| "[]".into())),
+        updated_at: Set(at),
+        created_at: Set(now),
+        ..Default::default()
+    };
+    let id = case_update::Entity::insert(model.clone())
+        .exec(conn)
+        .await?
+        .last_insert_id;
+    Ok(case_update::Model {
+        id,
+        case_id: case_id.to_string(),
+        source: update.source.clone(),
+        source_update_id: update.source_update_id.clone(),
+        status: update.status.map(|s| s.as_str().to_string()),
+        external_status_code: update.external_status_code.clone(),
+        description: update.description.clone(),
+        media_urls: serde_json::to_string(&update.media_urls).unwrap_or_else(|_| "[]".into()),
+        updated_at: at,
+        created_at: now,
+    })
+}
+
+fn to_update(row: case_update::Model, reference: String, source_ref: Option<String>) -> CaseUpdate {
+    CaseUpdate {
+        id: row.id,
+        case_id: row.case_id,
+        case_reference: reference,
+        case_source_ref: source_ref,
+        source: row.source,
+        source_update_id: row.source_update_id,
+        status: row.status.as_deref().and_then(CaseStatus::parse),
+        external_status_code: row.external_status_code,
+        description: row.description,
+        media_urls: serde_json::from_str(&row.media_urls).unwrap_or_default(),
+        updated_at: row.updated_at,
+        created_at: row.created_at,
+    }
+}
+
+/// Updates on cases of `jurisdiction_id` that happened in `[from, to]`, oldest first, leaving
+/// out those that came from `exclude_source` (a front-end is not sent its own updates back).
+pub async fn in_window(
+    store: &Store,
+    jurisdiction_id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    exclude_source: Option<&str>,
+    limit: u64,
+) -> Result<Vec<CaseUpdate>, StoreError> {
+    let mut q = case_update::Entity::find()
+        .filter(case_update::Column::UpdatedAt.gte(from))
+        .filter(case_update::Column::UpdatedAt.lte(to));
+    if let Some(source) = exclude_source {
+        q = q.filter(case_update::Column::Source.ne(source));
+    }
+    let rows = q
+        .order_by_asc(case_update::Column::UpdatedAt)
+        .order_by_asc(case_update::Column::Id)
+        .limit(limit)
+        .all(store.conn())
+        .await?;
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.case_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let cases = case::Entity::find()
+        .filter(case::Column::Id.is_in(ids))
+        .filter(case::Column::JurisdictionId.eq(jurisdiction_id))
+        .all(store.conn())
+        .await?;
+    let by_id: std::collections::HashMap<&str, &case::Model> =
+        cases.iter().map(|c| (c.id.as_str(), c)).collect();
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let c = by_id.get(r.case_id.as_str())?;
+            let (reference, source_ref) = (c.reference.clone(), c.source_ref.clone());
+            Some(to_update(r, reference, source_ref))
+        })
+        .collect())
+}
+
+/// A case's updates, oldest first.
+pub async fn for_case(store: &Store, case_id: &str) -> Result<Vec<CaseUpdate>, StoreError> {
+    let Some(c) = case::Entity::find_by_id(case_id).one(store.conn()).await? else {
+        return Ok(Vec::new());
+    };
+    let rows = case_update::Entity::find()
+        .filter(case_update::Column::CaseId.eq(case_id))
+        .order_by_asc(case_update::Column::Id)
+        .all(store.conn())
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| to_update(r, c.reference.clone(), c.source_ref.clone()))
+        .collect())
+}
