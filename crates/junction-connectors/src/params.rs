@@ -59,6 +59,13 @@ pub struct EmailParams {
     /// `${VAR}` reference.
     pub password: Option<String>,
     pub from: String,
+    /// Seconds to wait for the SMTP server at each step.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_secs: u64,
+    /// A minijinja template for the subject, replacing the built-in one.
+    pub subject_template: Option<String>,
+    /// A minijinja template for the plain-text body, replacing the built-in one.
+    pub body_template: Option<String>,
     /// Fixed recipients. Leave empty for the connector that carries cases to agencies with
     /// no integration: each case then goes to its agency's address.
     #[serde(default)]
@@ -67,6 +74,10 @@ pub struct EmailParams {
 
 fn default_smtp_port() -> u16 {
     587
+}
+
+fn default_smtp_timeout() -> u64 {
+    30
 }
 
 /// POSTs cases as signed JSON.
@@ -94,6 +105,14 @@ pub struct Open311Params {
     pub id_attribute: String,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Junction case type code to the back-end's service code, where they differ.
+    #[serde(default)]
+    pub service_codes: std::collections::BTreeMap<String, String>,
+    /// After an attempt that got no answer, ask `GET requests.xml?<id_attribute>=<case id>`
+    /// whether the back-end already holds the case before sending it again. Only for
+    /// back-ends that support that search; others de-duplicate on the id attribute.
+    #[serde(default)]
+    pub lookup_by_id: bool,
 }
 
 fn default_id_attribute() -> String {
