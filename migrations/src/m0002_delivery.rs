@@ -45,6 +45,7 @@ impl MigrationTrait for Migration {
                 .col(timestamp_with_time_zone_null(Deliveries::FirstAttemptAt))
                 .col(timestamp_with_time_zone(Deliveries::NextAttemptAt))
                 .col(timestamp_with_time_zone_null(Deliveries::LeaseUntil))
+                .col(timestamp_with_time_zone_null(Deliveries::QueuedUntil))
                 .col(text_null(Deliveries::LastError))
                 .col(text_null(Deliveries::LastResponse))
                 .col(string_null(Deliveries::ExternalRef))
@@ -244,6 +245,7 @@ enum Deliveries {
     FirstAttemptAt,
     NextAttemptAt,
     LeaseUntil,
+    QueuedUntil,
     LastError,
     LastResponse,
     ExternalRef,

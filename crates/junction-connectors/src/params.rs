@@ -157,6 +157,15 @@ impl ConnectorParams {
         })
     }
 
+    /// How long one attempt may take, in seconds.
+    pub fn timeout_secs(&self) -> u64 {
+        match self {
+            ConnectorParams::Email(p) => p.timeout_secs,
+            ConnectorParams::Webhook(p) => p.timeout_secs,
+            ConnectorParams::Open311(p) => p.timeout_secs,
+        }
+    }
+
     /// Each secret parameter's name and its `${VAR}` reference.
     pub fn secret_refs(&self) -> Vec<(&'static str, &str)> {
         match self {

@@ -1,6 +1,18 @@
 //! Junction's workers: apalis jobs whose payloads carry ids only. A handler loads state, calls a
 //! connector, and records the outcome with its audit entry in one transaction.
 //!
-//! The foundation has no outbound work yet; delivery jobs (and the reconciler that re-enqueues
-//! any delivery without a live job) arrive with case delivery. The crate exists now so that the
-//! dependency rules in `docs/ARCHITECTURE.md` are checked from the first commit.
+//! What must not be lost lives in Junction's own `deliveries` rows: state, attempts, next
+//! attempt time, last error. The apalis queue (on the same database) only carries "attempt
+//! delivery N now". The reconciler hands the queue every delivery that is due and has no
+//! queued job, at start, when woken after a commit, and on a short tick, so a crash between
+//! commit and enqueue, a lost job, a restart during a backoff or a worker killed mid-attempt
+//! all end with the delivery attempted again. A delivery is claimed with a guarded update
+//! before each attempt, so two jobs for one delivery never both send it.
+
+mod queue;
+mod worker;
+
+pub use queue::{Queue, QueueError};
+pub use worker::{
+    ConnectorHandle, ConnectorSet, DeliveryJob, Outcome, Runner, RunnerConfig, attempt, start,
+};

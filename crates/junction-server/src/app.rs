@@ -25,6 +25,7 @@ pub struct App {
     pub store: Store,
     pub router: Router,
     audit_task: JoinHandle<()>,
+    workers: crate::workers::Workers,
 }
 
 /// Builds the token verifier the configuration describes.
@@ -96,11 +97,13 @@ impl App {
         let store = open_store(loaded).await?;
         let limits = limits(loaded);
         let (audit, audit_task) = AuditWriter::start(store.clone());
-        let intake = Intake::new(
-            store.clone(),
-            Arc::new(loaded.routing.clone()),
-            Arc::new(NoWaker),
-        );
+        let (runner, workers) = crate::workers::start(loaded, &store).await?;
+        let waker: Arc<dyn junction_api::DeliveryWaker> = if workers.0.is_empty() {
+            Arc::new(NoWaker)
+        } else {
+            Arc::new(crate::workers::RunnerWaker(runner))
+        };
+        let intake = Intake::new(store.clone(), Arc::new(loaded.routing.clone()), waker);
         let schema = junction_api::build_schema(store.clone(), intake.clone(), limits.clone());
         let open311 = Open311State {
             store: store.clone(),
@@ -130,6 +133,7 @@ impl App {
             store,
             router,
             audit_task,
+            workers,
         })
     }
 }
@@ -186,8 +190,8 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningServer> {
 }
 
 impl App {
-    pub(crate) fn into_parts(self) -> (Router, JoinHandle<()>) {
-        (self.router, self.audit_task)
+    pub(crate) fn into_parts(self) -> (Router, JoinHandle<()>, crate::workers::Workers) {
+        (self.router, self.audit_task, self.workers)
     }
 }
 

@@ -63,6 +63,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
+    /// Run a simulated back-end for trying Junction end to end.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
     /// Dry-run a case through the routing rules and print the decision.
     Route {
         /// A JSON case: `{"case_type": "POT", "description": "..", "location": {..}, "fields": {..}}`.
@@ -71,6 +76,30 @@ pub enum Command {
         /// The jurisdiction, when the configuration declares more than one.
         #[arg(long)]
         jurisdiction: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// An Open311 council back-end that issues references and can be told to misbehave
+    /// (see `POST /_sim/behaviour`).
+    Open311 {
+        #[arg(long, default_value = "127.0.0.1:9311")]
+        listen: String,
+        /// Fraction of POSTs answered with HTTP 500.
+        #[arg(long, default_value_t = 0.0)]
+        fail_rate: f64,
+        /// Milliseconds before every answer.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        /// Answer with tokens instead of ids.
+        #[arg(long)]
+        token_mode: bool,
+        /// Seconds after which a request is `in_progress`, and `fixed`.
+        #[arg(long, default_value_t = 60)]
+        progress_after_secs: u64,
+        #[arg(long, default_value_t = 300)]
+        fixed_after_secs: u64,
     },
 }
 
@@ -136,6 +165,33 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(2)
             }
         });
+    }
+    if let Command::Sim {
+        command:
+            SimCommand::Open311 {
+                listen,
+                fail_rate,
+                delay_ms,
+                token_mode,
+                progress_after_secs,
+                fixed_after_secs,
+            },
+    } = &cli.command
+    {
+        crate::telemetry::init_logging("text", "info");
+        let sim = crate::sim::Simulator::new(crate::sim::Behaviour {
+            fail_rate: *fail_rate,
+            delay_ms: *delay_ms,
+            token_mode: *token_mode,
+            progress_after_secs: Some(*progress_after_secs),
+            fixed_after_secs: Some(*fixed_after_secs),
+            ..Default::default()
+        });
+        let addr = listen.parse().context("--listen")?;
+        let (addr, task) = sim.serve(addr).await?;
+        eprintln!("simulated Open311 back-end at http://{addr}/open311/v2/ (behaviour: POST /_sim/behaviour)");
+        task.await?;
+        return Ok(ExitCode::SUCCESS);
     }
     if let Command::Schema = &cli.command {
         print!("{}", junction_api::graphql::sdl());
@@ -211,7 +267,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Route { case, jurisdiction } => {
             crate::route_cli::dry_run(&loaded, &case, jurisdiction.as_deref())
         }
-        Command::CheckConfig { .. } | Command::Schema => unreachable!("handled above"),
+        Command::CheckConfig { .. } | Command::Schema | Command::Sim { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -9,7 +9,9 @@ mod health;
 mod request_id;
 mod route_cli;
 mod secret_file;
+pub mod sim;
 pub mod serve;
 pub mod telemetry;
+pub mod workers;
 
 pub use app::{App, RunningServer, start};

@@ -19,7 +19,7 @@ pub async fn serve(
     grace: Duration,
     stop: oneshot::Receiver<()>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<anyhow::Result<()>>)> {
-    let (router, audit_task) = app.into_parts();
+    let (router, audit_task, workers) = app.into_parts();
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let shutdown = async move {
         tokio::select! {
@@ -52,6 +52,7 @@ pub async fn serve(
                         server.abort();
                     }
                 }
+                drop(workers);
                 finish(audit_task).await
             })
         }
@@ -77,6 +78,7 @@ pub async fn serve(
                     .handle(handle)
                     .serve(service)
                     .await?;
+                drop(workers);
                 finish(audit_task).await
             })
         }

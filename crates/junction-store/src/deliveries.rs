@@ -104,6 +104,7 @@ fn new_row(
         first_attempt_at: Set(None),
         next_attempt_at: Set(now),
         lease_until: Set(None),
+        queued_until: Set(None),
         last_error: Set(None),
         last_response: Set(None),
         external_ref: Set(None),
@@ -230,6 +231,71 @@ pub async fn due(store: &Store, now: DateTime<Utc>, limit: u64) -> Result<Vec<i6
         .collect()
 }
 
+/// Takes up to `limit` due deliveries that no queued job is expected to handle, and marks them
+/// as queued until `now + hold`: the caller then hands each to the queue. A delivery whose
+/// job is lost (a crash between queueing and running) is taken again once the hold expires.
+pub async fn take_for_queue(
+    store: &Store,
+    now: DateTime<Utc>,
+    hold: Duration,
+    limit: u64,
+) -> Result<Vec<i64>, StoreError> {
+    let backend = store.conn().get_database_backend();
+    let p = |n| placeholder(backend, n);
+    let sql = format!(
+        "SELECT d.id AS id FROM deliveries d WHERE \
+         ((d.state IN ('pending', 'failed') AND d.next_attempt_at <= {}) \
+           OR (d.state = 'sending' AND d.lease_until < {})) \
+         AND (d.queued_until IS NULL OR d.queued_until < {}) \
+         AND {NOT_PAUSED} ORDER BY d.id LIMIT {limit}",
+        p(1),
+        p(2),
+        p(3)
+    );
+    let txn = store.begin_write().await?;
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [now.into(), now.into(), now.into()],
+        ))
+        .await?;
+    let ids: Vec<i64> = rows
+        .iter()
+        .map(|r| r.try_get::<i64>("", "id"))
+        .collect::<Result<_, _>>()?;
+    if !ids.is_empty() {
+        let until = now + chrono::Duration::from_std(hold).unwrap_or(chrono::Duration::minutes(5));
+        delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::QueuedUntil,
+                sea_orm::sea_query::Expr::value(Some(until)),
+            )
+            .filter(delivery::Column::Id.is_in(ids.clone()))
+            .exec(&*txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(ids)
+}
+
+/// Forgets every queued mark, so the next [`take_for_queue`] takes every due delivery: for a
+/// start after a crash, when the queue may have lost jobs.
+pub async fn forget_queued(store: &Store) -> Result<u64, StoreError> {
+    let txn = store.begin_write().await?;
+    let n = delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::QueuedUntil,
+            sea_orm::sea_query::Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(delivery::Column::QueuedUntil.is_not_null())
+        .exec(&*txn)
+        .await?
+        .rows_affected;
+    txn.commit().await?;
+    Ok(n)
+}
+
 /// When the next delivery that is waiting (not paused) becomes due, if any.
 pub async fn next_due_at(store: &Store) -> Result<Option<DateTime<Utc>>, StoreError> {
     let backend = store.conn().get_database_backend();
@@ -312,9 +378,16 @@ pub async fn succeed(
             d.state.as_str()
         )));
     }
+    let mut payload = d.payload.clone();
+    if let Value::Object(map) = &mut payload {
+        map.remove("ambiguous");
+        map.remove("token");
+    }
     delivery::Entity::update(delivery::ActiveModel {
         id: Set(id),
         state: Set(DeliveryState::Sent.as_str().to_string()),
+        payload: Set(payload.to_string()),
+        queued_until: Set(None),
         lease_until: Set(None),
         last_error: Set(None),
         last_response: Set(response.map(truncate)),
@@ -389,6 +462,10 @@ pub struct Failure {
     pub response: Option<String>,
     /// Retrying cannot help (the back-end refused the content).
     pub permanent: bool,
+    /// The attempt may have reached the back-end: the next one checks before resending.
+    pub ambiguous: bool,
+    /// A token the back-end issued that is still to be resolved.
+    pub token: Option<String>,
 }
 
 /// Records a failed attempt: a transient failure is retried on `policy`'s schedule until the
@@ -424,9 +501,27 @@ pub async fn fail(
         AfterFailure::GiveUp => (DeliveryState::Dead, now),
     };
     let error = truncate(&failure.error);
+    let mut payload = d.payload.clone();
+    if let Value::Object(map) = &mut payload {
+        // Once ambiguous, stays so until a success: a later clean failure says nothing
+        // about whether the earlier attempt arrived.
+        if failure.ambiguous {
+            map.insert("ambiguous".into(), Value::Bool(true));
+        }
+        match &failure.token {
+            Some(t) => {
+                map.insert("token".into(), Value::String(t.clone()));
+            }
+            None => {
+                map.remove("token");
+            }
+        }
+    }
     delivery::Entity::update(delivery::ActiveModel {
         id: Set(id),
         state: Set(state.as_str().to_string()),
+        payload: Set(payload.to_string()),
+        queued_until: Set(None),
         lease_until: Set(None),
         next_attempt_at: Set(next),
         last_error: Set(Some(error.clone())),
@@ -469,6 +564,7 @@ pub async fn fail(
     txn.commit().await?;
     Ok(Delivery {
         state,
+        payload,
         next_attempt_at: next,
         last_error: Some(error),
         last_response: failure.response.as_deref().map(truncate),
@@ -497,6 +593,7 @@ pub async fn retry(store: &Store, actor: &Actor, id: i64) -> Result<Delivery, St
         id: Set(id),
         state: Set(DeliveryState::Pending.as_str().to_string()),
         next_attempt_at: Set(now),
+        queued_until: Set(None),
         first_attempt_at: Set(None),
         updated_at: Set(now),
         ..Default::default()

@@ -188,5 +188,17 @@ fn apply_env(mut config: Config, problems: &mut Vec<Problem>) -> Config {
             }),
         }
     }
+    if let Some(v) = env("JUNCTION_WORKERS") {
+        match v.as_str() {
+            "1" | "true" => config.workers.enabled = true,
+            "0" | "false" => config.workers.enabled = false,
+            _ => problems.push(Problem {
+                file: "environment".into(),
+                line: None,
+                key: "JUNCTION_WORKERS".into(),
+                message: "must be true, false, 1 or 0".into(),
+            }),
+        }
+    }
     config
 }

@@ -22,6 +22,7 @@ pub struct Config {
     pub connectors: Vec<ConnectorConfig>,
     pub routing: RoutingConfig,
     pub routes: Vec<RouteConfig>,
+    pub workers: WorkersConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -222,6 +223,64 @@ pub struct ConnectorConfig {
     pub id: String,
     pub kind: String,
     pub params: toml::Table,
+    /// When to try again after a failure, and when to give up.
+    pub retry: RetryConfig,
+}
+
+/// A connector's retry policy: exponential backoff with jitter, capped, for a maximum age.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RetryConfig {
+    /// Wait after the first failure, in seconds.
+    pub initial_secs: u64,
+    /// Longest wait between attempts, in seconds.
+    pub max_delay_secs: u64,
+    /// Give up on a delivery first attempted longer ago than this, in hours.
+    pub max_age_hours: u64,
+    /// Spread each wait by up to this fraction either way (0 to 1).
+    pub jitter: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        let d = junction_domain::RetryPolicy::default();
+        RetryConfig {
+            initial_secs: d.initial.as_secs(),
+            max_delay_secs: d.max_delay.as_secs(),
+            max_age_hours: d.max_age.as_secs() / 3600,
+            jitter: d.jitter,
+        }
+    }
+}
+
+impl RetryConfig {
+    pub fn policy(&self) -> junction_domain::RetryPolicy {
+        junction_domain::RetryPolicy {
+            initial: std::time::Duration::from_secs(self.initial_secs),
+            max_delay: std::time::Duration::from_secs(self.max_delay_secs),
+            max_age: std::time::Duration::from_secs(self.max_age_hours * 3600),
+            jitter: self.jitter,
+        }
+    }
+}
+
+/// The delivery workers this process runs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct WorkersConfig {
+    /// Run delivery workers in this process. Env: `JUNCTION_WORKERS` (`true`/`false`).
+    pub enabled: bool,
+    /// Deliveries attempted at once by this process.
+    pub concurrency: usize,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig {
+            enabled: true,
+            concurrency: 32,
+        }
+    }
 }
 
 /// Routing defaults.

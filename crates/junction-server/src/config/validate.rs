@@ -241,6 +241,22 @@ pub fn validate(config: &Config) -> (Catalogue, Routing, Vec<Problem>) {
                 format!("unknown key `{key}` for a `{}` connector", kind.as_str()),
             );
         }
+        let r = &c.retry;
+        if r.initial_secs == 0 {
+            p.push(at.key("retry").key("initial_secs"), "must be greater than 0");
+        }
+        if r.max_delay_secs < r.initial_secs {
+            p.push(
+                at.key("retry").key("max_delay_secs"),
+                "must be at least initial_secs",
+            );
+        }
+        if r.max_age_hours == 0 {
+            p.push(at.key("retry").key("max_age_hours"), "must be greater than 0");
+        }
+        if !(0.0..=1.0).contains(&r.jitter) {
+            p.push(at.key("retry").key("jitter"), "must be between 0 and 1");
+        }
         catalogue.connectors.push(ConnectorRecord {
             id: c.id.clone(),
             kind: c.kind.clone(),

@@ -17,6 +17,8 @@ pub struct Model {
     pub first_attempt_at: Option<ChronoDateTimeUtc>,
     pub next_attempt_at: ChronoDateTimeUtc,
     pub lease_until: Option<ChronoDateTimeUtc>,
+    /// A job for this delivery was handed to the queue and is expected to run before then.
+    pub queued_until: Option<ChronoDateTimeUtc>,
     pub last_error: Option<String>,
     pub last_response: Option<String>,
     pub external_ref: Option<String>,

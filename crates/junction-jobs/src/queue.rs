@@ -1,0 +1,141 @@
+//! The apalis queue on Junction's own database: SQLite (its own pool on the same file) or
+//! PostgreSQL (the `apalis` schema).
+//!
+//! Two things apalis does that Junction corrects, measured in `shared/reference/stack.md`:
+//! its SQLite setup turns `synchronous` off on whatever connection runs it, so it runs on a
+//! throw-away connection and the queue's own pool asserts `synchronous=FULL` on every
+//! connection; and finished jobs are never deleted, which makes every SQLite ack slower as
+//! they pile up, so Junction deletes them (the delivery rows keep the history).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use apalis::prelude::TaskSink;
+use apalis_postgres::PostgresStorage;
+use apalis_sqlite::SqliteStorage;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::worker::DeliveryJob;
+
+/// The queue name: fixed, so renaming the job type never moves the queue.
+pub const QUEUE: &str = "junction.deliveries";
+
+#[derive(Debug, thiserror::Error)]
+#[error("queue: {0}")]
+pub struct QueueError(pub String);
+
+fn err(e: impl std::fmt::Display) -> QueueError {
+    QueueError(e.to_string())
+}
+
+/// The queue's storage.
+#[derive(Clone)]
+pub enum Queue {
+    Sqlite(SqliteStorage<DeliveryJob>),
+    Postgres(PostgresStorage<DeliveryJob>),
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Queue::Sqlite(_) => "Queue::Sqlite",
+            Queue::Postgres(_) => "Queue::Postgres",
+        })
+    }
+}
+
+impl Queue {
+    /// Opens the queue in the database at `url` and creates its tables if needed.
+    pub async fn open(url: &str) -> Result<Queue, QueueError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(err)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(15));
+            {
+                // apalis's setup sets PRAGMAs (synchronous=OFF among them) on the connection
+                // it runs on: give it one of its own, then close it.
+                let setup = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(err)?;
+                SqliteStorage::setup(&setup).await.map_err(err)?;
+                // The ack statement plans through this index and walks every job the worker
+                // ever locked (stack.md); Junction's purge keeps the table small instead.
+                sqlx::query("DROP INDEX IF EXISTS LIdx")
+                    .execute(&setup)
+                    .await
+                    .map_err(err)?;
+                setup.close().await;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await
+                .map_err(err)?;
+            let config = apalis_sqlite::Config::default()
+                .queue(QUEUE)
+                .batch_size(50)
+                .heartbeat_interval(Duration::from_secs(5))
+                .missed_heartbeats(3);
+            Ok(Queue::Sqlite(
+                SqliteStorage::new(&pool).with_config(config),
+            ))
+        } else {
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .connect(url)
+                .await
+                .map_err(err)?;
+            PostgresStorage::setup(&pool).await.map_err(err)?;
+            let config = apalis_postgres::Config::default()
+                .queue(QUEUE)
+                .batch_size(50)
+                .heartbeat_interval(Duration::from_secs(5))
+                .missed_heartbeats(3);
+            Ok(Queue::Postgres(
+                PostgresStorage::new(&pool).with_config(config),
+            ))
+        }
+    }
+
+    /// Hands the queue one job per delivery id.
+    pub async fn push(&self, ids: &[i64]) -> Result<(), QueueError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let jobs: Vec<DeliveryJob> = ids.iter().map(|&delivery| DeliveryJob { delivery }).collect();
+        match self.clone() {
+            Queue::Sqlite(mut s) => s.push_bulk(jobs).await.map_err(err),
+            Queue::Postgres(mut s) => s.push_bulk(jobs).await.map_err(err),
+        }
+    }
+
+    /// Deletes finished jobs older than `age`; returns how many.
+    pub async fn purge(&self, age: Duration) -> Result<u64, QueueError> {
+        let cutoff = chrono::Utc::now().timestamp() - age.as_secs() as i64;
+        match self {
+            Queue::Sqlite(s) => sqlx::query(
+                "DELETE FROM Jobs WHERE status IN ('Done', 'Failed', 'Killed') AND done_at < ?",
+            )
+            .bind(cutoff)
+            .execute(s.pool())
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(err),
+            Queue::Postgres(s) => sqlx::query(
+                "DELETE FROM apalis.jobs WHERE status IN ('Done', 'Failed', 'Killed') \
+                 AND done_at < to_timestamp($1)",
+            )
+            .bind(cutoff as f64)
+            .execute(s.pool())
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(err),
+        }
+    }
+}

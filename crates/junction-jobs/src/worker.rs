@@ -1,0 +1,288 @@
+//! Attempting deliveries, the reconciler that feeds the queue, and the apalis workers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
+use junction_connectors::{Deliver, Outbound};
+use junction_domain::{DeliveryState, RetryPolicy};
+use junction_store::deliveries::{self, Failure};
+use junction_store::{Store, cases, catalogue};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::queue::Queue;
+
+/// A queued job: "attempt delivery N now". Everything else is read from the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryJob {
+    pub delivery: i64,
+}
+
+/// One configured connector, ready to deliver.
+#[derive(Clone)]
+pub struct ConnectorHandle {
+    pub deliver: Arc<dyn Deliver>,
+    pub policy: RetryPolicy,
+    /// How long one attempt may take before it is abandoned (and its lease lapses).
+    pub timeout: Duration,
+}
+
+/// Every connector, by id.
+pub type ConnectorSet = BTreeMap<String, ConnectorHandle>;
+
+/// Tuning for the reconciler and workers.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// How many deliveries one process attempts at once.
+    pub concurrency: usize,
+    /// How often the reconciler looks for due work when nothing wakes it.
+    pub tick: Duration,
+    /// How often an idle worker asks the queue for jobs.
+    pub poll: Duration,
+    /// How long a delivery handed to the queue is left to its job before it is queued again.
+    pub queue_hold: Duration,
+    /// This process's worker name; unique per process, so a restarted process never waits
+    /// for its own orphans.
+    pub worker_name: String,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            concurrency: 32,
+            tick: Duration::from_millis(500),
+            poll: Duration::from_millis(50),
+            queue_hold: Duration::from_secs(120),
+            worker_name: format!("junction-{}", uuid_like()),
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{:x}", std::process::id(), nanos)
+}
+
+/// What attempting a delivery came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not attempted: not due, paused, already taken by another worker, or finished.
+    Skipped,
+    Settled(DeliveryState),
+}
+
+/// Runs delivery attempts.
+pub struct Runner {
+    pub store: Store,
+    pub connectors: ConnectorSet,
+    wake: Arc<Notify>,
+}
+
+impl Runner {
+    pub fn new(store: Store, connectors: ConnectorSet) -> Arc<Runner> {
+        Arc::new(Runner {
+            store,
+            connectors,
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Wakes the reconciler: new deliveries were committed, or a pause was lifted.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Attempts delivery `id` once, if it is due: claim, call the connector, record the outcome.
+pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store::StoreError> {
+    let Some(d) = deliveries::get(&runner.store, id).await? else {
+        return Ok(Outcome::Skipped);
+    };
+    let Some(connector) = runner.connectors.get(&d.connector_id).cloned() else {
+        // Configuration no longer names this connector: the delivery waits (and shows as
+        // pending) until it is configured again or the case is rerouted.
+        tracing::warn!(delivery = id, connector = d.connector_id, "delivery to an unknown connector");
+        return Ok(Outcome::Skipped);
+    };
+    let lease = connector.timeout + Duration::from_secs(30);
+    let Some(d) = deliveries::claim(&runner.store, id, lease).await? else {
+        return Ok(Outcome::Skipped);
+    };
+    let Some(case) = cases::get(&runner.store, &d.case_id).await? else {
+        let failure = Failure {
+            error: format!("case {} no longer exists", d.case_id),
+            response: None,
+            permanent: true,
+            ambiguous: false,
+            token: None,
+        };
+        let after = deliveries::fail(&runner.store, id, &failure, &connector.policy).await?;
+        return Ok(Outcome::Settled(after.state));
+    };
+    let service_name = catalogue::case_type(&runner.store, &case.jurisdiction_id, &case.case_type_code)
+        .await?
+        .map(|t| t.name)
+        .unwrap_or_else(|| case.case_type_code.clone());
+    let to: Vec<String> = d.payload["to"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let out = Outbound {
+        case: &case,
+        service_name: &service_name,
+        route: case.route.as_ref(),
+        idempotency_key: &d.idempotency_key,
+        attempt: d.attempts,
+        after_ambiguous: d.payload["ambiguous"].as_bool().unwrap_or(false),
+        pending_token: d.payload["token"].as_str(),
+        to: &to,
+    };
+    // The connector has its own timeout; this one guards against a connector that ignores it.
+    let result = tokio::time::timeout(connector.timeout + Duration::from_secs(15), connector.deliver.deliver(&out)).await;
+    let settled = match result {
+        Ok(Ok(accepted)) => {
+            let done = deliveries::succeed(
+                &runner.store,
+                id,
+                accepted.external_ref.as_deref(),
+                accepted.response.as_deref(),
+            )
+            .await?;
+            metrics::counter!("junction_deliveries_total", "connector" => d.connector_id.clone(), "outcome" => "sent").increment(1);
+            done.state
+        }
+        Ok(Err(refused)) => {
+            let failure = Failure {
+                error: refused.error.message.clone(),
+                response: refused.error.response.clone(),
+                permanent: !refused.error.retriable,
+                ambiguous: refused.error.ambiguous,
+                token: refused.token.clone(),
+            };
+            let after = deliveries::fail(&runner.store, id, &failure, &connector.policy).await?;
+            tracing::info!(
+                delivery = id,
+                connector = d.connector_id,
+                attempt = d.attempts,
+                state = after.state.as_str(),
+                error = failure.error,
+                "delivery attempt failed"
+            );
+            metrics::counter!("junction_deliveries_total", "connector" => d.connector_id.clone(), "outcome" => after.state.as_str()).increment(1);
+            after.state
+        }
+        Err(_) => {
+            let failure = Failure {
+                error: "the attempt did not finish in time".into(),
+                response: None,
+                permanent: false,
+                ambiguous: true,
+                token: None,
+            };
+            deliveries::fail(&runner.store, id, &failure, &connector.policy)
+                .await?
+                .state
+        }
+    };
+    Ok(Outcome::Settled(settled))
+}
+
+/// The reconciler: hands the queue every due delivery that has no queued job.
+async fn reconcile(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) {
+    if let Err(e) = deliveries::forget_queued(&runner.store).await {
+        tracing::error!(error = %e, "could not reset queued marks at start");
+    }
+    let mut last_purge = std::time::Instant::now();
+    loop {
+        let now = chrono::Utc::now();
+        match deliveries::take_for_queue(&runner.store, now, config.queue_hold, 1_000).await {
+            Ok(ids) if !ids.is_empty() => {
+                let full = ids.len() == 1_000;
+                if let Err(e) = queue.push(&ids).await {
+                    tracing::error!(error = %e, count = ids.len(), "could not queue deliveries; they will be taken again");
+                    if let Err(e) = deliveries::forget_queued(&runner.store).await {
+                        tracing::error!(error = %e, "could not reset queued marks");
+                    }
+                    tokio::time::sleep(config.tick).await;
+                }
+                if full {
+                    continue;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "reconciler could not read due deliveries"),
+        }
+        if last_purge.elapsed() > Duration::from_secs(60) {
+            last_purge = std::time::Instant::now();
+            match queue.purge(Duration::from_secs(600)).await {
+                Ok(n) if n > 0 => tracing::debug!(purged = n, "finished queue jobs deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not purge finished queue jobs"),
+            }
+        }
+        // Sleep until woken, the next retry falls due, or the tick.
+        let mut sleep = config.tick;
+        if let Ok(Some(next)) = deliveries::next_due_at(&runner.store).await {
+            let until = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+            sleep = sleep.min(until.max(Duration::from_millis(5)));
+        }
+        tokio::select! {
+            _ = runner.wake.notified() => {}
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
+
+async fn handle(job: DeliveryJob, runner: Data<Arc<Runner>>) -> Result<(), BoxDynError> {
+    match attempt(&runner, job.delivery).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // The delivery row still says what to do; the reconciler will queue it again.
+            tracing::error!(delivery = job.delivery, error = %e, "delivery attempt could not be recorded");
+            Ok(())
+        }
+    }
+}
+
+/// Starts the reconciler and this process's workers. They run until the returned handles are
+/// aborted; nothing they hold is lost by stopping them anywhere.
+pub fn start(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(reconcile(runner.clone(), queue.clone(), config.clone())));
+    let name = config.worker_name.clone();
+    let concurrency = config.concurrency.max(1);
+    let worker_task = match queue {
+        Queue::Sqlite(storage) => {
+            let worker = WorkerBuilder::new(name)
+                .backend(storage.poll_with_interval(config.poll))
+                .data(runner)
+                .concurrency(concurrency)
+                .build(handle);
+            tokio::spawn(async move {
+                if let Err(e) = worker.run().await {
+                    tracing::error!(error = %e, "delivery worker stopped");
+                }
+            })
+        }
+        Queue::Postgres(storage) => {
+            let worker = WorkerBuilder::new(name)
+                .backend(storage.poll_with_interval(config.poll))
+                .data(runner)
+                .concurrency(concurrency)
+                .build(handle);
+            tokio::spawn(async move {
+                if let Err(e) = worker.run().await {
+                    tracing::error!(error = %e, "delivery worker stopped");
+                }
+            })
+        }
+    };
+    tasks.push(worker_task);
+    tasks
+}
