@@ -5,6 +5,7 @@ mod architecture;
 mod auth;
 mod cli;
 mod config;
+mod delivery;
 mod open311;
 mod schema;
 mod store;

@@ -300,3 +300,129 @@ pub fn junction_bin() -> PathBuf {
         })
         .clone()
 }
+
+/// A mail server on loopback that speaks enough SMTP for a real client and keeps each
+/// message it accepts. `refuse_next` makes it answer the next N messages with a permanent
+/// refusal (550) at RCPT.
+#[derive(Clone, Default)]
+pub struct SmtpSink {
+    pub messages: std::sync::Arc<std::sync::Mutex<Vec<Mail>>>,
+    pub refuse_next: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// One accepted message.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: String,
+}
+
+impl SmtpSink {
+    pub async fn start() -> (SmtpSink, u16) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sink = SmtpSink::default();
+        let s = sink.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let (r, mut w) = stream.into_split();
+                    let mut lines = BufReader::new(r);
+                    let _ = w.write_all(b"220 sink.test ESMTP\r\n").await;
+                    let (mut from, mut to) = (String::new(), Vec::new());
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let cmd = line.trim_end().to_string();
+                        let upper = cmd.to_ascii_uppercase();
+                        let reply: &[u8] = if upper.starts_with("EHLO") {
+                            b"250-sink.test\r\n250 8BITMIME\r\n"
+                        } else if upper.starts_with("HELO") {
+                            b"250 sink.test\r\n"
+                        } else if upper.starts_with("MAIL FROM:") {
+                            from = cmd[10..].trim().to_string();
+                            to.clear();
+                            b"250 ok\r\n"
+                        } else if upper.starts_with("RCPT TO:") {
+                            let refuse = s
+                                .refuse_next
+                                .fetch_update(
+                                    std::sync::atomic::Ordering::SeqCst,
+                                    std::sync::atomic::Ordering::SeqCst,
+                                    |n| n.checked_sub(1),
+                                )
+                                .is_ok();
+                            if refuse {
+                                b"550 5.1.1 mailbox unavailable\r\n"
+                            } else {
+                                to.push(cmd[8..].trim().to_string());
+                                b"250 ok\r\n"
+                            }
+                        } else if upper == "DATA" {
+                            let _ = w.write_all(b"354 go ahead\r\n").await;
+                            let mut data = String::new();
+                            loop {
+                                line.clear();
+                                if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                if line == ".\r\n" || line == ".\n" {
+                                    break;
+                                }
+                                data.push_str(line.strip_prefix('.').unwrap_or(&line));
+                            }
+                            s.messages.lock().unwrap().push(Mail {
+                                from: from.clone(),
+                                to: to.clone(),
+                                data,
+                            });
+                            b"250 queued\r\n"
+                        } else if upper == "QUIT" {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            return;
+                        } else if upper == "RSET" || upper == "NOOP" {
+                            b"250 ok\r\n"
+                        } else {
+                            b"502 not implemented\r\n"
+                        };
+                        if w.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (sink, port)
+    }
+
+    pub fn messages(&self) -> Vec<Mail> {
+        self.messages.lock().unwrap().clone()
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -60,10 +60,16 @@ pub enum Action {
     ChangeCaseStatus,
     AddCaseNote,
     ReadAuditLog,
+    /// See deliveries, connectors and their health.
+    ReadDeliveries,
+    /// Send a failed or dead delivery again.
+    RetryDelivery,
+    /// Pause and resume deliveries to a connector or an agency.
+    PauseDeliveries,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 11] = [
         Action::ReadSelf,
         Action::ReadAgencies,
         Action::ReadCaseTypes,
@@ -72,6 +78,9 @@ impl Action {
         Action::ChangeCaseStatus,
         Action::AddCaseNote,
         Action::ReadAuditLog,
+        Action::ReadDeliveries,
+        Action::RetryDelivery,
+        Action::PauseDeliveries,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +93,9 @@ impl Action {
             Action::ChangeCaseStatus => "cases.change_status",
             Action::AddCaseNote => "cases.add_note",
             Action::ReadAuditLog => "audit.read",
+            Action::ReadDeliveries => "deliveries.read",
+            Action::RetryDelivery => "deliveries.retry",
+            Action::PauseDeliveries => "deliveries.pause",
         }
     }
 }
@@ -120,6 +132,8 @@ fn allowed(action: Action) -> &'static [Role] {
             &[Admin, Manager, Officer, System]
         }
         Action::ReadAuditLog => &[Admin, Auditor],
+        Action::ReadDeliveries => &[Admin, Manager, Officer, System, Auditor],
+        Action::RetryDelivery | Action::PauseDeliveries => &[Admin, Manager],
     }
 }
 
@@ -161,6 +175,18 @@ mod tests {
         (
             Action::ReadAuditLog,
             [true, false, false, false, false, true],
+        ),
+        (
+            Action::ReadDeliveries,
+            [true, true, true, false, true, true],
+        ),
+        (
+            Action::RetryDelivery,
+            [true, true, false, false, false, false],
+        ),
+        (
+            Action::PauseDeliveries,
+            [true, true, false, false, false, false],
         ),
     ];
 

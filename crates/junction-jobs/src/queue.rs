@@ -46,6 +46,27 @@ impl std::fmt::Debug for Queue {
 }
 
 impl Queue {
+    /// The queue's database for Junction's database at `url`: on PostgreSQL the same
+    /// database (schema `apalis`); on SQLite a sibling file (`junction.db` →
+    /// `junction.queue.db`), because SQLite has one writer per file and the queue's pool
+    /// would otherwise contend with Junction's own writes (docs/adr/0007).
+    pub fn url_for(url: &str) -> String {
+        if !url.starts_with("sqlite:") || url.contains(":memory:") {
+            return url.to_string();
+        }
+        let (base, query) = url
+            .split_once('?')
+            .map_or((url, None), |(b, q)| (b, Some(q)));
+        let file = match base.strip_suffix(".db") {
+            Some(stem) => format!("{stem}.queue.db"),
+            None => format!("{base}.queue"),
+        };
+        match query {
+            Some(q) => format!("{file}?{q}"),
+            None => file,
+        }
+    }
+
     /// Opens the queue in the database at `url` and creates its tables if needed.
     pub async fn open(url: &str) -> Result<Queue, QueueError> {
         if url.starts_with("sqlite:") {
@@ -82,9 +103,7 @@ impl Queue {
                 .batch_size(50)
                 .heartbeat_interval(Duration::from_secs(5))
                 .missed_heartbeats(3);
-            Ok(Queue::Sqlite(
-                SqliteStorage::new(&pool).with_config(config),
-            ))
+            Ok(Queue::Sqlite(SqliteStorage::new(&pool).with_config(config)))
         } else {
             let pool = PgPoolOptions::new()
                 .max_connections(8)
@@ -108,7 +127,10 @@ impl Queue {
         if ids.is_empty() {
             return Ok(());
         }
-        let jobs: Vec<DeliveryJob> = ids.iter().map(|&delivery| DeliveryJob { delivery }).collect();
+        let jobs: Vec<DeliveryJob> = ids
+            .iter()
+            .map(|&delivery| DeliveryJob { delivery })
+            .collect();
         match self.clone() {
             Queue::Sqlite(mut s) => s.push_bulk(jobs).await.map_err(err),
             Queue::Postgres(mut s) => s.push_bulk(jobs).await.map_err(err),

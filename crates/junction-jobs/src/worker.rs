@@ -107,7 +107,11 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
     let Some(connector) = runner.connectors.get(&d.connector_id).cloned() else {
         // Configuration no longer names this connector: the delivery waits (and shows as
         // pending) until it is configured again or the case is rerouted.
-        tracing::warn!(delivery = id, connector = d.connector_id, "delivery to an unknown connector");
+        tracing::warn!(
+            delivery = id,
+            connector = d.connector_id,
+            "delivery to an unknown connector"
+        );
         return Ok(Outcome::Skipped);
     };
     let lease = connector.timeout + Duration::from_secs(30);
@@ -125,13 +129,18 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
         let after = deliveries::fail(&runner.store, id, &failure, &connector.policy).await?;
         return Ok(Outcome::Settled(after.state));
     };
-    let service_name = catalogue::case_type(&runner.store, &case.jurisdiction_id, &case.case_type_code)
-        .await?
-        .map(|t| t.name)
-        .unwrap_or_else(|| case.case_type_code.clone());
+    let service_name =
+        catalogue::case_type(&runner.store, &case.jurisdiction_id, &case.case_type_code)
+            .await?
+            .map(|t| t.name)
+            .unwrap_or_else(|| case.case_type_code.clone());
     let to: Vec<String> = d.payload["to"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let out = Outbound {
         case: &case,
@@ -144,7 +153,11 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
         to: &to,
     };
     // The connector has its own timeout; this one guards against a connector that ignores it.
-    let result = tokio::time::timeout(connector.timeout + Duration::from_secs(15), connector.deliver.deliver(&out)).await;
+    let result = tokio::time::timeout(
+        connector.timeout + Duration::from_secs(15),
+        connector.deliver.deliver(&out),
+    )
+    .await;
     let settled = match result {
         Ok(Ok(accepted)) => {
             let done = deliveries::succeed(
@@ -254,7 +267,11 @@ async fn handle(job: DeliveryJob, runner: Data<Arc<Runner>>) -> Result<(), BoxDy
 /// aborted; nothing they hold is lost by stopping them anywhere.
 pub fn start(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(reconcile(runner.clone(), queue.clone(), config.clone())));
+    tasks.push(tokio::spawn(reconcile(
+        runner.clone(),
+        queue.clone(),
+        config.clone(),
+    )));
     let name = config.worker_name.clone();
     let concurrency = config.concurrency.max(1);
     let worker_task = match queue {

@@ -189,7 +189,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         });
         let addr = listen.parse().context("--listen")?;
         let (addr, task) = sim.serve(addr).await?;
-        eprintln!("simulated Open311 back-end at http://{addr}/open311/v2/ (behaviour: POST /_sim/behaviour)");
+        eprintln!(
+            "simulated Open311 back-end at http://{addr}/open311/v2/ (behaviour: POST /_sim/behaviour)"
+        );
         task.await?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -9,8 +9,8 @@ mod health;
 mod request_id;
 mod route_cli;
 mod secret_file;
-pub mod sim;
 pub mod serve;
+pub mod sim;
 pub mod telemetry;
 pub mod workers;
 

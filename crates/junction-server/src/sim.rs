@@ -104,7 +104,10 @@ impl Simulator {
     }
 
     /// Serves on `listen` until the task is dropped; returns the bound address.
-    pub async fn serve(&self, listen: SocketAddr) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    pub async fn serve(
+        &self,
+        listen: SocketAddr,
+    ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let router = self.router();
@@ -129,11 +132,18 @@ impl Simulator {
 }
 
 fn xml(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn errors(status: StatusCode, description: &str) -> Response {
@@ -181,11 +191,17 @@ async fn post_top(State(sim): State<Simulator>, Path(file): Path<String>, body: 
         let decision = if b.fail_next > 0 {
             b.fail_next -= 1;
             Decision::Fail(
-                StatusCode::from_u16(b.fail_status.unwrap_or(500)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                b.fail_message.clone().unwrap_or_else(|| "simulated failure".into()),
+                StatusCode::from_u16(b.fail_status.unwrap_or(500))
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                b.fail_message
+                    .clone()
+                    .unwrap_or_else(|| "simulated failure".into()),
             )
         } else if b.fail_rate > 0.0 && rand::rng().random::<f64>() < b.fail_rate {
-            Decision::Fail(StatusCode::INTERNAL_SERVER_ERROR, "simulated failure".into())
+            Decision::Fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "simulated failure".into(),
+            )
         } else if b.malformed_next > 0 {
             b.malformed_next -= 1;
             Decision::Malformed
@@ -203,18 +219,30 @@ async fn post_top(State(sim): State<Simulator>, Path(file): Path<String>, body: 
     match decision {
         Decision::Fail(status, message) => return errors(status, &message),
         Decision::Malformed => {
-            return xml(StatusCode::OK, "<html><body>Service temporarily unavailable".into());
+            return xml(
+                StatusCode::OK,
+                "<html><body>Service temporarily unavailable".into(),
+            );
         }
         Decision::Accept | Decision::Hang => {}
     }
     let get = |k: &str| form.iter().find(|(fk, _)| fk == k).map(|(_, v)| v.clone());
     let Some(service_code) = get("service_code").filter(|s| !s.is_empty()) else {
-        return errors(StatusCode::BAD_REQUEST, "Service Code cannot be null -- can't proceed with the request.");
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "Service Code cannot be null -- can't proceed with the request.",
+        );
     };
     let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in &form {
-        if let Some(code) = k.strip_prefix("attribute[").and_then(|r| r.strip_suffix(']')) {
-            attributes.entry(code.to_string()).or_default().push(v.clone());
+        if let Some(code) = k
+            .strip_prefix("attribute[")
+            .and_then(|r| r.strip_suffix(']'))
+        {
+            attributes
+                .entry(code.to_string())
+                .or_default()
+                .push(v.clone());
         }
     }
     let client_id = sim
@@ -235,7 +263,10 @@ async fn post_top(State(sim): State<Simulator>, Path(file): Path<String>, body: 
         } else {
             s.next_id += 1;
             let reference = format!("SIM-{}", s.next_id);
-            let token = s.behaviour.token_mode.then(|| format!("TOKEN-{}", s.next_id));
+            let token = s
+                .behaviour
+                .token_mode
+                .then(|| format!("TOKEN-{}", s.next_id));
             let r = SimRequest {
                 service_request_id: reference.clone(),
                 service_code,
@@ -268,7 +299,9 @@ async fn post_top(State(sim): State<Simulator>, Path(file): Path<String>, body: 
     }
     xml(
         StatusCode::OK,
-        format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><service_requests><request>{inner}</request></service_requests>"),
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><service_requests><request>{inner}</request></service_requests>"
+        ),
     )
 }
 
@@ -308,15 +341,25 @@ async fn get_top(
         }
         "requests.xml" => {
             let wanted: Option<&String> = sim.id_attributes.iter().find_map(|a| query.get(a));
-            let ids: Option<Vec<&str>> = query.get("service_request_id").map(|v| v.split(',').collect());
+            let ids: Option<Vec<&str>> = query
+                .get("service_request_id")
+                .map(|v| v.split(',').collect());
             let body: String = s
                 .requests
                 .iter()
                 .filter(|r| wanted.is_none_or(|w| r.client_id.as_ref() == Some(w)))
-                .filter(|r| ids.as_ref().is_none_or(|ids| ids.contains(&r.service_request_id.as_str())))
+                .filter(|r| {
+                    ids.as_ref()
+                        .is_none_or(|ids| ids.contains(&r.service_request_id.as_str()))
+                })
                 .map(|r| request_xml(r, status_of(&s.behaviour, r, now)))
                 .collect();
-            xml(StatusCode::OK, format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><service_requests>{body}</service_requests>"))
+            xml(
+                StatusCode::OK,
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"utf-8\"?><service_requests>{body}</service_requests>"
+                ),
+            )
         }
         "servicerequestupdates.xml" => {
             let mut body = String::new();
@@ -330,7 +373,12 @@ async fn get_top(
                     ));
                 }
             }
-            xml(StatusCode::OK, format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><service_request_updates>{body}</service_request_updates>"))
+            xml(
+                StatusCode::OK,
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"utf-8\"?><service_request_updates>{body}</service_request_updates>"
+                ),
+            )
         }
         _ => errors(StatusCode::NOT_FOUND, "not found"),
     }
@@ -352,16 +400,23 @@ async fn get_nested(
             if (Utc::now() - r.created_at).num_milliseconds() < s.behaviour.token_delay_ms as i64 {
                 return errors(StatusCode::NOT_FOUND, "token not yet resolved");
             }
-            xml(StatusCode::OK, format!(
-                "<?xml version=\"1.0\" encoding=\"utf-8\"?><service_requests><request><service_request_id>{}</service_request_id><token>{}</token></request></service_requests>",
-                escape(&r.service_request_id), escape(id)
-            ))
+            xml(
+                StatusCode::OK,
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"utf-8\"?><service_requests><request><service_request_id>{}</service_request_id><token>{}</token></request></service_requests>",
+                    escape(&r.service_request_id),
+                    escape(id)
+                ),
+            )
         }
         "requests" => match s.requests.iter().find(|r| r.service_request_id == id) {
-            Some(r) => xml(StatusCode::OK, format!(
-                "<?xml version=\"1.0\" encoding=\"utf-8\"?><service_requests>{}</service_requests>",
-                request_xml(r, status_of(&s.behaviour, r, Utc::now()))
-            )),
+            Some(r) => xml(
+                StatusCode::OK,
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"utf-8\"?><service_requests>{}</service_requests>",
+                    request_xml(r, status_of(&s.behaviour, r, Utc::now()))
+                ),
+            ),
             None => errors(StatusCode::NOT_FOUND, "not found"),
         },
         _ => errors(StatusCode::NOT_FOUND, "not found"),

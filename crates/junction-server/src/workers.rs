@@ -66,15 +66,12 @@ impl Drop for Workers {
 }
 
 /// Starts the reconciler and workers for `store`.
-pub async fn start(
-    loaded: &LoadedConfig,
-    store: &Store,
-) -> anyhow::Result<(Arc<Runner>, Workers)> {
+pub async fn start(loaded: &LoadedConfig, store: &Store) -> anyhow::Result<(Arc<Runner>, Workers)> {
     let runner = Runner::new(store.clone(), connectors(loaded)?);
     if !loaded.config.workers.enabled {
         return Ok((runner, Workers(Vec::new())));
     }
-    let queue = Queue::open(&loaded.database_url())
+    let queue = Queue::open(&Queue::url_for(&loaded.database_url()))
         .await
         .context("opening the delivery queue")?;
     let config = RunnerConfig {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use async_graphql::{Context, ID, InputObject, Json, Object};
 use junction_domain::{Action, Location, NewCase, Submitter};
+use junction_store::deliveries::{self, PauseTarget};
 use junction_store::{Store, cases, catalogue};
 
 use super::guard::Can;
@@ -99,6 +100,90 @@ impl MutationRoot {
         let store = ctx.data_unchecked::<Store>();
         let actor = ctx.data_unchecked::<RequestCtx>().actor();
         Ok(CaseEvent(cases::add_note(store, &actor, &id, &note).await?))
+    }
+
+    /// Sends a failed or dead delivery again, now, with a fresh maximum age.
+    #[graphql(guard = "Can(Action::RetryDelivery)")]
+    async fn retry_delivery(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Delivery> {
+        let store = ctx.data_unchecked::<Store>();
+        let actor = ctx.data_unchecked::<RequestCtx>().actor();
+        let n = id
+            .parse::<i64>()
+            .map_err(|_| ApiError::invalid("id", "is not a delivery id"))?;
+        let d = deliveries::retry(store, &actor, n).await?;
+        ctx.data_unchecked::<Intake>().wake();
+        Ok(Delivery(d))
+    }
+
+    /// Holds every delivery to a connector, in order, until it is resumed.
+    #[graphql(guard = "Can(Action::PauseDeliveries)")]
+    async fn pause_connector(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        reason: String,
+    ) -> ApiResult<bool> {
+        pause(ctx, PauseTarget::Connector, &id, Some(&reason)).await
+    }
+
+    /// Releases a connector's held deliveries, oldest first.
+    #[graphql(guard = "Can(Action::PauseDeliveries)")]
+    async fn resume_connector(&self, ctx: &Context<'_>, id: String) -> ApiResult<bool> {
+        pause(ctx, PauseTarget::Connector, &id, None).await
+    }
+
+    /// Holds every delivery for an agency, whatever connector carries it.
+    #[graphql(guard = "Can(Action::PauseDeliveries)")]
+    async fn pause_agency(&self, ctx: &Context<'_>, id: String, reason: String) -> ApiResult<bool> {
+        pause(ctx, PauseTarget::Agency, &id, Some(&reason)).await
+    }
+
+    /// Releases an agency's held deliveries, oldest first.
+    #[graphql(guard = "Can(Action::PauseDeliveries)")]
+    async fn resume_agency(&self, ctx: &Context<'_>, id: String) -> ApiResult<bool> {
+        pause(ctx, PauseTarget::Agency, &id, None).await
+    }
+}
+
+/// Pauses (with a reason) or resumes (without); answers whether the target is now paused.
+async fn pause(
+    ctx: &Context<'_>,
+    target: PauseTarget,
+    id: &str,
+    reason: Option<&str>,
+) -> ApiResult<bool> {
+    let store = ctx.data_unchecked::<Store>();
+    let actor = ctx.data_unchecked::<RequestCtx>().actor();
+    let known = match target {
+        PauseTarget::Connector => catalogue::connectors(store)
+            .await?
+            .iter()
+            .any(|c| c.id == id),
+        PauseTarget::Agency => catalogue::agency(store, id).await?.is_some(),
+    };
+    if !known {
+        return Err(ApiError::NotFound {
+            kind: target.as_str(),
+            id: id.to_string(),
+        });
+    }
+    match reason {
+        Some(reason) => {
+            let reason = reason.trim();
+            if reason.is_empty() {
+                return Err(ApiError::invalid(
+                    "reason",
+                    "is required: say why, for the log",
+                ));
+            }
+            deliveries::pause(store, &actor, target, id, reason).await?;
+            Ok(true)
+        }
+        None => {
+            deliveries::resume(store, &actor, target, id).await?;
+            ctx.data_unchecked::<Intake>().wake();
+            Ok(false)
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use junction_domain::Action;
 use junction_store::audit::{self, AuditFilter};
 use junction_store::cases::{self, CaseFilter};
-use junction_store::{Store, catalogue};
+use junction_store::{Store, catalogue, deliveries};
 
 use super::Limits;
 use super::guard::Can;
@@ -148,6 +148,35 @@ impl QueryRoot {
     }
 
     /// The audit log, newest first.
+    /// Every connector, with its pause and delivery health.
+    #[graphql(guard = "Can(Action::ReadDeliveries)")]
+    async fn connectors(&self, ctx: &Context<'_>) -> ApiResult<Vec<Connector>> {
+        let store = ctx.data_unchecked::<Store>();
+        let pauses = deliveries::pauses(store).await?;
+        Ok(catalogue::connectors(store)
+            .await?
+            .into_iter()
+            .map(|c| Connector {
+                paused: pauses
+                    .iter()
+                    .find(|p| p.target == deliveries::PauseTarget::Connector && p.id == c.id)
+                    .cloned(),
+                id: c.id,
+                kind: c.kind,
+            })
+            .collect())
+    }
+
+    /// One delivery.
+    #[graphql(guard = "Can(Action::ReadDeliveries)")]
+    async fn delivery(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Delivery>> {
+        let store = ctx.data_unchecked::<Store>();
+        let Ok(n) = id.parse::<i64>() else {
+            return Ok(None);
+        };
+        Ok(deliveries::get(store, n).await?.map(Delivery))
+    }
+
     #[graphql(
         guard = "Can(Action::ReadAuditLog)",
         complexity = "page_cost(first, child_complexity)"

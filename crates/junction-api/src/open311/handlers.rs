@@ -10,7 +10,7 @@ use junction_domain::{
 };
 use junction_store::cases::{self, CaseFilter};
 use junction_store::updates::{self, NewUpdate};
-use junction_store::{StoreError, api_keys, catalogue};
+use junction_store::{StoreError, api_keys, catalogue, deliveries};
 use serde_json::Value;
 
 use super::format::{Node, render};
@@ -457,8 +457,21 @@ async fn post_request(
     ))
 }
 
+/// The back-end reference of the case's main delivery, once it has one.
+async fn external_id(state: &Open311State, case: &Case) -> Result<Option<String>, Refusal> {
+    let refs = deliveries::external_refs(&state.store, &case.id)
+        .await
+        .map_err(store_refusal)?;
+    let main = case.route.as_ref().and_then(|r| r.connector.as_deref());
+    Ok(refs
+        .iter()
+        .find(|(c, _)| Some(c.as_str()) == main)
+        .or(refs.first())
+        .map(|(_, id)| id.clone()))
+}
+
 /// A case as Open311 shows it to anyone: no submitter details, no field values.
-fn request_node(case: &Case, service_name: &str) -> Node {
+fn request_node(case: &Case, service_name: &str, external: Option<String>) -> Node {
     let route = case.route.as_ref();
     Node::Object(vec![
         ("service_request_id", Node::text(&case.reference)),
@@ -489,6 +502,8 @@ fn request_node(case: &Case, service_name: &str) -> Node {
         ("lat", case.location.lat.map_or(Node::Null, Node::Number)),
         ("long", case.location.long.map_or(Node::Null, Node::Number)),
         ("media_url", Node::Null),
+        // Where the case went: the council system's own reference (a mySociety-style extra).
+        ("external_id", Node::opt(external)),
     ])
 }
 
@@ -611,10 +626,15 @@ async fn get_requests(
             });
         }
     }
-    let items = cases_out
-        .iter()
-        .map(|c| request_node(c, names.get(&c.case_type_code).map_or("", String::as_str)))
-        .collect();
+    let mut items = Vec::with_capacity(cases_out.len());
+    for c in &cases_out {
+        let external = external_id(state, c).await?;
+        items.push(request_node(
+            c,
+            names.get(&c.case_type_code).map_or("", String::as_str),
+            external,
+        ));
+    }
     Ok(render(
         call.format,
         StatusCode::OK,
@@ -640,9 +660,11 @@ async fn get_request(
             )
         })?;
     let names = service_names(state, jurisdiction).await?;
+    let external = external_id(state, &case).await?;
     let node = request_node(
         &case,
         names.get(&case.case_type_code).map_or("", String::as_str),
+        external,
     );
     Ok(render(
         call.format,

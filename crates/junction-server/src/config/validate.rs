@@ -243,7 +243,10 @@ pub fn validate(config: &Config) -> (Catalogue, Routing, Vec<Problem>) {
         }
         let r = &c.retry;
         if r.initial_secs == 0 {
-            p.push(at.key("retry").key("initial_secs"), "must be greater than 0");
+            p.push(
+                at.key("retry").key("initial_secs"),
+                "must be greater than 0",
+            );
         }
         if r.max_delay_secs < r.initial_secs {
             p.push(
@@ -252,7 +255,10 @@ pub fn validate(config: &Config) -> (Catalogue, Routing, Vec<Problem>) {
             );
         }
         if r.max_age_hours == 0 {
-            p.push(at.key("retry").key("max_age_hours"), "must be greater than 0");
+            p.push(
+                at.key("retry").key("max_age_hours"),
+                "must be greater than 0",
+            );
         }
         if !(0.0..=1.0).contains(&r.jitter) {
             p.push(at.key("retry").key("jitter"), "must be between 0 and 1");
