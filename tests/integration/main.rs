@@ -5,6 +5,8 @@ mod architecture;
 mod auth;
 mod cli;
 mod config;
+mod connectors;
+mod crash;
 mod delivery;
 mod open311;
 mod schema;

@@ -114,7 +114,10 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
         );
         return Ok(Outcome::Skipped);
     };
-    let lease = connector.timeout + Duration::from_secs(30);
+    // A delivery still `sending` here was held by a worker that died mid-attempt: that
+    // attempt may have arrived, so this one asks before it resends.
+    let orphaned = d.state == DeliveryState::Sending;
+    let lease = connector.timeout + Duration::from_secs(5);
     let Some(d) = deliveries::claim(&runner.store, id, lease).await? else {
         return Ok(Outcome::Skipped);
     };
@@ -148,7 +151,7 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
         route: case.route.as_ref(),
         idempotency_key: &d.idempotency_key,
         attempt: d.attempts,
-        after_ambiguous: d.payload["ambiguous"].as_bool().unwrap_or(false),
+        after_ambiguous: orphaned || d.payload["ambiguous"].as_bool().unwrap_or(false),
         pending_token: d.payload["token"].as_str(),
         to: &to,
     };

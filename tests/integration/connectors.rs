@@ -1,0 +1,273 @@
+//! The connector conformance suite (docs/connectors/SPEC.md): every delivery connector, against
+//! a real peer on loopback, classifies the same situations the same way.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use junction_connectors::{ConnectorKind, ConnectorParams, Deliver, Outbound, build, webhook};
+use junction_domain::{Case, CaseStatus, Location, Submitter};
+use junction_server::sim::{Behaviour, Simulator};
+use serde_json::{Value, json};
+
+use crate::support::{SmtpSink, init};
+
+fn case() -> Case {
+    Case {
+        id: "0190-case".into(),
+        reference: "42".into(),
+        jurisdiction_id: "borsetshire".into(),
+        case_type_code: "POT".into(),
+        agency_id: "highways".into(),
+        status: CaseStatus::Open,
+        description: "Deep hole".into(),
+        location: Location {
+            lat: Some(50.71),
+            long: Some(-2.44),
+            uprn: None,
+            address: Some("1 High St".into()),
+        },
+        submitter: Submitter {
+            name: Some("Pat Reporter".into()),
+            email: Some("pat@example.org".into()),
+            phone: None,
+        },
+        fields: BTreeMap::from([("depth_cm".to_string(), json!(12))]),
+        created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+        version: 1,
+        route: None,
+        source_ref: None,
+    }
+}
+
+/// What a peer is told to do next.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Peer {
+    Accept,
+    Refuse,
+    Fail,
+    Hang,
+}
+
+/// A connector under test with a way to steer its peer.
+struct Subject {
+    name: &'static str,
+    connector: Arc<dyn Deliver>,
+    steer: Box<dyn Fn(Peer) + Send + Sync>,
+}
+
+async fn open311_subject() -> Subject {
+    let sim = Simulator::new(Behaviour::default());
+    let (addr, _t) = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let params = ConnectorParams::parse(
+        ConnectorKind::Open311,
+        json!({"endpoint": format!("http://{addr}/open311/v2/"), "api_key": "${K}", "timeout_secs": 1}),
+        &mut |_| {},
+    )
+    .unwrap();
+    let connector = build(&params, &|_| Ok("key".to_string())).unwrap();
+    Subject {
+        name: "open311",
+        connector,
+        steer: Box::new(move |p| {
+            sim.set_behaviour(match p {
+                Peer::Accept => Behaviour::default(),
+                Peer::Refuse => Behaviour {
+                    fail_next: 1,
+                    fail_status: Some(400),
+                    ..Behaviour::default()
+                },
+                Peer::Fail => Behaviour {
+                    fail_next: 1,
+                    ..Behaviour::default()
+                },
+                Peer::Hang => Behaviour {
+                    hang_next: 1,
+                    ..Behaviour::default()
+                },
+            })
+        }),
+    }
+}
+
+/// A webhook receiver that checks the signature and answers as steered.
+async fn webhook_subject(received: Arc<Mutex<Vec<Value>>>) -> Subject {
+    let mode = Arc::new(Mutex::new(Peer::Accept));
+    let m = mode.clone();
+    let r = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let mode = *m.lock().unwrap();
+            let r = r.clone();
+            async move {
+                let ts: i64 = headers["x-junction-timestamp"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let sig = headers["x-junction-signature"]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                assert_eq!(
+                    sig,
+                    webhook::signature("hook-secret", ts, &body),
+                    "signature checks out"
+                );
+                assert!((chrono::Utc::now().timestamp() - ts).abs() < 60);
+                assert!(headers.contains_key("idempotency-key"));
+                match mode {
+                    Peer::Accept => {
+                        r.lock()
+                            .unwrap()
+                            .push(serde_json::from_slice(&body).unwrap());
+                        StatusCode::ACCEPTED
+                    }
+                    Peer::Refuse => StatusCode::UNPROCESSABLE_ENTITY,
+                    Peer::Fail => StatusCode::BAD_GATEWAY,
+                    Peer::Hang => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        StatusCode::OK
+                    }
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let params = ConnectorParams::parse(
+        ConnectorKind::Webhook,
+        json!({"url": format!("http://{addr}/hook"), "signing_secret": "${S}", "timeout_secs": 1}),
+        &mut |_| {},
+    )
+    .unwrap();
+    let connector = build(&params, &|_| Ok("hook-secret".to_string())).unwrap();
+    Subject {
+        name: "webhook",
+        connector,
+        steer: Box::new(move |p| *mode.lock().unwrap() = p),
+    }
+}
+
+async fn email_subject(sink: SmtpSink, port: u16) -> Subject {
+    let params = ConnectorParams::parse(
+        ConnectorKind::Email,
+        json!({"smtp_host": "127.0.0.1", "smtp_port": port, "tls": "none", "from": "junction@borsetshire.example", "timeout_secs": 2}),
+        &mut |_| {},
+    )
+    .unwrap();
+    let connector = build(&params, &|_| Ok(String::new())).unwrap();
+    Subject {
+        name: "email",
+        connector,
+        steer: Box::new(move |p| {
+            sink.refuse_next.store(
+                u32::from(p == Peer::Refuse),
+                std::sync::atomic::Ordering::SeqCst,
+            )
+        }),
+    }
+}
+
+#[tokio::test]
+async fn every_connector_classifies_outcomes_alike() {
+    init();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let (sink, port) = SmtpSink::start().await;
+    let subjects = vec![
+        open311_subject().await,
+        webhook_subject(received.clone()).await,
+        email_subject(sink.clone(), port).await,
+    ];
+    let c = case();
+    let to = vec!["highways@borsetshire.example".to_string()];
+    let out = Outbound {
+        case: &c,
+        service_name: "Pothole",
+        route: None,
+        idempotency_key: "0190-case:x",
+        attempt: 1,
+        after_ambiguous: false,
+        pending_token: None,
+        to: &to,
+    };
+    for s in &subjects {
+        (s.steer)(Peer::Accept);
+        let ok = s.connector.deliver(&out).await;
+        assert!(
+            ok.is_ok(),
+            "{}: accepted: {:?}",
+            s.name,
+            ok.err().map(|e| e.error)
+        );
+
+        (s.steer)(Peer::Refuse);
+        let e = s.connector.deliver(&out).await.unwrap_err().error;
+        assert!(!e.retriable, "{}: a refusal is permanent: {e:?}", s.name);
+        assert!(!e.message.is_empty());
+
+        if s.name != "email" {
+            (s.steer)(Peer::Fail);
+            let e = s.connector.deliver(&out).await.unwrap_err().error;
+            assert!(
+                e.retriable && !e.ambiguous,
+                "{}: a 5xx is transient: {e:?}",
+                s.name
+            );
+            assert!(e.response.is_some(), "{}: the raw answer is kept", s.name);
+
+            (s.steer)(Peer::Hang);
+            let e = s.connector.deliver(&out).await.unwrap_err().error;
+            assert!(
+                e.retriable && e.ambiguous,
+                "{}: no answer is ambiguous: {e:?}",
+                s.name
+            );
+        }
+        (s.steer)(Peer::Accept);
+    }
+    // Nothing listening: transient, and nothing can have arrived.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for (kind, params) in [
+        (
+            ConnectorKind::Open311,
+            json!({"endpoint": format!("http://127.0.0.1:{closed}/"), "api_key": "${K}"}),
+        ),
+        (
+            ConnectorKind::Webhook,
+            json!({"url": format!("http://127.0.0.1:{closed}/"), "signing_secret": "${S}"}),
+        ),
+        (
+            ConnectorKind::Email,
+            json!({"smtp_host": "127.0.0.1", "smtp_port": closed, "tls": "none", "from": "a@b.example"}),
+        ),
+    ] {
+        let p = ConnectorParams::parse(kind, params, &mut |_| {}).unwrap();
+        let connector = build(&p, &|_| Ok("x".into())).unwrap();
+        let e = connector.deliver(&out).await.unwrap_err().error;
+        assert!(
+            e.retriable && !e.ambiguous,
+            "{}: refused connection: {e:?}",
+            kind.as_str()
+        );
+    }
+    // What the webhook receiver got is the case, with the idempotency key.
+    let got = received.lock().unwrap();
+    assert_eq!(got[0]["reference"], "42");
+    assert_eq!(got[0]["idempotency_key"], "0190-case:x");
+    // The email went to the routed address with the reporter as reply-to.
+    let mails = sink.messages();
+    assert_eq!(mails[0].to, ["<highways@borsetshire.example>"]);
+    assert!(mails[0].data.contains("Reply-To: pat@example.org"));
+    assert!(mails[0].data.contains("depth_cm: 12"));
+}
