@@ -22,8 +22,21 @@ impl Rig {
         Rig::start_on(None, sim_behaviour, timeout_secs).await
     }
 
+    async fn start_with(sim_behaviour: Behaviour, timeout_secs: u64, extra: &str) -> Rig {
+        Rig::build(None, sim_behaviour, timeout_secs, extra).await
+    }
+
     /// As [`Rig::start`], on the database at `url` (SQLite in a temporary directory if none).
     async fn start_on(url: Option<&str>, sim_behaviour: Behaviour, timeout_secs: u64) -> Rig {
+        Rig::build(url, sim_behaviour, timeout_secs, "").await
+    }
+
+    async fn build(
+        url: Option<&str>,
+        sim_behaviour: Behaviour,
+        timeout_secs: u64,
+        extra: &str,
+    ) -> Rig {
         let sim = Simulator::new(sim_behaviour);
         let (sim_addr, _task) = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let (smtp, smtp_port) = SmtpSink::start().await;
@@ -64,6 +77,8 @@ continue = true
 name = "potholes to the back-end"
 case_types = ["POT"]
 set = {{ connector = "backend" }}
+
+{extra}
 "#
         );
         let server = match url {
@@ -292,10 +307,17 @@ async fn a_400_is_dead_at_once_with_the_back_ends_reason_and_a_manager_can_retry
         5,
     )
     .await;
-    let reference = rig.report(4, 701).await;
+    let reference = rig.report(12, 701).await;
     let d = rig.settled(&reference, 20).await;
     assert_eq!(d.state, DeliveryState::Dead);
     assert_eq!(d.attempts, 1);
+    // The high-priority copy goes whatever the back-end does.
+    let mails = eventually(20, "the P1 email", || async {
+        let m = rig.smtp.messages();
+        (!m.is_empty()).then_some(m)
+    })
+    .await;
+    assert!(mails[0].data.contains(&format!("case {reference}")));
     assert!(
         d.last_error
             .as_deref()
@@ -519,4 +541,71 @@ async fn the_queue_runs_on_postgresql_too() {
     .await;
     assert_eq!(mails.len(), 1);
     rig.server.stop().await;
+}
+
+#[tokio::test]
+async fn rerouting_after_a_category_change_resends_and_keeps_the_old_reference() {
+    let rig = Rig::start_with(
+        Behaviour::default(),
+        5,
+        r#"
+[[routes]]
+name = "fly-tipping to the back-end"
+case_types = ["FLY"]
+set = { connector = "backend", team = "street-cleaning" }
+"#,
+    )
+    .await;
+    let reference = rig.report(4, 1201).await;
+    let first = rig.settled(&reference, 20).await;
+    let old_ref = first.external_ref.clone().unwrap();
+
+    let officer = rig.server.token(&[Role::Officer]);
+    let (_, body) = rig
+        .server
+        .gql(
+            Some(&officer),
+            r#"mutation($id: ID!) { rerouteCase(id: $id, caseType: "FLY") { caseType { code } route fields } }"#,
+            json!({"id": reference}),
+        )
+        .await;
+    let c = &data(&body)["rerouteCase"];
+    assert_eq!(c["caseType"]["code"], "FLY", "{body}");
+    assert_eq!(c["route"]["rules"], json!(["fly-tipping to the back-end"]));
+    assert_eq!(c["fields"], json!({}), "pothole fields do not carry over");
+
+    // A second delivery to the back-end, under the new service code.
+    let ds = eventually(20, "the resend", || async {
+        let ds = rig.deliveries(&reference).await;
+        (ds.len() == 2 && ds[1].state == DeliveryState::Sent).then_some(ds)
+    })
+    .await;
+    assert_eq!(ds[0].state, DeliveryState::Sent);
+    let posts: Vec<_> = rig.sim.requests();
+    assert_eq!(
+        posts.len(),
+        1,
+        "the back-end recognised the same case by its id"
+    );
+    assert_eq!(posts[0].posts, 2);
+
+    let case = cases::get(rig.server.store(), &reference)
+        .await
+        .unwrap()
+        .unwrap();
+    let history = cases::history(rig.server.store(), &case.id).await.unwrap();
+    let rerouted = history
+        .iter()
+        .rev()
+        .find(|e| e.kind.as_str() == "routed")
+        .unwrap();
+    assert_eq!(
+        rerouted.data["previous_external_refs"],
+        json!([{"connector": "backend", "external_id": old_ref}])
+    );
+    assert_eq!(
+        rerouted.data["case_type"],
+        json!({"from": "POT", "to": "FLY"})
+    );
+    assert_eq!(rerouted.data["dropped_fields"]["depth_cm"], json!(4));
 }

@@ -59,6 +59,30 @@ impl Intake {
         Ok(case)
     }
 
+    /// Routes case `id` again (under `case_type` when its category changed) and sends it
+    /// where the new route says.
+    pub async fn reroute(
+        &self,
+        actor: &Actor,
+        id: &str,
+        case_type: Option<&str>,
+    ) -> Result<Case, StoreError> {
+        let Some(existing) = cases::get(&self.store, id).await? else {
+            return Err(StoreError::NotFound {
+                kind: "case",
+                id: id.to_string(),
+            });
+        };
+        let empty = RoutingTable::default();
+        let table = self
+            .routing
+            .get(&existing.jurisdiction_id)
+            .unwrap_or(&empty);
+        let case = cases::reroute(&self.store, actor, &existing.id, case_type, table).await?;
+        self.waker.wake();
+        Ok(case)
+    }
+
     /// Wakes the workers, e.g. after a retry or a resume.
     pub fn wake(&self) {
         self.waker.wake();

@@ -66,10 +66,12 @@ pub enum Action {
     RetryDelivery,
     /// Pause and resume deliveries to a connector or an agency.
     PauseDeliveries,
+    /// Route a case again (after a category change) and resend it.
+    RerouteCase,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::ReadSelf,
         Action::ReadAgencies,
         Action::ReadCaseTypes,
@@ -81,6 +83,7 @@ impl Action {
         Action::ReadDeliveries,
         Action::RetryDelivery,
         Action::PauseDeliveries,
+        Action::RerouteCase,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +99,7 @@ impl Action {
             Action::ReadDeliveries => "deliveries.read",
             Action::RetryDelivery => "deliveries.retry",
             Action::PauseDeliveries => "deliveries.pause",
+            Action::RerouteCase => "cases.reroute",
         }
     }
 }
@@ -134,6 +138,7 @@ fn allowed(action: Action) -> &'static [Role] {
         Action::ReadAuditLog => &[Admin, Auditor],
         Action::ReadDeliveries => &[Admin, Manager, Officer, System, Auditor],
         Action::RetryDelivery | Action::PauseDeliveries => &[Admin, Manager],
+        Action::RerouteCase => &[Admin, Manager, Officer],
     }
 }
 
@@ -188,6 +193,7 @@ mod tests {
             Action::PauseDeliveries,
             [true, true, false, false, false, false],
         ),
+        (Action::RerouteCase, [true, true, true, false, false, false]),
     ];
 
     fn principal(roles: Vec<Role>) -> Principal {

@@ -23,15 +23,18 @@ pub enum DeliveryState {
     Sent,
     Failed,
     Dead,
+    /// Withdrawn before it was sent, because the case was rerouted.
+    Cancelled,
 }
 
 impl DeliveryState {
-    pub const ALL: [DeliveryState; 5] = [
+    pub const ALL: [DeliveryState; 6] = [
         DeliveryState::Pending,
         DeliveryState::Sending,
         DeliveryState::Sent,
         DeliveryState::Failed,
         DeliveryState::Dead,
+        DeliveryState::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +44,7 @@ impl DeliveryState {
             DeliveryState::Sent => "sent",
             DeliveryState::Failed => "failed",
             DeliveryState::Dead => "dead",
+            DeliveryState::Cancelled => "cancelled",
         }
     }
 
@@ -50,7 +54,10 @@ impl DeliveryState {
 
     /// Whether the delivery is over, one way or the other.
     pub fn is_final(self) -> bool {
-        matches!(self, DeliveryState::Sent | DeliveryState::Dead)
+        matches!(
+            self,
+            DeliveryState::Sent | DeliveryState::Dead | DeliveryState::Cancelled
+        )
     }
 }
 

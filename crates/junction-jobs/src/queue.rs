@@ -3,8 +3,7 @@
 //!
 //! Two things apalis does that Junction corrects, measured in `shared/reference/stack.md`:
 //! its SQLite setup turns `synchronous` off on whatever connection runs it, so it runs on a
-//! throw-away connection and the queue's own pool asserts `synchronous=FULL` on every
-//! connection; and finished jobs are never deleted, which makes every SQLite ack slower as
+//! throw-away connection and the queue's own pool sets its level on every connection; and finished jobs are never deleted, which makes every SQLite ack slower as
 //! they pile up, so Junction deletes them (the delivery rows keep the history).
 
 use std::str::FromStr;
@@ -93,9 +92,12 @@ impl Queue {
                     .map_err(err)?;
                 setup.close().await;
             }
+            // The queue file is disposable: every job in it can be rebuilt from the delivery
+            // rows by the reconciler, so its commits need not wait for the disk (NORMAL in WAL
+            // mode still never corrupts it). Junction's own file stays `synchronous=FULL`.
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
-                .connect_with(options)
+                .connect_with(options.synchronous(SqliteSynchronous::Normal))
                 .await
                 .map_err(err)?;
             let config = apalis_sqlite::Config::default()

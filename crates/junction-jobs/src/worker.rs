@@ -7,10 +7,10 @@ use std::time::Duration;
 use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
 use junction_connectors::{Deliver, Outbound};
 use junction_domain::{DeliveryState, RetryPolicy};
-use junction_store::deliveries::{self, Failure};
-use junction_store::{Store, cases, catalogue};
+use junction_store::deliveries::{self, Delivery, Failure, Settle};
+use junction_store::{Store, StoreError, cases, catalogue};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::queue::Queue;
@@ -77,16 +77,103 @@ pub enum Outcome {
     Settled(DeliveryState),
 }
 
+type Reply<T> = oneshot::Sender<Result<T, String>>;
+/// A claim request: delivery id and lease, and where to send the claimed delivery.
+type ClaimRequest = ((i64, Duration), Reply<Option<Delivery>>);
+
+/// Group commit for claims and outcomes: the workers' claims and settlements that arrive
+/// while one transaction commits share the next one, so a burst of deliveries costs a few
+/// commits rather than two each.
+#[derive(Clone)]
+struct Batcher {
+    claims: mpsc::Sender<ClaimRequest>,
+    settles: mpsc::Sender<(Settle, Reply<Delivery>)>,
+}
+
+/// Most claims or outcomes in one transaction.
+const BATCH: usize = 256;
+
+impl Batcher {
+    fn start(store: Store) -> Batcher {
+        let (claims, mut claim_rx) = mpsc::channel::<ClaimRequest>(4_096);
+        let (settles, mut settle_rx) = mpsc::channel::<(Settle, Reply<Delivery>)>(4_096);
+        let s = store.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while claim_rx.recv_many(&mut batch, BATCH).await > 0 {
+                let items: Vec<(i64, Duration)> = batch.iter().map(|(c, _)| *c).collect();
+                match deliveries::claim_batch(&s, &items).await {
+                    Ok(results) => {
+                        for ((_, reply), r) in batch.drain(..).zip(results) {
+                            let _ = reply.send(Ok(r));
+                        }
+                    }
+                    Err(e) => {
+                        for (_, reply) in batch.drain(..) {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while settle_rx.recv_many(&mut batch, BATCH).await > 0 {
+                let items: Vec<Settle> = batch.iter().map(|(o, _)| o.clone()).collect();
+                match deliveries::settle_batch(&store, &items).await {
+                    Ok(results) => {
+                        for ((_, reply), r) in batch.drain(..).zip(results) {
+                            let _ = reply.send(r.map_err(|e| e.to_string()));
+                        }
+                    }
+                    Err(e) => {
+                        for (_, reply) in batch.drain(..) {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        Batcher { claims, settles }
+    }
+
+    async fn claim(&self, id: i64, lease: Duration) -> Result<Option<Delivery>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.claims
+            .send(((id, lease), tx))
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?.map_err(failed)
+    }
+
+    async fn settle(&self, outcome: Settle) -> Result<Delivery, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.settles.send((outcome, tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?.map_err(failed)
+    }
+}
+
+fn gone() -> StoreError {
+    StoreError::Conflict("the delivery batcher has stopped".into())
+}
+
+fn failed(e: String) -> StoreError {
+    StoreError::Conflict(e)
+}
+
 /// Runs delivery attempts.
 pub struct Runner {
     pub store: Store,
     pub connectors: ConnectorSet,
     wake: Arc<Notify>,
+    batcher: Batcher,
 }
 
 impl Runner {
+    /// Must be called within a tokio runtime: it starts the group-commit tasks.
     pub fn new(store: Store, connectors: ConnectorSet) -> Arc<Runner> {
         Arc::new(Runner {
+            batcher: Batcher::start(store.clone()),
             store,
             connectors,
             wake: Arc::new(Notify::new()),
@@ -118,7 +205,7 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
     // attempt may have arrived, so this one asks before it resends.
     let orphaned = d.state == DeliveryState::Sending;
     let lease = connector.timeout + Duration::from_secs(5);
-    let Some(d) = deliveries::claim(&runner.store, id, lease).await? else {
+    let Some(d) = runner.batcher.claim(id, lease).await? else {
         return Ok(Outcome::Skipped);
     };
     let Some(case) = cases::get(&runner.store, &d.case_id).await? else {
@@ -129,7 +216,14 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
             ambiguous: false,
             token: None,
         };
-        let after = deliveries::fail(&runner.store, id, &failure, &connector.policy).await?;
+        let after = runner
+            .batcher
+            .settle(Settle::Failed {
+                id,
+                failure,
+                policy: connector.policy,
+            })
+            .await?;
         return Ok(Outcome::Settled(after.state));
     };
     let service_name =
@@ -163,13 +257,14 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
     .await;
     let settled = match result {
         Ok(Ok(accepted)) => {
-            let done = deliveries::succeed(
-                &runner.store,
-                id,
-                accepted.external_ref.as_deref(),
-                accepted.response.as_deref(),
-            )
-            .await?;
+            let done = runner
+                .batcher
+                .settle(Settle::Sent {
+                    id,
+                    external_ref: accepted.external_ref.clone(),
+                    response: accepted.response.clone(),
+                })
+                .await?;
             metrics::counter!("junction_deliveries_total", "connector" => d.connector_id.clone(), "outcome" => "sent").increment(1);
             done.state
         }
@@ -181,13 +276,21 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
                 ambiguous: refused.error.ambiguous,
                 token: refused.token.clone(),
             };
-            let after = deliveries::fail(&runner.store, id, &failure, &connector.policy).await?;
+            let error = failure.error.clone();
+            let after = runner
+                .batcher
+                .settle(Settle::Failed {
+                    id,
+                    failure,
+                    policy: connector.policy,
+                })
+                .await?;
             tracing::info!(
                 delivery = id,
                 connector = d.connector_id,
                 attempt = d.attempts,
                 state = after.state.as_str(),
-                error = failure.error,
+                error,
                 "delivery attempt failed"
             );
             metrics::counter!("junction_deliveries_total", "connector" => d.connector_id.clone(), "outcome" => after.state.as_str()).increment(1);
@@ -201,7 +304,13 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
                 ambiguous: true,
                 token: None,
             };
-            deliveries::fail(&runner.store, id, &failure, &connector.policy)
+            runner
+                .batcher
+                .settle(Settle::Failed {
+                    id,
+                    failure,
+                    policy: connector.policy,
+                })
                 .await?
                 .state
         }
@@ -256,7 +365,14 @@ async fn reconcile(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) {
 }
 
 async fn handle(job: DeliveryJob, runner: Data<Arc<Runner>>) -> Result<(), BoxDynError> {
-    match attempt(&runner, job.delivery).await {
+    // The attempt runs in its own task: if the queue drops this handler (a lost heartbeat, a
+    // stop), the attempt still finishes and records its outcome rather than leaving the
+    // delivery held until its lease lapses.
+    let runner: Arc<Runner> = (*runner).clone();
+    let id = job.delivery;
+    let outcome = tokio::spawn(async move { attempt(&runner, id).await }).await;
+    match outcome.unwrap_or_else(|e| Err(StoreError::Conflict(format!("attempt task failed: {e}"))))
+    {
         Ok(_) => Ok(()),
         Err(e) => {
             // The delivery row still says what to do; the reconciler will queue it again.

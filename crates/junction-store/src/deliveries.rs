@@ -128,7 +128,10 @@ pub(crate) async fn insert_for_route<C: ConnectionTrait>(
 ) -> Result<(), StoreError> {
     let mut rows = Vec::new();
     match (&route.connector, route.connector_source) {
-        (Some(connector), ConnectorSource::AgencyEmail) => {
+        (Some(connector), source)
+            if source == ConnectorSource::AgencyEmail
+                || Some(connector) == methods.email_connector.as_ref() =>
+        {
             let email = agency::Entity::find_by_id(route.agency.as_str())
                 .one(conn)
                 .await?
@@ -140,7 +143,9 @@ pub(crate) async fn insert_for_route<C: ConnectionTrait>(
                 json!({"to": email.iter().collect::<Vec<_>>()}),
                 now,
             );
-            if email.is_none() {
+            // With no agency address, a rule's or case type's email connector may still have
+            // its own recipients; only the agency-email fallback has nowhere to go.
+            if email.is_none() && source == ConnectorSource::AgencyEmail {
                 row.state = Set(DeliveryState::Dead.as_str().to_string());
                 row.last_error = Set(Some(format!(
                     "agency `{}` has no integration and no email address",
@@ -177,6 +182,36 @@ pub(crate) async fn insert_for_route<C: ConnectionTrait>(
         .exec_without_returning(conn)
         .await?;
     Ok(())
+}
+
+/// Cancels a case's deliveries that have not been sent (or are not being sent); returns their
+/// ids. One in the middle of an attempt is left to finish.
+pub(crate) async fn cancel_unsent<C: ConnectionTrait>(
+    conn: &C,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, StoreError> {
+    let rows = delivery::Entity::find()
+        .filter(delivery::Column::CaseId.eq(case_id))
+        .filter(delivery::Column::State.is_in(["pending", "failed"]))
+        .all(conn)
+        .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    if !ids.is_empty() {
+        delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::State,
+                sea_orm::sea_query::Expr::value(DeliveryState::Cancelled.as_str()),
+            )
+            .col_expr(
+                delivery::Column::UpdatedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(delivery::Column::Id.is_in(ids.clone()))
+            .exec(conn)
+            .await?;
+    }
+    Ok(ids)
 }
 
 /// One delivery.
@@ -246,7 +281,7 @@ pub async fn take_for_queue(
         "SELECT d.id AS id FROM deliveries d WHERE \
          ((d.state IN ('pending', 'failed') AND d.next_attempt_at <= {}) \
            OR (d.state = 'sending' AND d.lease_until < {})) \
-         AND (d.queued_until IS NULL OR d.queued_until < {}) \
+         AND (d.queued_until IS NULL OR d.queued_until < {} OR d.state = 'sending') \
          AND {NOT_PAUSED} ORDER BY d.id LIMIT {limit}",
         p(1),
         p(2),
@@ -318,9 +353,32 @@ pub async fn claim(
     id: i64,
     lease: Duration,
 ) -> Result<Option<Delivery>, StoreError> {
+    Ok(claim_batch(store, &[(id, lease)]).await?.pop().flatten())
+}
+
+/// Claims several deliveries in one transaction (one commit for many workers' claims).
+pub async fn claim_batch(
+    store: &Store,
+    claims: &[(i64, Duration)],
+) -> Result<Vec<Option<Delivery>>, StoreError> {
     let now = Utc::now().trunc_subsecs(6);
+    let txn = store.begin_write().await?;
+    let mut out = Vec::with_capacity(claims.len());
+    for (id, lease) in claims {
+        out.push(claim_in(&*txn, *id, *lease, now).await?);
+    }
+    txn.commit().await?;
+    Ok(out)
+}
+
+async fn claim_in<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> Result<Option<Delivery>, StoreError> {
     let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1));
-    let backend = store.conn().get_database_backend();
+    let backend = conn.get_database_backend();
     let p = |n| placeholder(backend, n);
     let sql = format!(
         "UPDATE deliveries SET state = 'sending', lease_until = {}, attempts = attempts + 1, \
@@ -337,8 +395,7 @@ pub async fn claim(
         p(5),
         p(6)
     );
-    let txn = store.begin_write().await?;
-    let claimed = txn
+    let claimed = conn
         .execute_raw(Statement::from_sql_and_values(
             backend,
             sql,
@@ -356,9 +413,40 @@ pub async fn claim(
     if claimed != 1 {
         return Ok(None);
     }
-    let row = delivery::Entity::find_by_id(id).one(&*txn).await?;
-    txn.commit().await?;
-    row.map(from_row).transpose()
+    delivery::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .map(from_row)
+        .transpose()
+}
+
+/// How an attempt failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: String,
+    /// The back-end's raw answer, if there was one.
+    pub response: Option<String>,
+    /// Retrying cannot help (the back-end refused the content).
+    pub permanent: bool,
+    /// The attempt may have reached the back-end: the next one checks before resending.
+    pub ambiguous: bool,
+    /// A token the back-end issued that is still to be resolved.
+    pub token: Option<String>,
+}
+
+/// The outcome of one attempt, to be recorded.
+#[derive(Debug, Clone)]
+pub enum Settle {
+    Sent {
+        id: i64,
+        external_ref: Option<String>,
+        response: Option<String>,
+    },
+    Failed {
+        id: i64,
+        failure: Failure,
+        policy: RetryPolicy,
+    },
 }
 
 /// Records a successful attempt: the delivery is sent, and the connector's reference for the
@@ -369,15 +457,107 @@ pub async fn succeed(
     external_ref: Option<&str>,
     response: Option<&str>,
 ) -> Result<Delivery, StoreError> {
+    let settle = Settle::Sent {
+        id,
+        external_ref: external_ref.map(str::to_string),
+        response: response.map(str::to_string),
+    };
+    settle_batch(store, &[settle])
+        .await?
+        .pop()
+        .expect("one outcome")
+}
+
+/// Records a failed attempt: a transient failure is retried on `policy`'s schedule until the
+/// delivery is older than its maximum age; a permanent one goes dead at once. Returns the
+/// delivery as it now stands.
+pub async fn fail(
+    store: &Store,
+    id: i64,
+    failure: &Failure,
+    policy: &RetryPolicy,
+) -> Result<Delivery, StoreError> {
+    let settle = Settle::Failed {
+        id,
+        failure: failure.clone(),
+        policy: *policy,
+    };
+    settle_batch(store, &[settle])
+        .await?
+        .pop()
+        .expect("one outcome")
+}
+
+/// Records several outcomes in one transaction, with their events and audit entries. An
+/// outcome for a delivery that is no longer `sending` is refused on its own (a conflict)
+/// without failing the others.
+pub async fn settle_batch(
+    store: &Store,
+    outcomes: &[Settle],
+) -> Result<Vec<Result<Delivery, StoreError>>, StoreError> {
     let now = Utc::now().trunc_subsecs(6);
     let txn = store.begin_write().await?;
-    let d = load(&*txn, id).await?;
+    let mut results = Vec::with_capacity(outcomes.len());
+    let mut entries = Vec::new();
+    for outcome in outcomes {
+        let (id, result) = match outcome {
+            Settle::Sent {
+                id,
+                external_ref,
+                response,
+            } => (
+                *id,
+                succeed_in(
+                    &*txn,
+                    *id,
+                    external_ref.as_deref(),
+                    response.as_deref(),
+                    now,
+                )
+                .await,
+            ),
+            Settle::Failed {
+                id,
+                failure,
+                policy,
+            } => (*id, fail_in(&*txn, *id, failure, policy, now).await),
+        };
+        match result {
+            Ok((d, entry)) => {
+                entries.extend(entry);
+                results.push(Ok(d));
+            }
+            Err(e @ (StoreError::Conflict(_) | StoreError::NotFound { .. })) => {
+                tracing::warn!(delivery = id, error = %e, "outcome not recorded");
+                results.push(Err(e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    audit::append(&*txn, &entries).await?;
+    txn.commit().await?;
+    Ok(results)
+}
+
+async fn load_sending<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Delivery, StoreError> {
+    let d = load(conn, id).await?;
     if d.state != DeliveryState::Sending {
         return Err(StoreError::Conflict(format!(
             "delivery {id} is {}, not sending",
             d.state.as_str()
         )));
     }
+    Ok(d)
+}
+
+async fn succeed_in<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    external_ref: Option<&str>,
+    response: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(Delivery, Option<junction_domain::AuditEntry>), StoreError> {
+    let d = load_sending(conn, id).await?;
     let mut payload = d.payload.clone();
     if let Value::Object(map) = &mut payload {
         map.remove("ambiguous");
@@ -396,14 +576,14 @@ pub async fn succeed(
         sent_at: Set(Some(now)),
         ..Default::default()
     })
-    .exec(&*txn)
+    .exec(conn)
     .await?;
     if let Some(reference) = external_ref
         && d.kind == DeliveryKind::Case
     {
         let existing =
             external_ref::Entity::find_by_id((d.case_id.clone(), d.connector_id.clone()))
-                .one(&*txn)
+                .one(conn)
                 .await?;
         if existing.is_none() {
             external_ref::Entity::insert(external_ref::ActiveModel {
@@ -413,7 +593,7 @@ pub async fn succeed(
                 delivery_id: Set(id),
                 created_at: Set(now),
             })
-            .exec_without_returning(&*txn)
+            .exec_without_returning(conn)
             .await?;
         }
     }
@@ -426,7 +606,7 @@ pub async fn succeed(
         "attempts": d.attempts,
     });
     insert_event(
-        &*txn,
+        conn,
         &d.case_id,
         CaseEventKind::Delivered,
         &actor,
@@ -434,58 +614,34 @@ pub async fn succeed(
         data.clone(),
     )
     .await?;
-    audit::append(
-        &*txn,
-        &[actor.change(
-            "delivery",
-            &id.to_string(),
-            "deliver",
-            json!({"state": d.state.as_str()}),
-            data,
-        )],
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(Delivery {
-        state: DeliveryState::Sent,
-        external_ref: external_ref.map(str::to_string),
-        sent_at: Some(now),
-        ..d
-    })
+    let entry = actor.change(
+        "delivery",
+        &id.to_string(),
+        "deliver",
+        json!({"state": d.state.as_str()}),
+        data,
+    );
+    Ok((
+        Delivery {
+            state: DeliveryState::Sent,
+            payload,
+            external_ref: external_ref.map(str::to_string),
+            sent_at: Some(now),
+            updated_at: now,
+            ..d
+        },
+        Some(entry),
+    ))
 }
 
-/// How an attempt failed.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub error: String,
-    /// The back-end's raw answer, if there was one.
-    pub response: Option<String>,
-    /// Retrying cannot help (the back-end refused the content).
-    pub permanent: bool,
-    /// The attempt may have reached the back-end: the next one checks before resending.
-    pub ambiguous: bool,
-    /// A token the back-end issued that is still to be resolved.
-    pub token: Option<String>,
-}
-
-/// Records a failed attempt: a transient failure is retried on `policy`'s schedule until the
-/// delivery is older than its maximum age; a permanent one goes dead at once. Returns the
-/// delivery as it now stands.
-pub async fn fail(
-    store: &Store,
+async fn fail_in<C: ConnectionTrait>(
+    conn: &C,
     id: i64,
     failure: &Failure,
     policy: &RetryPolicy,
-) -> Result<Delivery, StoreError> {
-    let now = Utc::now().trunc_subsecs(6);
-    let txn = store.begin_write().await?;
-    let d = load(&*txn, id).await?;
-    if d.state != DeliveryState::Sending {
-        return Err(StoreError::Conflict(format!(
-            "delivery {id} is {}, not sending",
-            d.state.as_str()
-        )));
-    }
+    now: DateTime<Utc>,
+) -> Result<(Delivery, Option<junction_domain::AuditEntry>), StoreError> {
+    let d = load_sending(conn, id).await?;
     let decision = if failure.permanent {
         AfterFailure::GiveUp
     } else {
@@ -529,8 +685,9 @@ pub async fn fail(
         updated_at: Set(now),
         ..Default::default()
     })
-    .exec(&*txn)
+    .exec(conn)
     .await?;
+    let mut entry = None;
     if state == DeliveryState::Dead {
         let actor = Actor::internal("delivery");
         let data = json!({
@@ -541,7 +698,7 @@ pub async fn fail(
             "attempts": d.attempts,
         });
         insert_event(
-            &*txn,
+            conn,
             &d.case_id,
             CaseEventKind::DeliveryDead,
             &actor,
@@ -549,28 +706,26 @@ pub async fn fail(
             data.clone(),
         )
         .await?;
-        audit::append(
-            &*txn,
-            &[actor.change(
-                "delivery",
-                &id.to_string(),
-                "give_up",
-                json!({"state": d.state.as_str()}),
-                data,
-            )],
-        )
-        .await?;
+        entry = Some(actor.change(
+            "delivery",
+            &id.to_string(),
+            "give_up",
+            json!({"state": d.state.as_str()}),
+            data,
+        ));
     }
-    txn.commit().await?;
-    Ok(Delivery {
-        state,
-        payload,
-        next_attempt_at: next,
-        last_error: Some(error),
-        last_response: failure.response.as_deref().map(truncate),
-        updated_at: now,
-        ..d
-    })
+    Ok((
+        Delivery {
+            state,
+            payload,
+            next_attempt_at: next,
+            last_error: Some(error),
+            last_response: failure.response.as_deref().map(truncate),
+            updated_at: now,
+            ..d
+        },
+        entry,
+    ))
 }
 
 /// A manager's retry of a dead or failed delivery: due now, with a fresh maximum age.

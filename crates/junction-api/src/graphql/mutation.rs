@@ -102,6 +102,24 @@ impl MutationRoot {
         Ok(CaseEvent(cases::add_note(store, &actor, &id, &note).await?))
     }
 
+    /// Routes a case again (under `caseType` after a category change) and sends it where the
+    /// new route says. Unsent deliveries are cancelled; earlier external references stay in
+    /// the case's history.
+    #[graphql(guard = "Can(Action::RerouteCase)")]
+    async fn reroute_case(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        case_type: Option<String>,
+    ) -> ApiResult<Case> {
+        let actor = ctx.data_unchecked::<RequestCtx>().actor();
+        let case = ctx
+            .data_unchecked::<Intake>()
+            .reroute(&actor, &id, case_type.as_deref())
+            .await?;
+        Ok(Case(case))
+    }
+
     /// Sends a failed or dead delivery again, now, with a fresh maximum age.
     #[graphql(guard = "Can(Action::RetryDelivery)")]
     async fn retry_delivery(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Delivery> {

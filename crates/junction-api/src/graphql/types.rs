@@ -506,6 +506,7 @@ pub enum DeliveryState {
     Sent,
     Failed,
     Dead,
+    Cancelled,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
