@@ -102,7 +102,7 @@ impl Queue {
                 .map_err(err)?;
             let config = apalis_sqlite::Config::default()
                 .queue(QUEUE)
-                .batch_size(50)
+                .batch_size(32)
                 .heartbeat_interval(Duration::from_secs(5))
                 .missed_heartbeats(3);
             Ok(Queue::Sqlite(SqliteStorage::new(&pool).with_config(config)))
@@ -115,7 +115,7 @@ impl Queue {
             PostgresStorage::setup(&pool).await.map_err(err)?;
             let config = apalis_postgres::Config::default()
                 .queue(QUEUE)
-                .batch_size(50)
+                .batch_size(32)
                 .heartbeat_interval(Duration::from_secs(5))
                 .missed_heartbeats(3);
             Ok(Queue::Postgres(

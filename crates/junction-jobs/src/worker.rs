@@ -36,8 +36,11 @@ pub type ConnectorSet = BTreeMap<String, ConnectorHandle>;
 /// Tuning for the reconciler and workers.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// How many deliveries one process attempts at once.
+    /// How many deliveries one process attempts at once, over all its queue workers.
     pub concurrency: usize,
+    /// How many queue workers the process runs. A queue worker fetches a batch and finishes
+    /// it before fetching the next, so several keep the pipeline full.
+    pub queue_workers: usize,
     /// How often the reconciler looks for due work when nothing wakes it.
     pub tick: Duration,
     /// How often an idle worker asks the queue for jobs.
@@ -52,7 +55,8 @@ pub struct RunnerConfig {
 impl Default for RunnerConfig {
     fn default() -> Self {
         RunnerConfig {
-            concurrency: 32,
+            concurrency: 64,
+            queue_workers: 4,
             tick: Duration::from_millis(500),
             poll: Duration::from_millis(50),
             queue_hold: Duration::from_secs(120),
@@ -391,34 +395,38 @@ pub fn start(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) -> Vec<Joi
         queue.clone(),
         config.clone(),
     )));
-    let name = config.worker_name.clone();
-    let concurrency = config.concurrency.max(1);
-    let worker_task = match queue {
-        Queue::Sqlite(storage) => {
-            let worker = WorkerBuilder::new(name)
-                .backend(storage.poll_with_interval(config.poll))
-                .data(runner)
-                .concurrency(concurrency)
-                .build(handle);
-            tokio::spawn(async move {
-                if let Err(e) = worker.run().await {
-                    tracing::error!(error = %e, "delivery worker stopped");
-                }
-            })
-        }
-        Queue::Postgres(storage) => {
-            let worker = WorkerBuilder::new(name)
-                .backend(storage.poll_with_interval(config.poll))
-                .data(runner)
-                .concurrency(concurrency)
-                .build(handle);
-            tokio::spawn(async move {
-                if let Err(e) = worker.run().await {
-                    tracing::error!(error = %e, "delivery worker stopped");
-                }
-            })
-        }
-    };
-    tasks.push(worker_task);
+    let workers = config.queue_workers.max(1);
+    let concurrency = config.concurrency.max(1).div_ceil(workers);
+    for n in 0..workers {
+        let name = format!("{}-{n}", config.worker_name);
+        let runner = runner.clone();
+        let worker_task = match queue.clone() {
+            Queue::Sqlite(storage) => {
+                let worker = WorkerBuilder::new(name)
+                    .backend(storage.poll_with_interval(config.poll))
+                    .data(runner)
+                    .concurrency(concurrency)
+                    .build(handle);
+                tokio::spawn(async move {
+                    if let Err(e) = worker.run().await {
+                        tracing::error!(error = %e, "delivery worker stopped");
+                    }
+                })
+            }
+            Queue::Postgres(storage) => {
+                let worker = WorkerBuilder::new(name)
+                    .backend(storage.poll_with_interval(config.poll))
+                    .data(runner)
+                    .concurrency(concurrency)
+                    .build(handle);
+                tokio::spawn(async move {
+                    if let Err(e) = worker.run().await {
+                        tracing::error!(error = %e, "delivery worker stopped");
+                    }
+                })
+            }
+        };
+        tasks.push(worker_task);
+    }
     tasks
 }

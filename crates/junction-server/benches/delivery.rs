@@ -123,10 +123,13 @@ impl Bench {
     }
 
     async fn sent(&self) -> u64 {
-        deliveries::health(self.store(), "backend")
-            .await
-            .unwrap()
-            .sent
+        deliveries::count(
+            self.store(),
+            "backend",
+            junction_domain::DeliveryState::Sent,
+        )
+        .await
+        .unwrap()
     }
 }
 
@@ -158,7 +161,7 @@ async fn burn_down(bench: &Bench, label: &str) -> f64 {
         if bench.sent().await >= before + BURN as u64 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let secs = started.elapsed().as_secs_f64();
     let rate = BURN as f64 / secs;
@@ -252,7 +255,9 @@ async fn queue_alone(label: &'static str, url: &str, rows: &mut Vec<String>) {
         .get("borsetshire")
         .cloned()
         .unwrap_or_default();
-    let before = deliveries::health(&store, "backend").await.unwrap().sent;
+    let before = deliveries::count(&store, "backend", junction_domain::DeliveryState::Sent)
+        .await
+        .unwrap();
     for n in 0..BURN {
         let new = junction_domain::NewCase {
             case_type_code: "POT".into(),
@@ -285,10 +290,14 @@ async fn queue_alone(label: &'static str, url: &str, rows: &mut Vec<String>) {
     let started = Instant::now();
     let tasks = junction_jobs::start(runner, queue, junction_jobs::RunnerConfig::default());
     loop {
-        if deliveries::health(&store, "backend").await.unwrap().sent >= before + BURN as u64 {
+        if deliveries::count(&store, "backend", junction_domain::DeliveryState::Sent)
+            .await
+            .unwrap()
+            >= before + BURN as u64
+        {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let rate = BURN as f64 / started.elapsed().as_secs_f64();
     for t in tasks {
@@ -332,15 +341,20 @@ fn main() {
         let mut rows = Vec::new();
         let dir = tempfile::tempdir().unwrap();
         let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let queue_only = std::env::var("JUNCTION_BENCH_ONLY").is_ok_and(|v| v == "queue");
         eprintln!("SQLite");
-        run("sqlite", &sqlite, &mut rows).await;
+        if !queue_only {
+            run("sqlite", &sqlite, &mut rows).await;
+        }
         let qdir = tempfile::tempdir().unwrap();
         let qsqlite = format!("sqlite://{}", qdir.path().join("queue.db").display());
         queue_alone("sqlite", &qsqlite, &mut rows).await;
         if let Ok(base) = std::env::var("JUNCTION_TEST_DATABASE_URL") {
             eprintln!("PostgreSQL");
             let pg = fresh_postgres(&base, &format!("junction_dbench_{}", std::process::id())).await;
-            run("postgres", &pg, &mut rows).await;
+            if !queue_only {
+                run("postgres", &pg, &mut rows).await;
+            }
             let pgq = fresh_postgres(&base, &format!("junction_qbench_{}", std::process::id())).await;
             queue_alone("postgres", &pgq, &mut rows).await;
         }

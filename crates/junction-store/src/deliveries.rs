@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::cases::insert_event;
 use crate::db::placeholder;
-use crate::entity::{agency, delivery, external_ref, pause};
+use crate::entity::{agency, case_event, delivery, external_ref, pause};
 use crate::{Store, StoreError, audit};
 
 /// Longest error or raw answer kept on a delivery, in bytes.
@@ -356,68 +356,64 @@ pub async fn claim(
     Ok(claim_batch(store, &[(id, lease)]).await?.pop().flatten())
 }
 
-/// Claims several deliveries in one transaction (one commit for many workers' claims).
+/// Claims several deliveries in one transaction (one commit for many workers' claims): one
+/// guarded update per distinct lease, then one read of what was claimed.
 pub async fn claim_batch(
     store: &Store,
     claims: &[(i64, Duration)],
 ) -> Result<Vec<Option<Delivery>>, StoreError> {
     let now = Utc::now().trunc_subsecs(6);
     let txn = store.begin_write().await?;
-    let mut out = Vec::with_capacity(claims.len());
-    for (id, lease) in claims {
-        out.push(claim_in(&*txn, *id, *lease, now).await?);
+    let backend = txn.get_database_backend();
+    let mut leases: Vec<Duration> = claims.iter().map(|(_, l)| *l).collect();
+    leases.sort_unstable();
+    leases.dedup();
+    let mut claimed: std::collections::HashMap<i64, Delivery> = std::collections::HashMap::new();
+    for lease in leases {
+        let ids: Vec<i64> = claims
+            .iter()
+            .filter(|(_, l)| *l == lease)
+            .map(|(id, _)| *id)
+            .collect();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1));
+        let p = |n| placeholder(backend, n);
+        // Placeholders in order of appearance: SQLite's `?` binds by position.
+        let list: Vec<String> = (0..ids.len()).map(|i| p(6 + i)).collect();
+        let sql = format!(
+            "UPDATE deliveries SET state = 'sending', lease_until = {}, attempts = attempts + 1, \
+             first_attempt_at = COALESCE(first_attempt_at, {}), updated_at = {} \
+             WHERE ((state IN ('pending', 'failed') AND next_attempt_at <= {}) \
+               OR (state = 'sending' AND lease_until < {})) \
+             AND NOT EXISTS (SELECT 1 FROM pauses p WHERE \
+               (p.target_type = 'connector' AND p.target_id = deliveries.connector_id) OR \
+               (p.target_type = 'agency' AND p.target_id = deliveries.agency_id)) \
+             AND id IN ({})",
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            list.join(", "),
+        );
+        let mut values: Vec<sea_orm::Value> =
+            vec![until.into(), now.into(), now.into(), now.into(), now.into()];
+        values.extend(ids.iter().map(|id| sea_orm::Value::from(*id)));
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        // What this statement claimed carries exactly its lease.
+        for row in delivery::Entity::find()
+            .filter(delivery::Column::Id.is_in(ids))
+            .filter(delivery::Column::State.eq(DeliveryState::Sending.as_str()))
+            .filter(delivery::Column::LeaseUntil.eq(until))
+            .all(&*txn)
+            .await?
+        {
+            let d = from_row(row)?;
+            claimed.insert(d.id, d);
+        }
     }
     txn.commit().await?;
-    Ok(out)
-}
-
-async fn claim_in<C: ConnectionTrait>(
-    conn: &C,
-    id: i64,
-    lease: Duration,
-    now: DateTime<Utc>,
-) -> Result<Option<Delivery>, StoreError> {
-    let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1));
-    let backend = conn.get_database_backend();
-    let p = |n| placeholder(backend, n);
-    let sql = format!(
-        "UPDATE deliveries SET state = 'sending', lease_until = {}, attempts = attempts + 1, \
-         first_attempt_at = COALESCE(first_attempt_at, {}), updated_at = {} \
-         WHERE id = {} AND ((state IN ('pending', 'failed') AND next_attempt_at <= {}) \
-           OR (state = 'sending' AND lease_until < {})) \
-         AND NOT EXISTS (SELECT 1 FROM pauses p WHERE \
-           (p.target_type = 'connector' AND p.target_id = deliveries.connector_id) OR \
-           (p.target_type = 'agency' AND p.target_id = deliveries.agency_id))",
-        p(1),
-        p(2),
-        p(3),
-        p(4),
-        p(5),
-        p(6)
-    );
-    let claimed = conn
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [
-                until.into(),
-                now.into(),
-                now.into(),
-                id.into(),
-                now.into(),
-                now.into(),
-            ],
-        ))
-        .await?
-        .rows_affected();
-    if claimed != 1 {
-        return Ok(None);
-    }
-    delivery::Entity::find_by_id(id)
-        .one(conn)
-        .await?
-        .map(from_row)
-        .transpose()
+    Ok(claims.iter().map(|(id, _)| claimed.remove(id)).collect())
 }
 
 /// How an attempt failed.
@@ -497,30 +493,68 @@ pub async fn settle_batch(
 ) -> Result<Vec<Result<Delivery, StoreError>>, StoreError> {
     let now = Utc::now().trunc_subsecs(6);
     let txn = store.begin_write().await?;
+    // One read for every delivery in the batch; successes then cost one update each, and
+    // their events and references are inserted together.
+    let ids: Vec<i64> = outcomes
+        .iter()
+        .map(|o| match o {
+            Settle::Sent { id, .. } | Settle::Failed { id, .. } => *id,
+        })
+        .collect();
+    let mut loaded: std::collections::HashMap<i64, Delivery> = std::collections::HashMap::new();
+    for row in delivery::Entity::find()
+        .filter(delivery::Column::Id.is_in(ids))
+        .all(&*txn)
+        .await?
+    {
+        let d = from_row(row)?;
+        loaded.insert(d.id, d);
+    }
     let mut results = Vec::with_capacity(outcomes.len());
     let mut entries = Vec::new();
+    let mut events = Vec::new();
+    let mut refs = Vec::new();
+    let actor = Actor::internal("delivery");
     for outcome in outcomes {
         let (id, result) = match outcome {
             Settle::Sent {
                 id,
                 external_ref,
                 response,
-            } => (
-                *id,
-                succeed_in(
-                    &*txn,
-                    *id,
-                    external_ref.as_deref(),
-                    response.as_deref(),
-                    now,
-                )
-                .await,
-            ),
+            } => {
+                let result = match loaded.remove(id) {
+                    None => Err(StoreError::NotFound {
+                        kind: "delivery",
+                        id: id.to_string(),
+                    }),
+                    Some(d) if d.state != DeliveryState::Sending => Err(StoreError::Conflict(
+                        format!("delivery {id} is {}, not sending", d.state.as_str()),
+                    )),
+                    Some(d) => {
+                        let (d, event, reference, entry) = sent_in(
+                            &*txn,
+                            d,
+                            external_ref.as_deref(),
+                            response.as_deref(),
+                            &actor,
+                            now,
+                        )
+                        .await?;
+                        events.push(event);
+                        refs.extend(reference);
+                        Ok((d, Some(entry)))
+                    }
+                };
+                (*id, result)
+            }
             Settle::Failed {
                 id,
                 failure,
                 policy,
-            } => (*id, fail_in(&*txn, *id, failure, policy, now).await),
+            } => {
+                loaded.remove(id);
+                (*id, fail_in(&*txn, *id, failure, policy, now).await)
+            }
         };
         match result {
             Ok((d, entry)) => {
@@ -534,30 +568,47 @@ pub async fn settle_batch(
             Err(e) => return Err(e),
         }
     }
+    for chunk in events.chunks(200) {
+        case_event::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&*txn)
+            .await?;
+    }
+    for chunk in refs.chunks(200) {
+        // The first reference a connector gives a case is kept: later ones are ignored.
+        external_ref::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([
+                    external_ref::Column::CaseId,
+                    external_ref::Column::ConnectorId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&*txn)
+            .await?;
+    }
     audit::append(&*txn, &entries).await?;
     txn.commit().await?;
     Ok(results)
 }
 
-async fn load_sending<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Delivery, StoreError> {
-    let d = load(conn, id).await?;
-    if d.state != DeliveryState::Sending {
-        return Err(StoreError::Conflict(format!(
-            "delivery {id} is {}, not sending",
-            d.state.as_str()
-        )));
-    }
-    Ok(d)
-}
+type SentRows = (
+    Delivery,
+    case_event::ActiveModel,
+    Option<external_ref::ActiveModel>,
+    junction_domain::AuditEntry,
+);
 
-async fn succeed_in<C: ConnectionTrait>(
+/// Marks `d` sent (one update) and returns the rows and audit entry that go with it.
+async fn sent_in<C: ConnectionTrait>(
     conn: &C,
-    id: i64,
-    external_ref: Option<&str>,
+    d: Delivery,
+    external: Option<&str>,
     response: Option<&str>,
+    actor: &Actor,
     now: DateTime<Utc>,
-) -> Result<(Delivery, Option<junction_domain::AuditEntry>), StoreError> {
-    let d = load_sending(conn, id).await?;
+) -> Result<SentRows, StoreError> {
+    let id = d.id;
     let mut payload = d.payload.clone();
     if let Value::Object(map) = &mut payload {
         map.remove("ambiguous");
@@ -571,49 +622,38 @@ async fn succeed_in<C: ConnectionTrait>(
         lease_until: Set(None),
         last_error: Set(None),
         last_response: Set(response.map(truncate)),
-        external_ref: Set(external_ref.map(str::to_string)),
+        external_ref: Set(external.map(str::to_string)),
         updated_at: Set(now),
         sent_at: Set(Some(now)),
         ..Default::default()
     })
     .exec(conn)
     .await?;
-    if let Some(reference) = external_ref
-        && d.kind == DeliveryKind::Case
-    {
-        let existing =
-            external_ref::Entity::find_by_id((d.case_id.clone(), d.connector_id.clone()))
-                .one(conn)
-                .await?;
-        if existing.is_none() {
-            external_ref::Entity::insert(external_ref::ActiveModel {
+    let reference =
+        external
+            .filter(|_| d.kind == DeliveryKind::Case)
+            .map(|r| external_ref::ActiveModel {
                 case_id: Set(d.case_id.clone()),
                 connector_id: Set(d.connector_id.clone()),
-                external_id: Set(reference.to_string()),
+                external_id: Set(r.to_string()),
                 delivery_id: Set(id),
                 created_at: Set(now),
-            })
-            .exec_without_returning(conn)
-            .await?;
-        }
-    }
-    let actor = Actor::internal("delivery");
+            });
     let data = json!({
         "delivery": id,
         "connector": d.connector_id,
         "kind": d.kind.as_str(),
-        "external_ref": external_ref,
+        "external_ref": external,
         "attempts": d.attempts,
     });
-    insert_event(
-        conn,
-        &d.case_id,
-        CaseEventKind::Delivered,
-        &actor,
-        now,
-        data.clone(),
-    )
-    .await?;
+    let event = case_event::ActiveModel {
+        case_id: Set(d.case_id.clone()),
+        kind: Set(CaseEventKind::Delivered.as_str().to_string()),
+        actor: Set(actor.subject.clone()),
+        at: Set(now),
+        data: Set(data.to_string()),
+        ..Default::default()
+    };
     let entry = actor.change(
         "delivery",
         &id.to_string(),
@@ -625,13 +665,26 @@ async fn succeed_in<C: ConnectionTrait>(
         Delivery {
             state: DeliveryState::Sent,
             payload,
-            external_ref: external_ref.map(str::to_string),
+            external_ref: external.map(str::to_string),
             sent_at: Some(now),
             updated_at: now,
             ..d
         },
-        Some(entry),
+        event,
+        reference,
+        entry,
     ))
+}
+
+async fn load_sending<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Delivery, StoreError> {
+    let d = load(conn, id).await?;
+    if d.state != DeliveryState::Sending {
+        return Err(StoreError::Conflict(format!(
+            "delivery {id} is {}, not sending",
+            d.state.as_str()
+        )));
+    }
+    Ok(d)
 }
 
 async fn fail_in<C: ConnectionTrait>(
@@ -931,6 +984,20 @@ pub struct Health {
     pub last_success: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+}
+
+/// How many of `connector_id`'s deliveries are in `state` (one indexed count).
+pub async fn count(
+    store: &Store,
+    connector_id: &str,
+    state: DeliveryState,
+) -> Result<u64, StoreError> {
+    use sea_orm::PaginatorTrait;
+    Ok(delivery::Entity::find()
+        .filter(delivery::Column::ConnectorId.eq(connector_id))
+        .filter(delivery::Column::State.eq(state.as_str()))
+        .count(store.conn())
+        .await?)
 }
 
 /// Delivery health of `connector_id`.

@@ -278,7 +278,7 @@ impl Default for WorkersConfig {
     fn default() -> Self {
         WorkersConfig {
             enabled: true,
-            concurrency: 32,
+            concurrency: 64,
         }
     }
 }
