@@ -171,6 +171,7 @@ pub struct Runner {
     pub connectors: ConnectorSet,
     wake: Arc<Notify>,
     batcher: Batcher,
+    names: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
 }
 
 impl Runner {
@@ -181,7 +182,21 @@ impl Runner {
             store,
             connectors,
             wake: Arc::new(Notify::new()),
+            names: Default::default(),
         })
+    }
+
+    /// A case type's name, read once per process (the catalogue changes only at start).
+    async fn service_name(&self, jurisdiction: &str, code: &str) -> Result<String, StoreError> {
+        let key = (jurisdiction.to_string(), code.to_string());
+        if let Some(name) = self.names.lock().expect("names").get(&key) {
+            return Ok(name.clone());
+        }
+        let name = catalogue::case_type(&self.store, jurisdiction, code)
+            .await?
+            .map_or_else(|| code.to_string(), |t| t.name);
+        self.names.lock().expect("names").insert(key, name.clone());
+        Ok(name)
     }
 
     /// Wakes the reconciler: new deliveries were committed, or a pause was lifted.
@@ -212,7 +227,7 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
     let Some(d) = runner.batcher.claim(id, lease).await? else {
         return Ok(Outcome::Skipped);
     };
-    let Some(case) = cases::get(&runner.store, &d.case_id).await? else {
+    let Some(case) = cases::get_by_id(&runner.store, &d.case_id).await? else {
         let failure = Failure {
             error: format!("case {} no longer exists", d.case_id),
             response: None,
@@ -230,11 +245,9 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
             .await?;
         return Ok(Outcome::Settled(after.state));
     };
-    let service_name =
-        catalogue::case_type(&runner.store, &case.jurisdiction_id, &case.case_type_code)
-            .await?
-            .map(|t| t.name)
-            .unwrap_or_else(|| case.case_type_code.clone());
+    let service_name = runner
+        .service_name(&case.jurisdiction_id, &case.case_type_code)
+        .await?;
     let to: Vec<String> = d.payload["to"]
         .as_array()
         .map(|a| {
@@ -414,8 +427,11 @@ pub fn start(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) -> Vec<Joi
                 })
             }
             Queue::Postgres(storage) => {
+                // LISTEN/NOTIFY wakes a worker as soon as a job is pushed (our jobs are never
+                // delayed, so the notify trigger always fires); the heartbeat catches anything
+                // a dropped notification missed.
                 let worker = WorkerBuilder::new(name)
-                    .backend(storage.poll_with_interval(config.poll))
+                    .backend(storage.with_pubsub())
                     .data(runner)
                     .concurrency(concurrency)
                     .build(handle);

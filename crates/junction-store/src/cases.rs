@@ -122,6 +122,15 @@ pub async fn create(
     Ok(case)
 }
 
+/// The case with this id (not reference): one primary-key read.
+pub async fn get_by_id(store: &Store, id: &str) -> Result<Option<Case>, StoreError> {
+    case::Entity::find_by_id(id.to_string())
+        .one(store.conn())
+        .await?
+        .map(from_row)
+        .transpose()
+}
+
 /// The case with this id or reference.
 pub async fn get(store: &Store, id_or_reference: &str) -> Result<Option<Case>, StoreError> {
     let row = case::Entity::find()
