@@ -427,11 +427,11 @@ pub fn start(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) -> Vec<Joi
                 })
             }
             Queue::Postgres(storage) => {
-                // LISTEN/NOTIFY wakes a worker as soon as a job is pushed (our jobs are never
-                // delayed, so the notify trigger always fires); the heartbeat catches anything
-                // a dropped notification missed.
+                // Polled on an interval. apalis's LISTEN/NOTIFY wake-up (alone, or combined
+                // with an interval) left a steady trickle of jobs waiting ~2 s for the
+                // heartbeat in our measurements (docs/BENCHMARKS.md), so it is not used.
                 let worker = WorkerBuilder::new(name)
-                    .backend(storage.with_pubsub())
+                    .backend(storage.poll_with_interval(config.poll))
                     .data(runner)
                     .concurrency(concurrency)
                     .build(handle);

@@ -342,13 +342,16 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
         let queue_only = std::env::var("JUNCTION_BENCH_ONLY").is_ok_and(|v| v == "queue");
-        eprintln!("SQLite");
-        if !queue_only {
-            run("sqlite", &sqlite, &mut rows).await;
-        }
+        let skip_sqlite = std::env::var("JUNCTION_BENCH_SKIP_SQLITE").is_ok_and(|v| v == "1");
         let qdir = tempfile::tempdir().unwrap();
-        let qsqlite = format!("sqlite://{}", qdir.path().join("queue.db").display());
-        queue_alone("sqlite", &qsqlite, &mut rows).await;
+        if !skip_sqlite {
+            eprintln!("SQLite");
+            if !queue_only {
+                run("sqlite", &sqlite, &mut rows).await;
+            }
+            let qsqlite = format!("sqlite://{}", qdir.path().join("queue.db").display());
+            queue_alone("sqlite", &qsqlite, &mut rows).await;
+        }
         if let Ok(base) = std::env::var("JUNCTION_TEST_DATABASE_URL") {
             eprintln!("PostgreSQL");
             let pg = fresh_postgres(&base, &format!("junction_dbench_{}", std::process::id())).await;
