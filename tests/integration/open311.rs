@@ -398,7 +398,9 @@ async fn bad_input_gets_the_specs_errors_and_creates_nothing() {
         }
         form
     };
-    let table: Vec<(&str, Vec<(String, String)>, u16, &str)> = vec![
+    /// A case of bad input: its name, the form sent, the status and text expected.
+    type BadInput = (&'static str, Vec<(String, String)>, u16, &'static str);
+    let table: Vec<BadInput> = vec![
         (
             "no key",
             with(&[("api_key", "")]),

@@ -64,6 +64,21 @@ struct Outcome {
     error_code: Option<ErrorCode>,
 }
 
+/// The request's id (the caller's `x-request-id`, or a new one) and the client's address.
+pub(crate) fn request_meta(request: &Request) -> (String, Option<String>) {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let client_addr = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    (request_id, client_addr)
+}
+
 /// Runs each request in its own task: if the caller hangs up, axum drops this handler's
 /// future, but the request still finishes and its audit record is still written.
 async fn graphql(State(state): State<ApiState>, request: Request) -> Response {
@@ -82,16 +97,7 @@ async fn graphql(State(state): State<ApiState>, request: Request) -> Response {
 
 async fn graphql_audited(state: ApiState, request: Request) -> Response {
     let started = Instant::now();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let client_addr = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    let (request_id, client_addr) = request_meta(&request);
     let (response, outcome) = handle(&state, request, &request_id, client_addr.clone()).await;
 
     let operation = outcome

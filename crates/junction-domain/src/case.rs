@@ -253,6 +253,36 @@ pub struct Case {
     pub source_ref: Option<String>,
 }
 
+impl Case {
+    /// A new, open case from a validated submission, before routing.
+    pub fn open(
+        id: String,
+        reference: String,
+        jurisdiction_id: &str,
+        agency_id: &str,
+        new: NewCase,
+        now: DateTime<Utc>,
+    ) -> Case {
+        Case {
+            id,
+            reference,
+            jurisdiction_id: jurisdiction_id.to_string(),
+            case_type_code: new.case_type_code,
+            agency_id: agency_id.to_string(),
+            status: CaseStatus::Open,
+            description: new.description,
+            location: new.location,
+            submitter: new.submitter,
+            fields: new.fields,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            route: None,
+            source_ref: new.source_ref,
+        }
+    }
+}
+
 /// What happened to a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use junction_domain::{Case, CaseStatus, Location, NewCase, Submitter};
+use junction_domain::{Case, Location, NewCase, Submitter};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -73,24 +73,14 @@ pub fn dry_run(
             return Ok(ExitCode::from(2));
         }
     };
-    let now = chrono::Utc::now();
-    let case = Case {
-        id: "dry-run".into(),
-        reference: "dry-run".into(),
-        jurisdiction_id: jurisdiction.clone(),
-        case_type_code: new.case_type_code,
-        agency_id: case_type.agency_id.clone(),
-        status: CaseStatus::Open,
-        description: new.description,
-        location: new.location,
-        submitter: new.submitter,
-        fields: new.fields,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-        route: None,
-        source_ref: None,
-    };
+    let case = Case::open(
+        "dry-run".into(),
+        "dry-run".into(),
+        &jurisdiction,
+        &case_type.agency_id,
+        new,
+        chrono::Utc::now(),
+    );
     let table = loaded
         .routing
         .get(&jurisdiction)

@@ -68,23 +68,17 @@ pub async fn create(
     let now = Utc::now().trunc_subsecs(6);
     let txn = store.begin_write().await?;
     let number = next_counter(&*txn, "case_reference").await?;
-    let mut case = Case {
-        id: uuid::Uuid::now_v7().to_string(),
-        reference: number.to_string(),
-        jurisdiction_id: jurisdiction_id.to_string(),
-        case_type_code: case_type.code.clone(),
-        agency_id: case_type.agency_id.clone(),
-        status: CaseStatus::Open,
-        description: new.description,
-        location: new.location,
-        submitter: new.submitter,
-        fields: new.fields,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-        route: None,
-        source_ref: new.source_ref,
-    };
+    let mut case = Case::open(
+        uuid::Uuid::now_v7().to_string(),
+        number.to_string(),
+        jurisdiction_id,
+        &case_type.agency_id,
+        NewCase {
+            case_type_code: case_type.code.clone(),
+            ..new
+        },
+        now,
+    );
     let route = routing.route(&case, &case_type.agency_id);
     case.agency_id = route.agency.clone();
     case.route = Some(route.clone());

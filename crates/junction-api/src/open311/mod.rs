@@ -12,11 +12,10 @@ mod format;
 mod handlers;
 mod params;
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::routing::any;
@@ -135,16 +134,7 @@ async fn serve_audited(
     request: Request,
 ) -> Response {
     let started = Instant::now();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let client_addr = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    let (request_id, client_addr) = crate::http::request_meta(&request);
     let method = request.method().clone();
     let (endpoint, id, format) = match (&dir, Format::split(&file)) {
         (None, Some((stem, f))) => (stem.to_string(), None, Some(f)),
