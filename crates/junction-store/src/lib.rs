@@ -12,6 +12,7 @@ mod db;
 pub mod deliveries;
 mod entity;
 mod error;
+pub mod pauses;
 pub mod updates;
 
 pub use db::{Backend, Store, WriteTxn};
