@@ -242,32 +242,6 @@ const NOT_PAUSED: &str = "NOT EXISTS (SELECT 1 FROM pauses p WHERE \
      (p.target_type = 'connector' AND p.target_id = d.connector_id) OR \
      (p.target_type = 'agency' AND p.target_id = d.agency_id))";
 
-/// Ids of deliveries that may be attempted now: pending or failed and due, or sending with an
-/// expired lease (their worker died), whose connector and agency are not paused. Oldest
-/// first, so a released pause sends in the order cases arrived.
-pub async fn due(store: &Store, now: DateTime<Utc>, limit: u64) -> Result<Vec<i64>, StoreError> {
-    let backend = store.conn().get_database_backend();
-    let sql = format!(
-        "SELECT d.id AS id FROM deliveries d WHERE \
-         ((d.state IN ('pending', 'failed') AND d.next_attempt_at <= {p1}) \
-           OR (d.state = 'sending' AND d.lease_until < {p1b})) \
-         AND {NOT_PAUSED} ORDER BY d.id LIMIT {limit}",
-        p1 = placeholder(backend, 1),
-        p1b = placeholder(backend, 2),
-    );
-    let rows = store
-        .conn()
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [now.into(), now.into()],
-        ))
-        .await?;
-    rows.iter()
-        .map(|r| r.try_get::<i64>("", "id").map_err(StoreError::from))
-        .collect()
-}
-
 /// Takes up to `limit` due deliveries that no queued job is expected to handle, and marks them
 /// as queued until `now + hold`: the caller then hands each to the queue. A delivery whose
 /// job is lost (a crash between queueing and running) is taken again once the hold expires.

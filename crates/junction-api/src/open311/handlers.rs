@@ -6,24 +6,23 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use junction_domain::{
-    Actor, Case, CaseStatus, CaseType, CaseUpdate, Location, NewCase, Submitter, ValidationErrors,
+    Actor, Case, CaseStatus, CaseType, Location, NewCase, Submitter, ValidationErrors,
 };
 use junction_store::cases::{self, CaseFilter};
-use junction_store::updates::{self, NewUpdate};
 use junction_store::{StoreError, api_keys, catalogue, deliveries};
 use serde_json::Value;
 
 use super::format::{Node, render};
-use super::{Call, Open311State, Refusal};
+use super::{Call, Open311State, Refusal, updates};
 
 /// Attributes a front-end may send that carry its own id for the case rather than a field.
 const FRONT_END_ID_ATTRIBUTES: [&str; 1] = ["fixmystreet_id"];
 
 /// Longest window `GET requests` and `GET servicerequestupdates` serve.
-const MAX_WINDOW_DAYS: i64 = 90;
+pub(super) const MAX_WINDOW_DAYS: i64 = 90;
 
 /// Most requests or updates one call returns.
-const MAX_PAGE_SIZE: u64 = 1_000;
+pub(super) const MAX_PAGE_SIZE: u64 = 1_000;
 
 pub(super) async fn dispatch(state: &Open311State, call: &mut Call) -> Result<Response, Refusal> {
     let jurisdiction = jurisdiction(state, call).await?;
@@ -36,10 +35,10 @@ pub(super) async fn dispatch(state: &Open311State, call: &mut Call) -> Result<Re
         (&Method::GET, "requests", true) => get_request(state, call, &jurisdiction).await,
         (&Method::GET, "tokens", true) => get_token(state, call, &jurisdiction).await,
         (&Method::GET, "servicerequestupdates", false) => {
-            get_updates(state, call, &jurisdiction).await
+            updates::get_updates(state, call, &jurisdiction).await
         }
         (&Method::POST, "servicerequestupdates", false) => {
-            post_update(state, call, &jurisdiction).await
+            updates::post_update(state, call, &jurisdiction).await
         }
         (_, "discovery" | "services" | "requests" | "tokens" | "servicerequestupdates", _) => {
             Err(Refusal::new(
@@ -54,7 +53,7 @@ pub(super) async fn dispatch(state: &Open311State, call: &mut Call) -> Result<Re
     }
 }
 
-fn store_refusal(e: StoreError) -> Refusal {
+pub(super) fn store_refusal(e: StoreError) -> Refusal {
     match e {
         StoreError::NotFound { kind, id } => {
             Refusal::new(StatusCode::NOT_FOUND, format!("{kind} `{id}` not found"))
@@ -119,8 +118,32 @@ async fn jurisdiction(state: &Open311State, call: &Call) -> Result<String, Refus
     }
 }
 
+/// The actor an Open311 client's writes are recorded under.
+pub(super) fn client_actor(call: &Call, client: &str) -> Actor {
+    Actor {
+        subject: format!("open311:{client}"),
+        agency: None,
+        roles: vec!["open311_client".into()],
+        request_id: Some(call.request_id.clone()),
+        client_addr: call.client_addr.clone(),
+    }
+}
+
+/// The case of `jurisdiction` whose Open311 id (`service_request_id`, Junction's reference)
+/// is `reference`. Internal ids are not accepted here.
+pub(super) async fn case_by_reference(
+    state: &Open311State,
+    jurisdiction: &str,
+    reference: &str,
+) -> Result<Option<Case>, Refusal> {
+    Ok(cases::get(&state.store, reference)
+        .await
+        .map_err(store_refusal)?
+        .filter(|c| c.jurisdiction_id == jurisdiction && c.reference == reference))
+}
+
 /// Checks the call's api_key; records the client on the call.
-async fn require_key(
+pub(super) async fn require_key(
     state: &Open311State,
     call: &mut Call,
     jurisdiction: &str,
@@ -148,7 +171,7 @@ pub fn w3c(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn parse_time(call: &Call, name: &str) -> Result<Option<DateTime<Utc>>, Refusal> {
+pub(super) fn parse_time(call: &Call, name: &str) -> Result<Option<DateTime<Utc>>, Refusal> {
     call.params
         .get(name)
         .map(|s| {
@@ -429,13 +452,7 @@ async fn post_request(
         fields,
         source_ref,
     };
-    let actor = Actor {
-        subject: format!("open311:{client}"),
-        agency: None,
-        roles: vec!["open311_client".into()],
-        request_id: Some(call.request_id.clone()),
-        client_addr: call.client_addr.clone(),
-    };
+    let actor = client_actor(call, &client);
     let case = state
         .intake
         .create_case(&actor, jurisdiction, new)
@@ -538,10 +555,7 @@ async fn get_requests(
             )));
         }
         for id in ids {
-            if let Some(c) = cases::get(&state.store, id).await.map_err(store_refusal)?
-                && c.jurisdiction_id == jurisdiction
-                && c.reference == id
-            {
+            if let Some(c) = case_by_reference(state, jurisdiction, id).await? {
                 cases_out.push(c);
             }
         }
@@ -649,10 +663,8 @@ async fn get_request(
     jurisdiction: &str,
 ) -> Result<Response, Refusal> {
     let id = call.id.clone().unwrap_or_default();
-    let case = cases::get(&state.store, &id)
-        .await
-        .map_err(store_refusal)?
-        .filter(|c| c.jurisdiction_id == jurisdiction && c.reference == id)
+    let case = case_by_reference(state, jurisdiction, &id)
+        .await?
         .ok_or_else(|| {
             Refusal::new(
                 StatusCode::NOT_FOUND,
@@ -698,187 +710,6 @@ async fn get_token(
         call.format,
         StatusCode::OK,
         "service_requests",
-        &tree,
-    ))
-}
-
-fn update_node(u: &CaseUpdate) -> Node {
-    let mut fields = vec![
-        ("update_id", Node::text(u.id.to_string())),
-        ("service_request_id", Node::text(&u.case_reference)),
-        (
-            "status",
-            Node::text(u.status.map_or("open", CaseStatus::as_str)),
-        ),
-        ("updated_datetime", Node::text(w3c(u.updated_at))),
-        ("description", Node::text(&u.description)),
-        (
-            "media_url",
-            Node::text(u.media_urls.first().cloned().unwrap_or_default()),
-        ),
-    ];
-    if let Some(code) = &u.external_status_code {
-        fields.push(("external_status_code", Node::text(code)));
-    }
-    if let Some(id) = &u.case_source_ref {
-        fields.push(("fixmystreet_id", Node::text(id)));
-    }
-    Node::Object(fields)
-}
-
-async fn get_updates(
-    state: &Open311State,
-    call: &mut Call,
-    jurisdiction: &str,
-) -> Result<Response, Refusal> {
-    // Reading updates needs no key (FixMyStreet sends `api_key=` empty); a key that is sent
-    // must be valid, and names the client so its own updates are not echoed back to it.
-    if call.params.get("api_key").is_some() {
-        require_key(state, call, jurisdiction).await?;
-    }
-    let start = parse_time(call, "start_date")?;
-    let end = parse_time(call, "end_date")?;
-    let (start, end) = match (start, end) {
-        (Some(s), Some(e)) => (s, e),
-        (None, None) => {
-            let now = Utc::now();
-            (now - Duration::hours(24), now)
-        }
-        (Some(s), None) => (s, Utc::now()),
-        (None, Some(_)) => return Err(Refusal::bad("start_date: is required with end_date")),
-    };
-    if start > end {
-        return Err(Refusal::bad("start_date: is after end_date"));
-    }
-    if end - start > Duration::days(MAX_WINDOW_DAYS) {
-        return Err(Refusal::bad(format!(
-            "start_date: the window may span at most {MAX_WINDOW_DAYS} days"
-        )));
-    }
-    let exclude = call.client.as_ref().map(|c| format!("open311:{c}"));
-    let found = updates::in_window(
-        &state.store,
-        jurisdiction,
-        start,
-        end,
-        exclude.as_deref(),
-        MAX_PAGE_SIZE,
-    )
-    .await
-    .map_err(store_refusal)?;
-    let items = found.iter().map(update_node).collect();
-    Ok(render(
-        call.format,
-        StatusCode::OK,
-        "service_request_updates",
-        &Node::list("request_update", items),
-    ))
-}
-
-/// Open311's upper-case statuses, as FixMyStreet sends them, in Junction's terms.
-fn posted_status(s: &str) -> Option<CaseStatus> {
-    let lower = s.to_ascii_lowercase();
-    match lower.as_str() {
-        "open" | "reopen" | "confirmed" => Some(CaseStatus::Open),
-        "planned" => Some(CaseStatus::ActionScheduled),
-        other => CaseStatus::parse(other),
-    }
-}
-
-async fn post_update(
-    state: &Open311State,
-    call: &mut Call,
-    jurisdiction: &str,
-) -> Result<Response, Refusal> {
-    let client = require_key(state, call, jurisdiction).await?;
-    let mut problems = Vec::new();
-    for required in [
-        "service_request_id",
-        "update_id",
-        "status",
-        "updated_datetime",
-        "description",
-    ] {
-        if call.params.get(required).is_none() {
-            problems.push(format!("{required}: is required"));
-        }
-    }
-    let status = call
-        .params
-        .get("status")
-        .map(|s| posted_status(s).ok_or_else(|| format!("status: `{s}` is not an Open311 status")));
-    if let Some(Err(why)) = &status {
-        problems.push(why.clone());
-    }
-    let updated_at = match parse_time(call, "updated_datetime") {
-        Ok(t) => t,
-        Err(r) => {
-            problems.extend(r.descriptions);
-            None
-        }
-    };
-    if let Some(d) = call.params.get("description")
-        && d.chars().count() > junction_domain::case::MAX_NOTE_CHARS
-    {
-        problems.push(format!(
-            "description: is longer than {} characters",
-            junction_domain::case::MAX_NOTE_CHARS
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(Refusal {
-            status: StatusCode::BAD_REQUEST,
-            descriptions: problems,
-        });
-    }
-    let reference = call.params.get("service_request_id").unwrap_or_default();
-    let case = cases::get(&state.store, reference)
-        .await
-        .map_err(store_refusal)?
-        .filter(|c| c.jurisdiction_id == jurisdiction && c.reference == reference)
-        .ok_or_else(|| {
-            Refusal::new(
-                StatusCode::NOT_FOUND,
-                format!("service_request_id `{reference}` not found"),
-            )
-        })?;
-    let actor = Actor {
-        subject: format!("open311:{client}"),
-        agency: None,
-        roles: vec!["open311_client".into()],
-        request_id: Some(call.request_id.clone()),
-        client_addr: call.client_addr.clone(),
-    };
-    let update = NewUpdate {
-        source: format!("open311:{client}"),
-        source_update_id: call.params.get("update_id").map(str::to_string),
-        status: status.and_then(Result::ok),
-        external_status_code: None,
-        description: call.params.get("description").unwrap_or("").to_string(),
-        media_urls: call
-            .params
-            .all("media_url")
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        updated_at,
-    };
-    // A front-end's update is the citizen's word, recorded on the case; the status stays the
-    // back-end's to change.
-    let stored = updates::record(&state.store, &actor, &case.id, update, false)
-        .await
-        .map_err(store_refusal)?;
-    let tree = Node::list(
-        "request_update",
-        vec![Node::Object(vec![(
-            "update_id",
-            Node::text(stored.id.to_string()),
-        )])],
-    );
-    Ok(render(
-        call.format,
-        StatusCode::OK,
-        "service_request_updates",
         &tree,
     ))
 }

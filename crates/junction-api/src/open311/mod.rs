@@ -11,6 +11,7 @@
 mod format;
 mod handlers;
 mod params;
+mod updates;
 
 use std::time::Instant;
 

@@ -1,0 +1,188 @@
+//! `servicerequestupdates`: updates going out to front-ends in a time window, and updates
+//! coming in from them.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{Duration, Utc};
+use junction_domain::{CaseStatus, CaseUpdate};
+use junction_store::updates::{self, NewUpdate};
+
+use super::format::{Node, render};
+use super::handlers::{
+    MAX_PAGE_SIZE, MAX_WINDOW_DAYS, case_by_reference, client_actor, parse_time, require_key,
+    store_refusal, w3c,
+};
+use super::{Call, Open311State, Refusal};
+
+fn update_node(u: &CaseUpdate) -> Node {
+    let mut fields = vec![
+        ("update_id", Node::text(u.id.to_string())),
+        ("service_request_id", Node::text(&u.case_reference)),
+        (
+            "status",
+            Node::text(u.status.map_or("open", CaseStatus::as_str)),
+        ),
+        ("updated_datetime", Node::text(w3c(u.updated_at))),
+        ("description", Node::text(&u.description)),
+        (
+            "media_url",
+            Node::text(u.media_urls.first().cloned().unwrap_or_default()),
+        ),
+    ];
+    if let Some(code) = &u.external_status_code {
+        fields.push(("external_status_code", Node::text(code)));
+    }
+    if let Some(id) = &u.case_source_ref {
+        fields.push(("fixmystreet_id", Node::text(id)));
+    }
+    Node::Object(fields)
+}
+
+pub(super) async fn get_updates(
+    state: &Open311State,
+    call: &mut Call,
+    jurisdiction: &str,
+) -> Result<Response, Refusal> {
+    // Reading updates needs no key (FixMyStreet sends `api_key=` empty); a key that is sent
+    // must be valid, and names the client so its own updates are not echoed back to it.
+    if call.params.get("api_key").is_some() {
+        require_key(state, call, jurisdiction).await?;
+    }
+    let start = parse_time(call, "start_date")?;
+    let end = parse_time(call, "end_date")?;
+    let (start, end) = match (start, end) {
+        (Some(s), Some(e)) => (s, e),
+        (None, None) => {
+            let now = Utc::now();
+            (now - Duration::hours(24), now)
+        }
+        (Some(s), None) => (s, Utc::now()),
+        (None, Some(_)) => return Err(Refusal::bad("start_date: is required with end_date")),
+    };
+    if start > end {
+        return Err(Refusal::bad("start_date: is after end_date"));
+    }
+    if end - start > Duration::days(MAX_WINDOW_DAYS) {
+        return Err(Refusal::bad(format!(
+            "start_date: the window may span at most {MAX_WINDOW_DAYS} days"
+        )));
+    }
+    let exclude = call.client.as_ref().map(|c| format!("open311:{c}"));
+    let found = updates::in_window(
+        &state.store,
+        jurisdiction,
+        start,
+        end,
+        exclude.as_deref(),
+        MAX_PAGE_SIZE,
+    )
+    .await
+    .map_err(store_refusal)?;
+    let items = found.iter().map(update_node).collect();
+    Ok(render(
+        call.format,
+        StatusCode::OK,
+        "service_request_updates",
+        &Node::list("request_update", items),
+    ))
+}
+
+/// Open311's upper-case statuses, as FixMyStreet sends them, in Junction's terms.
+fn posted_status(s: &str) -> Option<CaseStatus> {
+    let lower = s.to_ascii_lowercase();
+    match lower.as_str() {
+        "open" | "reopen" | "confirmed" => Some(CaseStatus::Open),
+        "planned" => Some(CaseStatus::ActionScheduled),
+        other => CaseStatus::parse(other),
+    }
+}
+
+pub(super) async fn post_update(
+    state: &Open311State,
+    call: &mut Call,
+    jurisdiction: &str,
+) -> Result<Response, Refusal> {
+    let client = require_key(state, call, jurisdiction).await?;
+    let mut problems = Vec::new();
+    for required in [
+        "service_request_id",
+        "update_id",
+        "status",
+        "updated_datetime",
+        "description",
+    ] {
+        if call.params.get(required).is_none() {
+            problems.push(format!("{required}: is required"));
+        }
+    }
+    let status = call
+        .params
+        .get("status")
+        .map(|s| posted_status(s).ok_or_else(|| format!("status: `{s}` is not an Open311 status")));
+    if let Some(Err(why)) = &status {
+        problems.push(why.clone());
+    }
+    let updated_at = match parse_time(call, "updated_datetime") {
+        Ok(t) => t,
+        Err(r) => {
+            problems.extend(r.descriptions);
+            None
+        }
+    };
+    if let Some(d) = call.params.get("description")
+        && d.chars().count() > junction_domain::case::MAX_NOTE_CHARS
+    {
+        problems.push(format!(
+            "description: is longer than {} characters",
+            junction_domain::case::MAX_NOTE_CHARS
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(Refusal {
+            status: StatusCode::BAD_REQUEST,
+            descriptions: problems,
+        });
+    }
+    let reference = call.params.get("service_request_id").unwrap_or_default();
+    let case = case_by_reference(state, jurisdiction, reference)
+        .await?
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("service_request_id `{reference}` not found"),
+            )
+        })?;
+    let actor = client_actor(call, &client);
+    let update = NewUpdate {
+        source: format!("open311:{client}"),
+        source_update_id: call.params.get("update_id").map(str::to_string),
+        status: status.and_then(Result::ok),
+        external_status_code: None,
+        description: call.params.get("description").unwrap_or("").to_string(),
+        media_urls: call
+            .params
+            .all("media_url")
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        updated_at,
+    };
+    // A front-end's update is the citizen's word, recorded on the case; the status stays the
+    // back-end's to change.
+    let stored = updates::record(&state.store, &actor, &case.id, update, false)
+        .await
+        .map_err(store_refusal)?;
+    let tree = Node::list(
+        "request_update",
+        vec![Node::Object(vec![(
+            "update_id",
+            Node::text(stored.id.to_string()),
+        )])],
+    );
+    Ok(render(
+        call.format,
+        StatusCode::OK,
+        "service_request_updates",
+        &tree,
+    ))
+}
