@@ -8,6 +8,10 @@ pub struct RequestCtx {
     pub principal: Principal,
     pub request_id: String,
     pub client_addr: Option<String>,
+    /// The purpose stated in the `Junction-Purpose` header (or the WebSocket init payload).
+    pub purpose: Option<String>,
+    /// `http` or `websocket`: recorded with disclosures.
+    pub channel: &'static str,
 }
 
 impl RequestCtx {

@@ -67,6 +67,8 @@ impl ErrorCode {
 pub enum ApiError {
     Invalid(ValidationErrors),
     Forbidden(Denied),
+    /// Refused for a reason other than role: a purpose not granted, a filter on a hidden field.
+    Refused(String),
     NotFound {
         kind: &'static str,
         id: String,
@@ -81,7 +83,7 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::Invalid(_) => ErrorCode::BadUserInput,
-            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::Forbidden(_) | ApiError::Refused(_) => ErrorCode::Forbidden,
             ApiError::NotFound { .. } => ErrorCode::NotFound,
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::LimitExceeded(_) => ErrorCode::LimitExceeded,
@@ -95,7 +97,7 @@ impl ApiError {
             ApiError::Invalid(errors) => format!("invalid input: {errors}"),
             ApiError::Forbidden(denied) => denied.to_string(),
             ApiError::NotFound { kind, id } => format!("{kind} `{id}` not found"),
-            ApiError::Conflict(m) | ApiError::LimitExceeded(m) => m.clone(),
+            ApiError::Conflict(m) | ApiError::LimitExceeded(m) | ApiError::Refused(m) => m.clone(),
             ApiError::Internal(_) => "internal error".into(),
         }
     }

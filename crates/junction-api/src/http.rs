@@ -11,6 +11,7 @@ use std::time::Instant;
 use async_graphql::http::GraphiQLSource;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -22,7 +23,11 @@ use junction_store::audit::AuditWriter;
 use serde_json::json;
 use tracing::Instrument;
 
+use crate::graphql::access::DisclosureLog;
 use crate::graphql::{JunctionSchema, Limits, OperationSlot};
+
+/// The header a partner states its purpose in.
+pub const PURPOSE_HEADER: &str = "junction-purpose";
 use crate::{Authenticator, ErrorCode, RequestCtx};
 
 /// What the GraphQL endpoint needs.
@@ -38,13 +43,46 @@ pub struct ApiState {
 /// The `/graphql` routes.
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(graphql_get).post(graphql))
         .with_state(state)
 }
 
-async fn graphiql(State(state): State<ApiState>) -> Response {
+/// `GET /graphql`: a WebSocket upgrade (`graphql-transport-ws`), or GraphiQL in development.
+async fn graphql_get(
+    State(state): State<ApiState>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    request: Request,
+) -> Response {
+    match upgrade {
+        Ok(upgrade) => {
+            let offered = request
+                .headers()
+                .get(header::SEC_WEBSOCKET_PROTOCOL)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|p| p.trim() == crate::ws::SUBPROTOCOL));
+            if !offered {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadRequest,
+                    "WebSocket clients must offer the graphql-transport-ws subprotocol",
+                );
+            }
+            let (request_id, client_addr) = request_meta(&request);
+            crate::ws::upgrade(state, upgrade, request_id, client_addr)
+        }
+        Err(_) => graphiql(state).await,
+    }
+}
+
+async fn graphiql(state: ApiState) -> Response {
     if state.limits.development {
-        Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response()
+        Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql")
+                .finish(),
+        )
+        .into_response()
     } else {
         error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -223,11 +261,41 @@ async fn handle(
         principal,
         request_id: request_id.to_string(),
         client_addr,
+        purpose: parts
+            .headers
+            .get(PURPOSE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty()),
+        channel: "http",
     };
+    let disclosures = DisclosureLog::default();
     let mut response = state
         .schema
-        .execute(gql_request.data(ctx).data(slot.clone()))
+        .execute(
+            gql_request
+                .data(ctx.clone())
+                .data(slot.clone())
+                .data(disclosures.clone()),
+        )
         .await;
+    // Personal data shown to a partner is on the record before it leaves.
+    let entries = disclosures.entries(&ctx);
+    if !entries.is_empty()
+        && let Err(e) = state.audit.record_all(entries).await
+    {
+        tracing::error!(request_id, error = %e, "disclosure records not written; withholding the response");
+        outcome.error_code = Some(ErrorCode::Internal);
+        outcome.outcome = "error";
+        return (
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "internal error",
+            ),
+            outcome,
+        );
+    }
     if let Some(summary) = slot.0.lock().ok().and_then(|g| g.clone()) {
         outcome.operation_type = summary
             .selected(outcome.operation_name.as_deref())

@@ -9,14 +9,17 @@
 pub mod auth;
 mod context;
 mod error;
+pub mod feed;
 pub mod graphql;
 mod http;
 pub mod intake;
 pub mod open311;
+mod ws;
 
 pub use auth::{AuthError, Authenticator, Claims, KeySource};
 pub use context::RequestCtx;
 pub use error::{ApiError, ErrorCode};
-pub use graphql::{JunctionSchema, Limits, build_schema};
+pub use feed::FeedHub;
+pub use graphql::{JunctionSchema, Limits, SchemaDeps, SharingPolicy, build_schema};
 pub use http::{ApiState, router};
 pub use intake::{DeliveryWaker, Intake, NoWaker};

@@ -37,6 +37,20 @@ pub struct AuditChange {
     pub after: Value,
 }
 
+/// Personal or sensitive values of one case shown to a partner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditDisclosure {
+    pub case_id: String,
+    pub case_reference: String,
+    pub partner_agency: String,
+    pub agreement_id: String,
+    pub purpose: String,
+    /// Attribute paths shown, e.g. `submitter.email`, `fields.symptoms`; never their values.
+    pub fields: Vec<String>,
+    /// `query` or `subscription`.
+    pub channel: String,
+}
+
 /// Who did what, when, from where.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
@@ -49,6 +63,7 @@ pub struct AuditEntry {
     pub client_addr: Option<String>,
     pub operation: Option<AuditOperation>,
     pub change: Option<AuditChange>,
+    pub disclosure: Option<AuditDisclosure>,
 }
 
 /// Who is acting, as every audit entry records it.
@@ -123,6 +138,7 @@ impl AuditEntry {
             client_addr: None,
             operation: None,
             change: None,
+            disclosure: None,
         }
     }
 
@@ -155,6 +171,13 @@ impl AuditEntry {
             "change".into(),
             serde_json::to_value(&self.change).unwrap_or(Value::Null),
         );
+        // Absent rather than null, so entries written before disclosures existed keep their hash.
+        if let Some(d) = &self.disclosure {
+            m.insert(
+                "disclosure".into(),
+                serde_json::to_value(d).unwrap_or(Value::Null),
+            );
+        }
         let mut out = String::with_capacity(256);
         write_canonical(&Value::Object(m), &mut out);
         out

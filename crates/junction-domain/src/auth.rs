@@ -68,10 +68,20 @@ pub enum Action {
     PauseDeliveries,
     /// Route a case again (after a category change) and resend it.
     RerouteCase,
+    /// See data sharing agreements (a partner sees only its own).
+    ReadAgreements,
+    /// Create, change, suspend and resume data sharing agreements.
+    ManageAgreements,
+    /// Share a case with a partner, or withdraw a share.
+    ShareCases,
+    /// See who was shown personal data: the disclosure log.
+    ReadDisclosures,
+    /// See who a case is shared with.
+    ReadShares,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 17] = [
         Action::ReadSelf,
         Action::ReadAgencies,
         Action::ReadCaseTypes,
@@ -84,6 +94,11 @@ impl Action {
         Action::RetryDelivery,
         Action::PauseDeliveries,
         Action::RerouteCase,
+        Action::ReadAgreements,
+        Action::ManageAgreements,
+        Action::ShareCases,
+        Action::ReadDisclosures,
+        Action::ReadShares,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +115,11 @@ impl Action {
             Action::RetryDelivery => "deliveries.retry",
             Action::PauseDeliveries => "deliveries.pause",
             Action::RerouteCase => "cases.reroute",
+            Action::ReadAgreements => "agreements.read",
+            Action::ManageAgreements => "agreements.manage",
+            Action::ShareCases => "cases.share",
+            Action::ReadDisclosures => "disclosures.read",
+            Action::ReadShares => "shares.read",
         }
     }
 }
@@ -122,8 +142,8 @@ pub struct Denied {
     pub roles: String,
 }
 
-/// The roles that may perform an action. Partners see cases only through sharing agreements,
-/// which arrive with their own rules; until an agreement grants them, partners read no cases.
+/// The roles that may perform an action. Partners may read cases, but only those shared with
+/// them and only as their agreements allow: [`crate::sharing::access`] decides that scope.
 fn allowed(action: Action) -> &'static [Role] {
     use Role::*;
     match action {
@@ -131,7 +151,7 @@ fn allowed(action: Action) -> &'static [Role] {
         Action::ReadAgencies | Action::ReadCaseTypes => {
             &[Admin, Manager, Officer, Partner, System, Auditor]
         }
-        Action::ReadCases => &[Admin, Manager, Officer, System, Auditor],
+        Action::ReadCases => &[Admin, Manager, Officer, Partner, System, Auditor],
         Action::CreateCase | Action::ChangeCaseStatus | Action::AddCaseNote => {
             &[Admin, Manager, Officer, System]
         }
@@ -139,6 +159,11 @@ fn allowed(action: Action) -> &'static [Role] {
         Action::ReadDeliveries => &[Admin, Manager, Officer, System, Auditor],
         Action::RetryDelivery | Action::PauseDeliveries => &[Admin, Manager],
         Action::RerouteCase => &[Admin, Manager, Officer],
+        Action::ReadAgreements => &[Admin, Manager, Officer, Partner, Auditor],
+        Action::ManageAgreements => &[Admin],
+        Action::ShareCases => &[Admin, Manager, Officer],
+        Action::ReadDisclosures => &[Admin, Auditor],
+        Action::ReadShares => &[Admin, Manager, Officer, System, Auditor],
     }
 }
 
@@ -170,7 +195,7 @@ mod tests {
         (Action::ReadSelf, [true, true, true, true, true, true]),
         (Action::ReadAgencies, [true, true, true, true, true, true]),
         (Action::ReadCaseTypes, [true, true, true, true, true, true]),
-        (Action::ReadCases, [true, true, true, false, true, true]),
+        (Action::ReadCases, [true, true, true, true, true, true]),
         (Action::CreateCase, [true, true, true, false, true, false]),
         (
             Action::ChangeCaseStatus,
@@ -194,6 +219,20 @@ mod tests {
             [true, true, false, false, false, false],
         ),
         (Action::RerouteCase, [true, true, true, false, false, false]),
+        (
+            Action::ReadAgreements,
+            [true, true, true, true, false, true],
+        ),
+        (
+            Action::ManageAgreements,
+            [true, false, false, false, false, false],
+        ),
+        (Action::ShareCases, [true, true, true, false, false, false]),
+        (
+            Action::ReadDisclosures,
+            [true, false, false, false, false, true],
+        ),
+        (Action::ReadShares, [true, true, true, false, true, true]),
     ];
 
     fn principal(roles: Vec<Role>) -> Principal {

@@ -298,6 +298,10 @@ pub enum CaseEventKind {
     DeliveryDead,
     /// An update arrived from a back-end or front-end: `{ "source": .., "status": .. }`.
     UpdateReceived,
+    /// The case was shared with a partner: `{ "agency": .., "agreement": .., "reason": .. }`.
+    Shared,
+    /// A share was withdrawn: `{ "agency": .., "agreement": .., "reason": .. }`.
+    Unshared,
 }
 
 impl CaseEventKind {
@@ -310,7 +314,22 @@ impl CaseEventKind {
             CaseEventKind::Delivered => "delivered",
             CaseEventKind::DeliveryDead => "delivery_dead",
             CaseEventKind::UpdateReceived => "update_received",
+            CaseEventKind::Shared => "shared",
+            CaseEventKind::Unshared => "unshared",
         }
+    }
+
+    /// Whether events of this kind go into the partner feed (subscriptions), in commit order.
+    pub fn is_fed(self) -> bool {
+        matches!(
+            self,
+            CaseEventKind::Created
+                | CaseEventKind::StatusChanged
+                | CaseEventKind::NoteAdded
+                | CaseEventKind::UpdateReceived
+                | CaseEventKind::Shared
+                | CaseEventKind::Unshared
+        )
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -322,6 +341,8 @@ impl CaseEventKind {
             CaseEventKind::Delivered,
             CaseEventKind::DeliveryDead,
             CaseEventKind::UpdateReceived,
+            CaseEventKind::Shared,
+            CaseEventKind::Unshared,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -11,9 +11,12 @@ pub mod case_type;
 pub mod delivery;
 pub mod organisation;
 pub mod route;
+pub mod sharing;
 pub mod validation;
 
-pub use audit::{Actor, AuditChange, AuditEntry, AuditOperation, ChainLink, GENESIS_HASH};
+pub use audit::{
+    Actor, AuditChange, AuditDisclosure, AuditEntry, AuditOperation, ChainLink, GENESIS_HASH,
+};
 pub use auth::{Action, Denied, Principal, Role, authorise};
 pub use case::{
     Case, CaseEvent, CaseEventKind, CaseStatus, CaseUpdate, Location, NewCase, Submitter,
@@ -22,4 +25,8 @@ pub use case_type::{CaseType, Classification, Datatype, FieldDef, ListValue};
 pub use delivery::{DeliveryKind, DeliveryState, RetryPolicy};
 pub use organisation::{Agency, AgencyKind, Jurisdiction};
 pub use route::{Condition, Route, RouteOutputs, RoutingTable, Rule, SendMethods};
+pub use sharing::{
+    Access, Agreement, AgreementState, AgreementStatus, CoreClassification, Lens, PartnerScope,
+    ScopeError, Share, ShareRule,
+};
 pub use validation::{FieldError, ValidationErrors};

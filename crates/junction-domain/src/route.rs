@@ -364,6 +364,8 @@ pub struct Route {
 pub struct RoutingTable {
     pub rules: Vec<Rule>,
     pub methods: SendMethods,
+    /// Sharing rules, applied as a case arrives, in the same transaction.
+    pub share_rules: Vec<crate::sharing::ShareRule>,
 }
 
 impl RoutingTable {

@@ -87,6 +87,16 @@ pub async fn open_store(loaded: &LoadedConfig) -> anyhow::Result<Store> {
     if !report.is_empty() {
         tracing::info!(created = ?report.created, updated = ?report.updated, removed = ?report.removed, "configuration applied");
     }
+    let agreements = junction_store::sharing::apply_config(
+        &store,
+        &Actor::internal("config"),
+        &loaded.sharing.agreements,
+    )
+    .await
+    .context("applying the configuration's agreements")?;
+    if !agreements.is_empty() {
+        tracing::info!(changes = ?agreements, "agreements applied");
+    }
     Ok(store)
 }
 
@@ -104,7 +114,17 @@ impl App {
             Arc::new(crate::workers::RunnerWaker(runner))
         };
         let intake = Intake::new(store.clone(), Arc::new(loaded.routing.clone()), waker);
-        let schema = junction_api::build_schema(store.clone(), intake.clone(), limits.clone());
+        let (feed, _feed_task) = junction_api::FeedHub::start(store.clone());
+        let schema = junction_api::build_schema(
+            store.clone(),
+            junction_api::SchemaDeps {
+                intake: intake.clone(),
+                sharing: loaded.sharing.policy.clone(),
+                feed,
+                audit: audit.clone(),
+            },
+            limits.clone(),
+        );
         let open311 = Open311State {
             store: store.clone(),
             audit: audit.clone(),

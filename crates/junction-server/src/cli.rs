@@ -56,6 +56,13 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Who was shown a case's personal data, when, under which agreement and for which
+    /// purpose: what a subject access request needs. JSON lines on standard output.
+    Disclosures {
+        /// The case's reference or id.
+        #[arg(long)]
+        case: String,
+    },
     /// Print the GraphQL schema (SDL) as served.
     Schema,
     /// API keys for Open311 clients (FixMyStreet and other front-ends).
@@ -266,6 +273,35 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::ApiKey { command } => api_key(&loaded, command).await,
+        Command::Disclosures { case } => {
+            let store = junction_store::Store::connect(&loaded.database_url()).await?;
+            let Some(found) = junction_store::cases::get(&store, &case).await? else {
+                eprintln!("no case with reference or id `{case}`");
+                return Ok(ExitCode::FAILURE);
+            };
+            let records = junction_store::sharing::disclosures(&store, &found.id).await?;
+            for r in &records {
+                let line = serde_json::json!({
+                    "at": r.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "actor": r.actor,
+                    "partner_agency": r.disclosure.partner_agency,
+                    "case_reference": r.disclosure.case_reference,
+                    "agreement": r.disclosure.agreement_id,
+                    "purpose": r.disclosure.purpose,
+                    "fields": r.disclosure.fields,
+                    "channel": r.disclosure.channel,
+                    "request_id": r.request_id,
+                    "audit_seq": r.seq,
+                });
+                println!("{line}");
+            }
+            eprintln!(
+                "{} disclosure(s) of case {}",
+                records.len(),
+                found.reference
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Route { case, jurisdiction } => {
             crate::route_cli::dry_run(&loaded, &case, jurisdiction.as_deref())
         }

@@ -74,6 +74,7 @@ async fn append_prepared<C: ConnectionTrait>(
         id: Set(1),
         seq: Set(last.seq),
         hash: Set(last.hash.clone()),
+        feed_seq: sea_orm::ActiveValue::NotSet,
     })
     .exec(conn)
     .await?;
@@ -108,6 +109,11 @@ async fn insert_rows<C: ConnectionTrait>(
 
 fn to_row(entry: &AuditEntry, link: &ChainLink) -> audit_log::ActiveModel {
     let change = entry.change.as_ref();
+    let disclosure = entry.disclosure.as_ref();
+    // A disclosure is filed under the case it disclosed, so `object` filters find it.
+    let object = change
+        .map(|c| (c.object_type.clone(), c.object_id.clone()))
+        .or_else(|| disclosure.map(|d| ("case".to_string(), d.case_id.clone())));
     audit_log::ActiveModel {
         seq: Set(link.seq),
         at: Set(entry.at),
@@ -118,6 +124,8 @@ fn to_row(entry: &AuditEntry, link: &ChainLink) -> audit_log::ActiveModel {
         client_addr: Set(entry.client_addr.clone()),
         kind: Set(if change.is_some() {
             "change"
+        } else if disclosure.is_some() {
+            "disclosure"
         } else {
             "operation"
         }
@@ -126,9 +134,10 @@ fn to_row(entry: &AuditEntry, link: &ChainLink) -> audit_log::ActiveModel {
             .operation
             .as_ref()
             .and_then(|o| serde_json::to_string(o).ok())),
-        object_type: Set(change.map(|c| c.object_type.clone())),
-        object_id: Set(change.map(|c| c.object_id.clone())),
+        object_type: Set(object.as_ref().map(|o| o.0.clone())),
+        object_id: Set(object.map(|o| o.1)),
         change: Set(change.and_then(|c| serde_json::to_string(c).ok())),
+        disclosure: Set(disclosure.and_then(|d| serde_json::to_string(d).ok())),
         prev_hash: Set(link.prev_hash.clone()),
         hash: Set(link.hash.clone()),
     }
@@ -149,6 +158,12 @@ fn from_row(row: audit_log::Model) -> Result<StoredAudit, StoreError> {
         .map(serde_json::from_str)
         .transpose()
         .map_err(|e| StoreError::corrupt("audit change", e))?;
+    let disclosure = row
+        .disclosure
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StoreError::corrupt("audit disclosure", e))?;
     Ok(StoredAudit {
         link: ChainLink {
             seq: row.seq,
@@ -164,6 +179,7 @@ fn from_row(row: audit_log::Model) -> Result<StoredAudit, StoreError> {
             client_addr: row.client_addr,
             operation,
             change,
+            disclosure,
         },
     })
 }
@@ -342,6 +358,29 @@ impl AuditWriter {
         let (tx, rx) = mpsc::channel(8_192);
         let task = tokio::spawn(run(store, rx));
         (AuditWriter { tx }, task)
+    }
+
+    /// Appends entries to the chain (in one batch when they arrive together) and waits until
+    /// all are durable.
+    pub async fn record_all(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+        let mut waits = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let (done, wait) = oneshot::channel();
+            self.tx
+                .send(Pending {
+                    entry: Prepared::new(entry),
+                    done,
+                })
+                .await
+                .map_err(|_| StoreError::AuditUnavailable)?;
+            waits.push(wait);
+        }
+        for wait in waits {
+            if !matches!(wait.await, Ok(Ok(()))) {
+                return Err(StoreError::AuditUnavailable);
+            }
+        }
+        Ok(())
     }
 
     /// Appends one entry to the chain and waits until it is durable.

@@ -8,17 +8,17 @@ use junction_domain::{
     Actor, Case, CaseEvent, CaseEventKind, CaseStatus, CaseType, Classification, Location, NewCase,
     RoutingTable, Submitter, ValidationErrors,
 };
-use sea_orm::sea_query::ExprTrait;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde_json::{Value, json};
 
 use crate::catalogue::{case_type_id, load_case_type};
 use crate::db::placeholder;
-use crate::entity::{case, case_event, case_type};
-use crate::{Store, StoreError, audit, deliveries, updates};
+use crate::entity::{case, case_event, case_share, case_type};
+use crate::{Store, StoreError, audit, deliveries, sharing, updates};
 
 /// Which cases to list; every set field must match.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +29,19 @@ pub struct CaseFilter {
     pub agency: Option<String>,
     pub created_from: Option<DateTime<Utc>>,
     pub created_to: Option<DateTime<Utc>>,
+    /// Case-type field values that must match exactly, by field code.
+    pub field_equals: Vec<(String, String)>,
+    pub submitter_email: Option<String>,
+    /// Only cases shared live with a partner, under one of its agreements that covers the
+    /// case's type.
+    pub shared_with: Option<SharedWith>,
+}
+
+/// A partner's view of the case list.
+#[derive(Debug, Clone)]
+pub struct SharedWith {
+    pub agency: String,
+    pub agreements: Vec<junction_domain::Agreement>,
 }
 
 /// One page of cases, newest first.
@@ -104,6 +117,7 @@ pub async fn create(
     )
     .await?;
     deliveries::insert_for_route(&*txn, &case, &route, &routing.methods, now).await?;
+    sharing::apply_rules(&*txn, actor, &case, &routing.share_rules, now).await?;
     let entry = actor.change(
         "case",
         &case.id,
@@ -174,6 +188,51 @@ pub async fn list(
     }
     if let Some(to) = filter.created_to {
         q = q.filter(case::Column::CreatedAt.lt(to));
+    }
+    if let Some(email) = &filter.submitter_email {
+        q = q.filter(case::Column::SubmitterEmail.eq(email.as_str()));
+    }
+    let backend = store.conn().get_database_backend();
+    for (code, value) in &filter.field_equals {
+        let path = format!("$.\"{}\"", code.replace('"', ""));
+        let expr = match backend {
+            DbBackend::Postgres => Expr::cust_with_values(
+                "(CAST(fields AS jsonb) ->> $1) = $2",
+                [code.clone(), value.clone()],
+            ),
+            _ => Expr::cust_with_values(
+                "CAST(json_extract(fields, ?) AS TEXT) = ?",
+                [path, value.clone()],
+            ),
+        };
+        q = q.filter(expr);
+    }
+    if let Some(shared) = &filter.shared_with {
+        let mut any = Condition::any();
+        for a in &shared.agreements {
+            let types: Vec<String> = a
+                .case_types
+                .iter()
+                .map(|c| case_type_id(&a.jurisdiction_id, c))
+                .collect();
+            let shares = Query::select()
+                .column(case_share::Column::CaseId)
+                .from(case_share::Entity)
+                .and_where(case_share::Column::AgencyId.eq(shared.agency.as_str()))
+                .and_where(case_share::Column::AgreementId.eq(a.id.as_str()))
+                .and_where(case_share::Column::UnsharedAt.is_null())
+                .to_owned();
+            any = any.add(
+                Condition::all()
+                    .add(case::Column::CaseTypeId.is_in(types))
+                    .add(case::Column::Id.in_subquery(shares)),
+            );
+        }
+        // No agreements means no cases: an empty `any` would match everything.
+        if shared.agreements.is_empty() {
+            any = any.add(Expr::val(1).eq(0));
+        }
+        q = q.filter(any);
     }
     let total = q.clone().count(store.conn()).await?;
     if let Some(after) = after {
@@ -350,12 +409,18 @@ pub(crate) async fn insert_event<C: ConnectionTrait>(
     at: DateTime<Utc>,
     data: Value,
 ) -> Result<CaseEvent, StoreError> {
+    let feed_seq = if kind.is_fed() {
+        Some(crate::sharing::next_feed_seq(conn).await?)
+    } else {
+        None
+    };
     let row = case_event::ActiveModel {
         case_id: Set(case_id.to_string()),
         kind: Set(kind.as_str().to_string()),
         actor: Set(actor.subject.clone()),
         at: Set(at),
         data: Set(data.to_string()),
+        feed_seq: Set(feed_seq),
         ..Default::default()
     };
     let id = case_event::Entity::insert(row)
@@ -455,7 +520,7 @@ fn to_row(case: &Case, created_by: &str) -> case::ActiveModel {
     }
 }
 
-fn from_row(row: case::Model) -> Result<Case, StoreError> {
+pub(crate) fn from_row(row: case::Model) -> Result<Case, StoreError> {
     let status = CaseStatus::parse(&row.status)
         .ok_or_else(|| StoreError::corrupt("case status", &row.status))?;
     let case_type_code = row
@@ -497,7 +562,7 @@ fn from_row(row: case::Model) -> Result<Case, StoreError> {
     })
 }
 
-fn event_from_row(row: case_event::Model) -> Result<CaseEvent, StoreError> {
+pub(crate) fn event_from_row(row: case_event::Model) -> Result<CaseEvent, StoreError> {
     Ok(CaseEvent {
         kind: CaseEventKind::parse(&row.kind)
             .ok_or_else(|| StoreError::corrupt("case event kind", &row.kind))?,

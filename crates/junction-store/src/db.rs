@@ -122,6 +122,11 @@ impl Store {
         Ok(())
     }
 
+    /// The PostgreSQL pool, for LISTEN connections; `None` on SQLite.
+    pub fn pg_pool(&self) -> Option<sqlx::PgPool> {
+        (self.backend == Backend::Postgres).then(|| self.db.get_postgres_connection_pool().clone())
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -13,6 +13,7 @@ pub mod deliveries;
 mod entity;
 mod error;
 pub mod pauses;
+pub mod sharing;
 pub mod updates;
 
 pub use db::{Backend, Store, WriteTxn};

@@ -8,7 +8,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::cases::{bump, insert_event, load_for_update};
 use crate::entity::{case, case_update};
@@ -69,13 +69,17 @@ pub async fn record(
         "status_applied": moves,
         "external_status_code": update.external_status_code,
     });
+    // The event carries the update's text for the case history and partners; the audit entry
+    // does not, so the log does not become a copy of what citizens wrote.
+    let mut event_data = data.clone();
+    event_data["description"] = Value::from(update.description.clone());
     insert_event(
         &*txn,
         &case.id,
         CaseEventKind::UpdateReceived,
         actor,
         now,
-        data.clone(),
+        event_data,
     )
     .await?;
     audit::append(

@@ -20,6 +20,23 @@ pub struct OperationSummary {
 }
 
 impl OperationSummary {
+    /// What a parsed document declares.
+    pub fn from_document(doc: &ExecutableDocument) -> Self {
+        match &doc.operations {
+            DocumentOperations::Single(op) => OperationSummary {
+                single: Some(type_name(op.node.ty)),
+                named: HashMap::new(),
+            },
+            DocumentOperations::Multiple(ops) => OperationSummary {
+                single: None,
+                named: ops
+                    .iter()
+                    .map(|(name, op)| (name.to_string(), type_name(op.node.ty)))
+                    .collect(),
+            },
+        }
+    }
+
     /// The name of the operation the request selects: the one asked for, or the document's only
     /// named operation.
     pub fn selected_name(&self, operation_name: Option<&str>) -> Option<String> {
@@ -92,19 +109,7 @@ impl Extension for OperationCaptureExtension {
             .await
             .map_err(|e| with_code(e, ErrorCode::BadRequest))?;
         if let Some(slot) = ctx.data_opt::<OperationSlot>() {
-            let summary = match &doc.operations {
-                DocumentOperations::Single(op) => OperationSummary {
-                    single: Some(type_name(op.node.ty)),
-                    named: HashMap::new(),
-                },
-                DocumentOperations::Multiple(ops) => OperationSummary {
-                    single: None,
-                    named: ops
-                        .iter()
-                        .map(|(name, op)| (name.to_string(), type_name(op.node.ty)))
-                        .collect(),
-                },
-            };
+            let summary = OperationSummary::from_document(&doc);
             if let Ok(mut guard) = slot.0.lock() {
                 *guard = Some(summary);
             }

@@ -1,22 +1,46 @@
 //! The GraphQL schema: queries, mutations, their guards, and the limits that bound them.
 
+pub mod access;
 mod extension;
 mod guard;
 mod mutation;
 mod query;
+mod sharing;
+pub mod subscription;
 mod types;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::{MergedObject, Schema};
 use junction_store::Store;
+use junction_store::audit::AuditWriter;
 
+use crate::feed::FeedHub;
 use crate::intake::Intake;
 
+pub use access::SharingPolicy;
 pub use extension::{OperationSlot, OperationSummary};
 pub use guard::Can;
-pub use mutation::MutationRoot;
-pub use query::QueryRoot;
+pub use subscription::SubscriptionRoot;
 
-pub type JunctionSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+/// Every query.
+#[derive(MergedObject, Default)]
+#[graphql(name = "QueryRoot")]
+pub struct Query(query::QueryRoot, sharing::SharingQuery);
+
+/// Every mutation.
+#[derive(MergedObject, Default)]
+#[graphql(name = "MutationRoot")]
+pub struct Mutation(mutation::MutationRoot, sharing::SharingMutation);
+
+pub type JunctionSchema = Schema<Query, Mutation, SubscriptionRoot>;
+
+/// What resolvers need besides the store.
+#[derive(Clone)]
+pub struct SchemaDeps {
+    pub intake: Intake,
+    pub sharing: SharingPolicy,
+    pub feed: FeedHub,
+    pub audit: AuditWriter,
+}
 
 /// Bounds on what one request may ask for.
 #[derive(Debug, Clone)]
@@ -45,11 +69,14 @@ impl Default for Limits {
     }
 }
 
-/// Builds the schema with `store` and `limits` available to every resolver.
-pub fn build_schema(store: Store, intake: Intake, limits: Limits) -> JunctionSchema {
-    let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+/// Builds the schema with `store`, `deps` and `limits` available to every resolver.
+pub fn build_schema(store: Store, deps: SchemaDeps, limits: Limits) -> JunctionSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), SubscriptionRoot)
         .data(store)
-        .data(intake)
+        .data(deps.intake)
+        .data(deps.sharing)
+        .data(deps.feed)
+        .data(deps.audit)
         .data(limits.clone())
         .extension(extension::OperationCapture)
         .limit_depth(limits.max_depth)
@@ -64,7 +91,7 @@ pub fn build_schema(store: Store, intake: Intake, limits: Limits) -> JunctionSch
 
 /// The schema in SDL, exactly as served (introspection settings do not change the SDL).
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), SubscriptionRoot)
         .finish()
         .sdl()
 }

@@ -14,6 +14,7 @@ use crate::RequestCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::intake::Intake;
 
+#[derive(Default)]
 pub struct MutationRoot;
 
 #[derive(InputObject, Default)]
@@ -44,7 +45,7 @@ pub struct CreateCaseInput {
     pub fields: Option<Json<BTreeMap<String, serde_json::Value>>>,
 }
 
-#[Object]
+#[Object(name = "CaseMutation")]
 impl MutationRoot {
     /// Creates a case and returns it with its reference.
     #[graphql(guard = "Can(Action::CreateCase)")]
@@ -70,7 +71,7 @@ impl MutationRoot {
             fields: input.fields.map(|j| j.0).unwrap_or_default(),
             source_ref: None,
         };
-        Ok(Case(
+        Ok(Case::full(
             ctx.data_unchecked::<Intake>()
                 .create_case(&actor, &jurisdiction, new)
                 .await?,
@@ -89,7 +90,7 @@ impl MutationRoot {
     ) -> ApiResult<Case> {
         let store = ctx.data_unchecked::<Store>();
         let actor = ctx.data_unchecked::<RequestCtx>().actor();
-        Ok(Case(
+        Ok(Case::full(
             cases::change_status(store, &actor, &id, status.into(), expected_version).await?,
         ))
     }
@@ -99,7 +100,10 @@ impl MutationRoot {
     async fn add_case_note(&self, ctx: &Context<'_>, id: ID, note: String) -> ApiResult<CaseEvent> {
         let store = ctx.data_unchecked::<Store>();
         let actor = ctx.data_unchecked::<RequestCtx>().actor();
-        Ok(CaseEvent(cases::add_note(store, &actor, &id, &note).await?))
+        Ok(CaseEvent {
+            event: cases::add_note(store, &actor, &id, &note).await?,
+            redacted: Vec::new(),
+        })
     }
 
     /// Routes a case again (under `caseType` after a category change) and sends it where the
@@ -117,7 +121,7 @@ impl MutationRoot {
             .data_unchecked::<Intake>()
             .reroute(&actor, &id, case_type.as_deref())
             .await?;
-        Ok(Case(case))
+        Ok(Case::full(case))
     }
 
     /// Sends a failed or dead delivery again, now, with a fresh maximum age.

@@ -2,17 +2,20 @@
 
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
+use junction_domain::Access;
 use junction_domain::Action;
 use junction_store::audit::{self, AuditFilter};
-use junction_store::cases::{self, CaseFilter};
-use junction_store::{Store, catalogue, deliveries};
+use junction_store::cases::{self, CaseFilter, SharedWith};
+use junction_store::{Store, catalogue, deliveries, sharing as store_sharing};
 
 use super::Limits;
+use super::access::{SharingPolicy, case_access, case_type_lookup, lens_for};
 use super::guard::Can;
 use super::types::*;
 use crate::RequestCtx;
 use crate::error::{ApiError, ApiResult};
 
+#[derive(Default)]
 pub struct QueryRoot;
 
 /// Which cases to list; every set field must match.
@@ -28,6 +31,17 @@ pub struct CaseFilterInput {
     pub created_from: Option<DateTime<Utc>>,
     /// Created before.
     pub created_to: Option<DateTime<Utc>>,
+    /// Case-type field values that must match exactly.
+    pub fields: Option<Vec<FieldEquals>>,
+    /// The submitter's email address, exactly.
+    pub submitter_email: Option<String>,
+}
+
+/// One case-type field that must hold a value.
+#[derive(InputObject)]
+pub struct FieldEquals {
+    pub code: String,
+    pub value: String,
 }
 
 /// Which audit records to list; every set field must match.
@@ -41,7 +55,7 @@ pub struct AuditFilterInput {
     pub to: Option<DateTime<Utc>>,
 }
 
-#[Object]
+#[Object(name = "CaseQuery")]
 impl QueryRoot {
     /// Who the caller is.
     #[graphql(guard = "Can(Action::ReadSelf)")]
@@ -91,20 +105,41 @@ impl QueryRoot {
             .collect())
     }
 
-    /// One case, by id or reference.
+    /// One case, by id or reference. A partner sees only cases shared with it under an
+    /// agreement that allows `purpose`; any other case is NOT_FOUND, exactly as if it did not
+    /// exist.
     #[graphql(guard = "Can(Action::ReadCases)")]
-    async fn case(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Case> {
+    async fn case(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(desc = "why a partner asks; or the Junction-Purpose header")] purpose: Option<
+            String,
+        >,
+    ) -> ApiResult<Case> {
         let store = ctx.data_unchecked::<Store>();
-        cases::get(store, &id)
+        let access = case_access(ctx, purpose.as_deref()).await?;
+        let not_found = || ApiError::NotFound {
+            kind: "case",
+            id: id.0.clone(),
+        };
+        let case = cases::get(store, &id).await?.ok_or_else(not_found)?;
+        let shares = match &access {
+            Access::Full => Vec::new(),
+            Access::Partner(_) => store_sharing::live_shares(store, std::slice::from_ref(&case.id))
+                .await?
+                .remove(&case.id)
+                .unwrap_or_default(),
+        };
+        let policy = ctx.data_unchecked::<SharingPolicy>();
+        let lens = lens_for(store, policy, &access, &case, &shares)
             .await?
-            .map(Case)
-            .ok_or(ApiError::NotFound {
-                kind: "case",
-                id: id.0,
-            })
+            .ok_or_else(not_found)?;
+        Ok(Case { case, lens })
     }
 
-    /// Cases, newest first.
+    /// Cases, newest first. A partner's list, and its count, hold only the cases shared with
+    /// it; filtering on an attribute its agreement hides is FORBIDDEN.
     #[graphql(
         guard = "Can(Action::ReadCases)",
         complexity = "page_cost(first, child_complexity)"
@@ -115,11 +150,46 @@ impl QueryRoot {
         #[graphql(desc = "page size, 1 to the configured maximum (default 20)")] first: Option<i32>,
         after: Option<String>,
         filter: Option<CaseFilterInput>,
+        #[graphql(desc = "why a partner asks; or the Junction-Purpose header")] purpose: Option<
+            String,
+        >,
     ) -> ApiResult<CaseConnection> {
         let store = ctx.data_unchecked::<Store>();
+        let policy = ctx.data_unchecked::<SharingPolicy>();
+        let access = case_access(ctx, purpose.as_deref()).await?;
         let first = page_size(first, 20, ctx.data_unchecked::<Limits>().max_page_size)?;
         let after = after.map(|c| decode_cursor("case", &c)).transpose()?;
         let f = filter.unwrap_or_default();
+        let field_equals: Vec<(String, String)> = f
+            .fields
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.code, e.value))
+            .collect();
+        let shared_with = match &access {
+            Access::Full => None,
+            Access::Partner(scope) => {
+                // Filtering on what the agreement hides would reveal it by elimination.
+                let mut paths: Vec<String> = Vec::new();
+                if f.agency.is_some() {
+                    paths.push("agency".into());
+                }
+                if f.submitter_email.is_some() {
+                    paths.push("submitter.email".into());
+                }
+                paths.extend(field_equals.iter().map(|(c, _)| format!("fields.{c}")));
+                let types = case_type_lookup(store).await?;
+                for path in paths {
+                    scope
+                        .may_filter_on(&path, f.case_type.as_deref(), &policy.core, &types)
+                        .map_err(ApiError::Refused)?;
+                }
+                Some(SharedWith {
+                    agency: scope.agency.clone(),
+                    agreements: scope.agreements.iter().map(|a| (**a).clone()).collect(),
+                })
+            }
+        };
         let filter = CaseFilter {
             jurisdiction_id: f.jurisdiction,
             status: f.status.map(Into::into),
@@ -127,16 +197,28 @@ impl QueryRoot {
             agency: f.agency,
             created_from: f.created_from,
             created_to: f.created_to,
+            field_equals,
+            submitter_email: f.submitter_email,
+            shared_with,
         };
         let page = cases::list(store, &filter, first, after.as_deref()).await?;
-        let edges: Vec<CaseEdge> = page
-            .cases
-            .into_iter()
-            .map(|c| CaseEdge {
+        let ids: Vec<String> = page.cases.iter().map(|c| c.id.clone()).collect();
+        let mut shares = match &access {
+            Access::Full => Default::default(),
+            Access::Partner(_) => store_sharing::live_shares(store, &ids).await?,
+        };
+        let mut edges: Vec<CaseEdge> = Vec::with_capacity(page.cases.len());
+        for c in page.cases {
+            let case_shares = shares.remove(&c.id).unwrap_or_default();
+            // The store already left out unshared cases; the lens is the second lock.
+            let Some(lens) = lens_for(store, policy, &access, &c, &case_shares).await? else {
+                continue;
+            };
+            edges.push(CaseEdge {
                 cursor: encode_cursor("case", &c.id),
-                node: Case(c),
-            })
-            .collect();
+                node: Case { case: c, lens },
+            });
+        }
         Ok(CaseConnection {
             page_info: PageInfo {
                 has_next_page: page.has_next,

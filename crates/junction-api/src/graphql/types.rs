@@ -2,10 +2,15 @@
 
 use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use d::Lens;
 use junction_domain as d;
-use junction_store::{Store, audit::StoredAudit, cases, catalogue, deliveries};
+use junction_store::{
+    Store, audit::StoredAudit, cases, catalogue, deliveries, sharing as store_sharing,
+};
 
+use super::access::DisclosureLog;
 use super::guard::Can;
+use crate::RequestCtx;
 use crate::error::{ApiError, ApiResult};
 use d::Action;
 
@@ -76,6 +81,8 @@ pub enum CaseEventKind {
     Delivered,
     DeliveryDead,
     UpdateReceived,
+    Shared,
+    Unshared,
 }
 
 /// The caller, as its token describes it.
@@ -207,96 +214,179 @@ pub struct Submitter {
     pub phone: Option<String>,
 }
 
-/// One case.
-pub struct Case(pub d::Case);
+/// One case, as the caller may see it.
+pub struct Case {
+    pub case: d::Case,
+    pub lens: Lens,
+}
+
+impl Case {
+    /// A case shown in full (council staff, systems, auditors).
+    pub fn full(case: d::Case) -> Self {
+        Case {
+            case,
+            lens: Lens::Full,
+        }
+    }
+
+    /// `value` when the lens shows `path`, recording the disclosure if it is personal data.
+    fn show<T>(&self, ctx: &Context<'_>, path: &str, value: T) -> Option<T> {
+        if !self.lens.shows(path) {
+            return None;
+        }
+        self.disclose(ctx, &[path]);
+        Some(value)
+    }
+
+    /// Records, for a partner, which of `paths` disclose personal or sensitive values.
+    fn disclose(&self, ctx: &Context<'_>, paths: &[&str]) {
+        let Lens::Partner {
+            agreement,
+            purpose,
+            agency,
+            ..
+        } = &self.lens
+        else {
+            return;
+        };
+        let wanted = paths.iter().map(|p| p.to_string()).collect();
+        let fields = self.lens.disclosed(&self.case, &wanted);
+        if fields.is_empty() {
+            return;
+        }
+        if let (Some(log), Some(request)) = (
+            ctx.data_opt::<DisclosureLog>(),
+            ctx.data_opt::<RequestCtx>(),
+        ) {
+            log.push(d::AuditDisclosure {
+                case_id: self.case.id.clone(),
+                case_reference: self.case.reference.clone(),
+                partner_agency: agency.clone(),
+                agreement_id: agreement.id.clone(),
+                purpose: purpose.clone(),
+                fields,
+                channel: request.channel.to_string(),
+            });
+        }
+    }
+}
 
 #[Object]
 impl Case {
     async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+        ID(self.case.id.clone())
     }
     /// Human-facing reference; Open311's `service_request_id`.
     async fn reference(&self) -> &str {
-        &self.0.reference
+        &self.case.reference
     }
     async fn jurisdiction(&self) -> &str {
-        &self.0.jurisdiction_id
+        &self.case.jurisdiction_id
     }
     /// The case type's code.
     async fn case_type_code(&self) -> &str {
-        &self.0.case_type_code
+        &self.case.case_type_code
     }
     #[graphql(guard = "Can(Action::ReadCaseTypes)")]
     async fn case_type(&self, ctx: &Context<'_>) -> ApiResult<Option<CaseType>> {
         let store = ctx.data_unchecked::<Store>();
         Ok(
-            catalogue::case_type(store, &self.0.jurisdiction_id, &self.0.case_type_code)
+            catalogue::case_type(store, &self.case.jurisdiction_id, &self.case.case_type_code)
                 .await?
                 .map(Into::into),
         )
     }
-    async fn agency_id(&self) -> &str {
-        &self.0.agency_id
+    /// The owning agency's id; null when redacted.
+    async fn agency_id(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.show(ctx, "agency", self.case.agency_id.as_str())
     }
     #[graphql(guard = "Can(Action::ReadAgencies)")]
     async fn agency(&self, ctx: &Context<'_>) -> ApiResult<Option<Agency>> {
+        if self.show(ctx, "agency", ()).is_none() {
+            return Ok(None);
+        }
         let store = ctx.data_unchecked::<Store>();
-        Ok(catalogue::agency(store, &self.0.agency_id)
+        Ok(catalogue::agency(store, &self.case.agency_id)
             .await?
             .map(Into::into))
     }
     async fn status(&self) -> CaseStatus {
-        self.0.status.into()
+        self.case.status.into()
     }
-    async fn description(&self) -> &str {
-        &self.0.description
+    /// Null when redacted.
+    async fn description(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.show(ctx, "description", self.case.description.as_str())
     }
-    async fn location(&self) -> Location {
-        let l = &self.0.location;
+    async fn location(&self, ctx: &Context<'_>) -> Location {
+        let l = &self.case.location;
+        let point = self.show(ctx, "location.point", (l.lat, l.long));
         Location {
-            lat: l.lat,
-            long: l.long,
-            uprn: l.uprn.clone(),
-            address: l.address.clone(),
+            lat: point.and_then(|p| p.0),
+            long: point.and_then(|p| p.1),
+            uprn: self.show(ctx, "location.uprn", l.uprn.clone()).flatten(),
+            address: self
+                .show(ctx, "location.address", l.address.clone())
+                .flatten(),
         }
     }
-    async fn submitter(&self) -> Submitter {
-        let s = &self.0.submitter;
+    async fn submitter(&self, ctx: &Context<'_>) -> Submitter {
+        let s = &self.case.submitter;
+        // Only the parts actually selected count as disclosed.
+        let wanted = ctx.look_ahead();
+        let pick = |path: &str, name: &str, value: &Option<String>| {
+            if wanted.field(name).exists() {
+                self.show(ctx, path, value.clone()).flatten()
+            } else {
+                None
+            }
+        };
         Submitter {
-            name: s.name.clone(),
-            email: s.email.clone(),
-            phone: s.phone.clone(),
+            name: pick("submitter.name", "name", &s.name),
+            email: pick("submitter.email", "email", &s.email),
+            phone: pick("submitter.phone", "phone", &s.phone),
         }
     }
-    /// Field values by code, as validated against the case type.
-    async fn fields(&self) -> Json<std::collections::BTreeMap<String, serde_json::Value>> {
-        Json(self.0.fields.clone())
+    /// Field values by code, as validated against the case type; redacted fields are left out
+    /// and named in `redacted`.
+    async fn fields(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Json<std::collections::BTreeMap<String, serde_json::Value>> {
+        self.disclose(ctx, &["fields"]);
+        Json(self.lens.fields(&self.case))
+    }
+    /// Attributes hidden from the caller by its sharing agreement (`submitter.email`,
+    /// `fields.symptoms`, …); empty for council staff.
+    async fn redacted(&self) -> Vec<String> {
+        self.lens.redacted(&self.case)
     }
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.case.created_at
     }
     async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+        self.case.updated_at
     }
     /// Bumped by every change; pass it as `expectedVersion` to detect lost updates.
     async fn version(&self) -> i64 {
-        self.0.version
+        self.case.version
     }
     /// Where routing sent the case and which rules decided it.
     #[graphql(guard = "Can(Action::ReadCases)")]
-    async fn route(&self) -> Option<Json<d::Route>> {
-        self.0.route.clone().map(Json)
+    async fn route(&self, ctx: &Context<'_>) -> Option<Json<d::Route>> {
+        self.show(ctx, "route", ())
+            .and(self.case.route.clone().map(Json))
     }
     /// The submitting front-end's own id for the case (FixMyStreet's report id).
     #[graphql(guard = "Can(Action::ReadCases)")]
-    async fn source_ref(&self) -> Option<&str> {
-        self.0.source_ref.as_deref()
+    async fn source_ref(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.show(ctx, "sourceRef", ())
+            .and(self.case.source_ref.as_deref())
     }
     /// The case's deliveries to connectors, oldest first.
     #[graphql(guard = "Can(Action::ReadDeliveries)")]
     async fn deliveries(&self, ctx: &Context<'_>) -> ApiResult<Vec<Delivery>> {
         let store = ctx.data_unchecked::<Store>();
-        Ok(deliveries::for_case(store, &self.0.id)
+        Ok(deliveries::for_case(store, &self.case.id)
             .await?
             .into_iter()
             .map(Delivery)
@@ -306,7 +396,7 @@ impl Case {
     #[graphql(guard = "Can(Action::ReadDeliveries)")]
     async fn external_refs(&self, ctx: &Context<'_>) -> ApiResult<Vec<ExternalRef>> {
         let store = ctx.data_unchecked::<Store>();
-        Ok(deliveries::external_refs(store, &self.0.id)
+        Ok(deliveries::external_refs(store, &self.case.id)
             .await?
             .into_iter()
             .map(|(connector, external_id)| ExternalRef {
@@ -315,38 +405,111 @@ impl Case {
             })
             .collect())
     }
-    /// What happened to the case, oldest first.
+    /// Who the case is shared with, live and withdrawn, oldest first.
+    #[graphql(guard = "Can(Action::ReadShares)")]
+    async fn shares(&self, ctx: &Context<'_>) -> ApiResult<Vec<CaseShare>> {
+        let store = ctx.data_unchecked::<Store>();
+        Ok(store_sharing::shares_of_case(store, &self.case.id)
+            .await?
+            .into_iter()
+            .map(CaseShare)
+            .collect())
+    }
+    /// What happened to the case, oldest first. A partner sees what its agreement allows:
+    /// status changes, notes and updates (their text redacted above its ceiling), and its own
+    /// shares.
     #[graphql(guard = "Can(Action::ReadCases)")]
     async fn history(&self, ctx: &Context<'_>) -> ApiResult<Vec<CaseEvent>> {
         let store = ctx.data_unchecked::<Store>();
-        Ok(cases::history(store, &self.0.id)
-            .await?
-            .into_iter()
-            .map(CaseEvent)
-            .collect())
+        let mut out = Vec::new();
+        for event in cases::history(store, &self.case.id).await? {
+            let Some((data, redacted)) = self.lens.event(&event) else {
+                continue;
+            };
+            let texts: &[&str] = match event.kind {
+                d::CaseEventKind::NoteAdded => &["notes"],
+                d::CaseEventKind::UpdateReceived => &["updates"],
+                _ => &[],
+            };
+            if redacted.is_empty() {
+                self.disclose(ctx, texts);
+            }
+            out.push(CaseEvent {
+                event: d::CaseEvent { data, ..event },
+                redacted,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// One share of a case with a partner agency.
+pub struct CaseShare(pub store_sharing::ShareRecord);
+
+#[Object]
+impl CaseShare {
+    async fn agency(&self) -> &str {
+        &self.0.agency_id
+    }
+    async fn agreement(&self) -> &str {
+        &self.0.agreement_id
+    }
+    /// The sharing rule that made the share, if a rule did.
+    async fn rule(&self) -> Option<&str> {
+        self.0.rule.as_deref()
+    }
+    async fn reason(&self) -> &str {
+        &self.0.reason
+    }
+    async fn shared_by(&self) -> &str {
+        &self.0.shared_by
+    }
+    async fn shared_at(&self) -> DateTime<Utc> {
+        self.0.shared_at
+    }
+    async fn unshared_at(&self) -> Option<DateTime<Utc>> {
+        self.0.unshared_at
+    }
+    async fn unshared_by(&self) -> Option<&str> {
+        self.0.unshared_by.as_deref()
+    }
+    async fn unshare_reason(&self) -> Option<&str> {
+        self.0.unshare_reason.as_deref()
+    }
+    async fn live(&self) -> bool {
+        self.0.unshared_at.is_none()
     }
 }
 
 /// One entry in a case's history.
-pub struct CaseEvent(pub d::CaseEvent);
+pub struct CaseEvent {
+    pub event: d::CaseEvent,
+    /// What the caller's agreement hid from `data`.
+    pub redacted: Vec<String>,
+}
 
 #[Object]
 impl CaseEvent {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.event.id.to_string())
     }
     async fn kind(&self) -> CaseEventKind {
-        self.0.kind.into()
+        self.event.kind.into()
     }
     async fn actor(&self) -> &str {
-        &self.0.actor
+        &self.event.actor
     }
     async fn at(&self) -> DateTime<Utc> {
-        self.0.at
+        self.event.at
     }
-    /// Kind-specific detail, e.g. `{"from": "open", "to": "fixed"}` or `{"note": "…"}`.
+    /// Kind-specific detail, e.g. `{"from": "open", "to": "fixed"}` or `{"note": "…"}`;
+    /// hidden values are null.
     async fn data(&self) -> Json<serde_json::Value> {
-        Json(self.0.data.clone())
+        Json(self.event.data.clone())
+    }
+    /// Attributes hidden from `data` by the caller's sharing agreement (`notes`, `updates`).
+    async fn redacted(&self) -> &[String] {
+        &self.redacted
     }
 }
 

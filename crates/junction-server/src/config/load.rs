@@ -53,6 +53,8 @@ pub struct LoadedConfig {
     pub catalogue: Catalogue,
     /// Each jurisdiction's routing rules and send methods.
     pub routing: super::routing::Routing,
+    /// Purposes, classifications and agreements.
+    pub sharing: super::sharing::Sharing,
     /// The file it came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -120,7 +122,7 @@ fn finish(
     located: Option<(&Path, &str, &Document<&str>)>,
     mut problems: Vec<Problem>,
 ) -> Result<LoadedConfig, ConfigError> {
-    let (catalogue, routing, found) = validate(&config);
+    let (catalogue, routing, sharing, found) = validate(&config);
     for p in found {
         let (file, line) = match located {
             Some((path, source, doc)) => {
@@ -140,6 +142,7 @@ fn finish(
             config,
             catalogue,
             routing,
+            sharing,
             source: located.map(|(p, _, _)| p.to_path_buf()),
         })
     } else {

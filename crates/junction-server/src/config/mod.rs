@@ -10,9 +10,11 @@ mod locate;
 mod model;
 mod routing;
 mod secret;
+mod sharing;
 mod validate;
 
 pub use load::{ConfigError, LoadedConfig, Problem, load, load_default};
 pub use model::*;
 pub use routing::Routing;
 pub use secret::{SecretRef, SecretValue};
+pub use sharing::Sharing;

@@ -23,6 +23,61 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub routes: Vec<RouteConfig>,
     pub workers: WorkersConfig,
+    pub sharing: SharingConfig,
+    /// Classifications of core case attributes, overriding the defaults:
+    /// `"submitter.email" = "sensitive"`.
+    pub classification: std::collections::BTreeMap<String, String>,
+    pub agreements: Vec<AgreementConfig>,
+}
+
+/// Sharing with partner agencies.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SharingConfig {
+    /// The closed list of purposes partners may state, e.g. `["crime_prevention"]`.
+    pub purposes: Vec<String>,
+    /// Rules that share matching cases as they arrive.
+    pub rules: Vec<ShareRuleConfig>,
+}
+
+/// A rule that shares matching cases with a partner under an agreement.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ShareRuleConfig {
+    /// Recorded on every share the rule makes.
+    pub name: String,
+    /// The agreement to share under; the partner is the agreement's.
+    pub agreement: String,
+    /// A condition, as in `[[routes]]`; without one every case the agreement covers is shared.
+    pub when: Option<toml::Value>,
+    /// Tell the partner as well: its subscriptions always hear of a share; `notify` is kept on
+    /// the share for the notification connectors that arrive later.
+    pub notify: bool,
+}
+
+/// A data sharing agreement with a partner agency.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AgreementConfig {
+    pub id: String,
+    /// May be left out when there is one jurisdiction.
+    pub jurisdiction: Option<String>,
+    pub title: String,
+    /// The partner agency's id.
+    pub partner: String,
+    pub case_types: Vec<String>,
+    pub purposes: Vec<String>,
+    pub lawful_basis: String,
+    /// public, official, personal or sensitive.
+    pub ceiling: String,
+    /// Narrows what is shown to these attributes (`description`, `fields.risk`, …).
+    pub fields: Option<Vec<String>>,
+    /// A TOML date or date-time; a date means midnight UTC.
+    pub valid_from: Option<toml::value::Datetime>,
+    pub valid_to: Option<toml::value::Datetime>,
+    pub review_date: Option<toml::value::Datetime>,
+    /// `active` (default) or `suspended`.
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

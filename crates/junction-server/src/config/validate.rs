@@ -14,6 +14,7 @@ use super::locate::KeyPath;
 use super::model::Config;
 use super::routing::Routing;
 use super::secret::SecretRef;
+use super::sharing::Sharing;
 
 pub struct Problem {
     pub path: KeyPath,
@@ -53,7 +54,7 @@ fn one_of<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> String {
 }
 
 /// Checks `config` and builds the catalogue it declares.
-pub fn validate(config: &Config) -> (Catalogue, Routing, Vec<Problem>) {
+pub fn validate(config: &Config) -> (Catalogue, Routing, Sharing, Vec<Problem>) {
     let mut p = Problems::default();
     let mut catalogue = Catalogue::default();
     check_server(config, &mut p);
@@ -270,8 +271,9 @@ pub fn validate(config: &Config) -> (Catalogue, Routing, Vec<Problem>) {
             paused: false,
         });
     }
-    let routing = super::routing::build(config, &catalogue, &mut p);
-    (catalogue, routing, p.0)
+    let mut routing = super::routing::build(config, &catalogue, &mut p);
+    let sharing = super::sharing::build(config, &catalogue, &mut routing, &mut p);
+    (catalogue, routing, sharing, p.0)
 }
 
 fn check_server(config: &Config, p: &mut Problems) {

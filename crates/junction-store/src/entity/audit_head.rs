@@ -9,6 +9,8 @@ pub struct Model {
     pub id: i32,
     pub seq: i64,
     pub hash: String,
+    /// The partner feed's last position.
+    pub feed_seq: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

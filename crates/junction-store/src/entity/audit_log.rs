@@ -14,7 +14,7 @@ pub struct Model {
     pub roles: String,
     pub request_id: Option<String>,
     pub client_addr: Option<String>,
-    /// `operation` or `change`.
+    /// `operation`, `change` or `disclosure`.
     pub kind: String,
     /// JSON of the operation, for `operation` records.
     pub operation: Option<String>,
@@ -22,6 +22,8 @@ pub struct Model {
     pub object_id: Option<String>,
     /// JSON of the change, for `change` records.
     pub change: Option<String>,
+    /// JSON of the disclosure, for `disclosure` records.
+    pub disclosure: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }

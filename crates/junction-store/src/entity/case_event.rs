@@ -13,6 +13,8 @@ pub struct Model {
     pub at: ChronoDateTimeUtc,
     /// JSON object.
     pub data: String,
+    /// Position in the partner feed, for fed kinds; commit-ordered.
+    pub feed_seq: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

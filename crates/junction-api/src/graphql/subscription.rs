@@ -1,0 +1,286 @@
+//! Subscriptions: a partner's live feed of what happens to the cases shared with it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_graphql::{Context, ID, Json, Object, Subscription};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use junction_domain::{Access, CaseEventKind as DomainKind, Share};
+use junction_store::Store;
+use junction_store::audit::AuditWriter;
+use junction_store::sharing;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::access::{SharingPolicy, access_for, case_access, lens_for, purpose};
+use super::guard::Can;
+use super::types::{Case, CaseEventKind};
+use crate::RequestCtx;
+use crate::error::{ApiError, ApiResult};
+use crate::feed::{FeedHub, FeedItem, with_cases};
+use junction_domain::Action;
+
+pub struct SubscriptionRoot;
+
+/// Set by a subscription once it has written its own audit record, so the WebSocket layer does
+/// not write a second one.
+#[derive(Debug, Clone, Default)]
+pub struct OperationAudited(pub Arc<AtomicBool>);
+
+/// Asks the WebSocket connection to close, with a close code and reason.
+#[derive(Debug, Clone)]
+pub struct ConnectionControl(pub Arc<watch::Sender<Option<(u16, String)>>>);
+
+impl ConnectionControl {
+    pub fn new() -> (ConnectionControl, watch::Receiver<Option<(u16, String)>>) {
+        let (tx, rx) = watch::channel(None);
+        (ConnectionControl(Arc::new(tx)), rx)
+    }
+
+    pub fn close(&self, code: u16, reason: impl Into<String>) {
+        let _ = self.0.send(Some((code, reason.into())));
+    }
+}
+
+/// How often a subscription re-checks that its agreement still grants access.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// One event on a case shared with the subscriber.
+pub struct SharedCaseEvent {
+    seq: i64,
+    kind: DomainKind,
+    at: DateTime<Utc>,
+    data: serde_json::Value,
+    redacted: Vec<String>,
+    case: Case,
+}
+
+#[Object]
+impl SharedCaseEvent {
+    /// The event's position in the feed: pass the last one seen as `after` when reconnecting.
+    async fn id(&self) -> ID {
+        ID(self.seq.to_string())
+    }
+    async fn kind(&self) -> CaseEventKind {
+        self.kind.into()
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+    /// Kind-specific detail, redacted like the case.
+    async fn data(&self) -> Json<serde_json::Value> {
+        Json(self.data.clone())
+    }
+    /// What the agreement hid from `data`.
+    async fn redacted(&self) -> &[String] {
+        &self.redacted
+    }
+    /// The case as it is now, as the agreement shows it.
+    async fn case(&self) -> &Case {
+        &self.case
+    }
+}
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// New shares, status changes, notes and updates on the cases shared with the caller's
+    /// agency, redacted as queries are. Council staff receive every case's events in full.
+    /// With `after` (the last event id seen), everything since is replayed first, with no gap
+    /// and no duplicate. The connection closes when the token expires or the agreement stops
+    /// granting access.
+    #[graphql(guard = "Can(Action::ReadCases)")]
+    async fn shared_case_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            name = "purpose",
+            desc = "why a partner asks; or `purpose` in the connection's init payload"
+        )]
+        purpose_arg: Option<String>,
+        #[graphql(desc = "replay from after this event id")] after: Option<ID>,
+    ) -> Result<BoxStream<'static, SharedCaseEvent>, ApiError> {
+        let store = ctx.data_unchecked::<Store>().clone();
+        let hub = ctx.data_unchecked::<FeedHub>().clone();
+        let policy = ctx.data_unchecked::<SharingPolicy>().clone();
+        let request = ctx.data_unchecked::<RequestCtx>().clone();
+        let stated = purpose(ctx, purpose_arg.as_deref())?;
+        let access = case_access(ctx, stated.as_deref()).await?;
+        let start =
+            match after {
+                Some(id) => id.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    ApiError::invalid("after", "is not an event id from this feed")
+                })?,
+                None => sharing::feed_head(&store).await?,
+            };
+        // Subscribed before the replay, so nothing committed meanwhile is missed.
+        let live = hub.subscribe();
+        if let (Some(audit), Some(flag)) = (
+            ctx.data_opt::<AuditWriter>(),
+            ctx.data_opt::<OperationAudited>(),
+        ) {
+            let mut entry = request.actor().entry();
+            entry.operation = Some(junction_domain::AuditOperation {
+                operation_name: Some("sharedCaseEvents".into()),
+                operation_type: "subscription".into(),
+                variables_hash: None,
+                outcome: "ok".into(),
+                error_code: None,
+                duration_us: 0,
+            });
+            audit.record(entry).await?;
+            flag.0.store(true, Ordering::SeqCst);
+        }
+        let control = ctx.data_opt::<ConnectionControl>().cloned();
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(run(
+            Feed {
+                store,
+                policy,
+                request,
+                purpose: stated,
+                access,
+                last: start,
+                tx,
+                control,
+            },
+            live,
+        ));
+        Ok(
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
+                .boxed(),
+        )
+    }
+}
+
+/// One subscription's state.
+struct Feed {
+    store: Store,
+    policy: SharingPolicy,
+    request: RequestCtx,
+    purpose: Option<String>,
+    access: Access,
+    last: i64,
+    tx: mpsc::Sender<SharedCaseEvent>,
+    control: Option<ConnectionControl>,
+}
+
+impl Feed {
+    fn agency(&self) -> Option<&str> {
+        match &self.access {
+            Access::Full => None,
+            Access::Partner(scope) => Some(&scope.agency),
+        }
+    }
+
+    /// Sends everything after `last` from the database. `false` once the subscriber is gone.
+    async fn replay(&mut self) -> ApiResult<bool> {
+        loop {
+            let entries = sharing::feed_after(&self.store, self.last, 500, self.agency()).await?;
+            let more = entries.len() == 500;
+            for item in with_cases(&self.store, entries).await? {
+                if !self.offer(&item).await? {
+                    return Ok(false);
+                }
+            }
+            if !more {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Sends `item` if the subscriber may see it. `false` once the subscriber is gone.
+    async fn offer(&mut self, item: &FeedItem) -> ApiResult<bool> {
+        if item.entry.seq <= self.last {
+            return Ok(true);
+        }
+        self.last = item.entry.seq;
+        let event = &item.entry.event;
+        let mut shares = item.shares.clone();
+        // A partner hears of its own share being withdrawn, though the share is no longer live.
+        if event.kind == DomainKind::Unshared
+            && let Some(agency) = self.agency()
+            && event.data.get("agency").and_then(|a| a.as_str()) == Some(agency)
+            && let Some(agreement) = event.data.get("agreement").and_then(|a| a.as_str())
+        {
+            shares.push(Share {
+                case_id: item.case.id.clone(),
+                agency_id: agency.to_string(),
+                agreement_id: agreement.to_string(),
+            });
+        }
+        let Some(lens) =
+            lens_for(&self.store, &self.policy, &self.access, &item.case, &shares).await?
+        else {
+            return Ok(true);
+        };
+        let Some((data, redacted)) = lens.event(event) else {
+            return Ok(true);
+        };
+        let out = SharedCaseEvent {
+            seq: item.entry.seq,
+            kind: event.kind,
+            at: event.at,
+            data,
+            redacted,
+            case: Case {
+                case: item.case.clone(),
+                lens,
+            },
+        };
+        Ok(self.tx.send(out).await.is_ok())
+    }
+}
+
+async fn run(mut feed: Feed, mut live: broadcast::Receiver<Arc<FeedItem>>) {
+    if let Err(e) = run_inner(&mut feed, &mut live).await {
+        tracing::error!(request_id = feed.request.request_id, error = ?e.message(), "subscription failed");
+        if let Some(c) = &feed.control {
+            c.close(1011, "internal error");
+        }
+    }
+}
+
+async fn run_inner(
+    feed: &mut Feed,
+    live: &mut broadcast::Receiver<Arc<FeedItem>>,
+) -> ApiResult<()> {
+    if !feed.replay().await? {
+        return Ok(());
+    }
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.tick().await;
+    loop {
+        tokio::select! {
+            item = live.recv() => match item {
+                Ok(item) => {
+                    if !feed.offer(&item).await? {
+                        return Ok(());
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if !feed.replay().await? {
+                        return Ok(());
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            _ = recheck.tick() => {
+                if matches!(feed.access, Access::Full) {
+                    continue;
+                }
+                match access_for(&feed.store, &feed.request, feed.purpose.as_deref()).await {
+                    Ok(access) => feed.access = access,
+                    Err(e) => {
+                        if let Some(c) = &feed.control {
+                            c.close(4403, format!("access ended: {}", e.message()));
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+            _ = feed.tx.closed() => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! GraphQL over WebSocket (`graphql-transport-ws`) on `GET /graphql`.
+//!
+//! The connection authenticates at `connection_init` by the same JWT rules as HTTP (the token in
+//! the payload's `authorization`, as `Bearer …`), and closes with 4401 when the token expires
+//! or 4403 when a partner's agreement stops granting access. Every operation started on the
+//! connection writes one audit record; every disclosure of personal data in a message is
+//! durable in the audit chain before the message is sent.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_graphql::http::{
+    WebSocket as GraphQLWebSocket, WebSocketProtocols as Protocols, WsMessage,
+};
+use async_graphql::{Data, Executor, Request as GqlRequest, Response as GqlResponse};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use futures::stream::BoxStream;
+use futures::{SinkExt, StreamExt};
+use junction_domain::audit::sha256_hex;
+use junction_domain::{AuditEntry, AuditOperation};
+use junction_store::audit::AuditWriter;
+
+use crate::graphql::JunctionSchema;
+use crate::graphql::access::DisclosureLog;
+use crate::graphql::subscription::{ConnectionControl, OperationAudited};
+use crate::http::ApiState;
+use crate::{ErrorCode, RequestCtx};
+
+/// The subprotocol spoken.
+pub const SUBPROTOCOL: &str = "graphql-transport-ws";
+
+/// How long a client has to send `connection_init`, and the idle limit after that.
+const INIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Upgrades the request and serves the connection.
+pub(crate) fn upgrade(
+    state: ApiState,
+    upgrade: WebSocketUpgrade,
+    request_id: String,
+    client_addr: Option<String>,
+) -> axum::response::Response {
+    upgrade
+        .protocols([SUBPROTOCOL])
+        .on_upgrade(move |socket| serve(state, socket, request_id, client_addr))
+}
+
+/// Runs the schema for one connection, auditing each operation it starts.
+#[derive(Clone)]
+struct AuditedExecutor {
+    schema: JunctionSchema,
+    audit: AuditWriter,
+    ctx: Arc<OnceLock<RequestCtx>>,
+}
+
+impl Executor for AuditedExecutor {
+    async fn execute(&self, request: GqlRequest) -> GqlResponse {
+        self.schema.execute(request).await
+    }
+
+    fn execute_stream(
+        &self,
+        request: GqlRequest,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, GqlResponse> {
+        let audited = OperationAudited::default();
+        let flag = audited.0.clone();
+        let operation_name = request.operation_name.clone();
+        let operation_type = async_graphql::parser::parse_query(&request.query)
+            .ok()
+            .and_then(|doc| {
+                let summary = crate::graphql::OperationSummary::from_document(&doc);
+                summary.selected(operation_name.as_deref())
+            })
+            .unwrap_or("unknown");
+        let variables_hash = sha256_hex(
+            serde_json::to_string(&request.variables)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        let started = Instant::now();
+        let inner = Executor::execute_stream(&self.schema, request.data(audited), session_data);
+        let audit = self.audit.clone();
+        let ctx = self.ctx.clone();
+        let first = Arc::new(AtomicBool::new(true));
+        inner
+            .then(move |response| {
+                let audit = audit.clone();
+                let ctx = ctx.clone();
+                let first = first.clone();
+                let flag = flag.clone();
+                let operation_name = operation_name.clone();
+                let variables_hash = variables_hash.clone();
+                async move {
+                    // The first response of an operation that did not audit itself records it.
+                    if first.swap(false, Ordering::SeqCst) && !flag.load(Ordering::SeqCst) {
+                        let code = response.errors.first().and_then(|e| {
+                            match e.extensions.as_ref()?.get("code")? {
+                                async_graphql::Value::String(s) => ErrorCode::parse(s),
+                                _ => None,
+                            }
+                        });
+                        let outcome = match code {
+                            None if response.errors.is_empty() => "ok",
+                            Some(
+                                ErrorCode::BadRequest
+                                | ErrorCode::LimitExceeded
+                                | ErrorCode::Forbidden
+                                | ErrorCode::Unauthenticated,
+                            ) => "rejected",
+                            _ => "error",
+                        };
+                        let mut entry = ctx
+                            .get()
+                            .map(|c| c.actor().entry())
+                            .unwrap_or_else(|| AuditEntry::now("anonymous"));
+                        entry.operation = Some(AuditOperation {
+                            operation_name,
+                            operation_type: operation_type.to_string(),
+                            variables_hash: Some(variables_hash),
+                            outcome: outcome.into(),
+                            error_code: code.map(|c| c.as_str().to_string()),
+                            duration_us: started.elapsed().as_micros() as i64,
+                        });
+                        if let Err(e) = audit.record(entry).await {
+                            tracing::error!(error = %e, "audit record for a WebSocket operation not written");
+                            return GqlResponse::from_errors(vec![async_graphql::ServerError::new(
+                                "internal error",
+                                None,
+                            )]);
+                        }
+                    }
+                    response
+                }
+            })
+            .boxed()
+    }
+}
+
+async fn serve(
+    state: ApiState,
+    socket: WebSocket,
+    request_id: String,
+    client_addr: Option<String>,
+) {
+    let (mut sink, stream) = socket.split();
+    let input = stream
+        .take_while(|m| futures::future::ready(m.is_ok()))
+        .filter_map(|m| {
+            futures::future::ready(match m {
+                Ok(Message::Text(t)) => Some(t.as_bytes().to_vec()),
+                Ok(Message::Binary(b)) => Some(b.to_vec()),
+                _ => None,
+            })
+        });
+    let ctx_cell: Arc<OnceLock<RequestCtx>> = Arc::new(OnceLock::new());
+    let disclosures = DisclosureLog::default();
+    let (control, mut close_rx) = ConnectionControl::new();
+    let auth_failed = Arc::new(AtomicBool::new(false));
+    let executor = AuditedExecutor {
+        schema: state.schema.clone(),
+        audit: state.audit.clone(),
+        ctx: ctx_cell.clone(),
+    };
+    let on_init = {
+        let state = state.clone();
+        let ctx_cell = ctx_cell.clone();
+        let disclosures = disclosures.clone();
+        let control = control.clone();
+        let auth_failed = auth_failed.clone();
+        let request_id = request_id.clone();
+        let client_addr = client_addr.clone();
+        move |payload: serde_json::Value| async move {
+            let token = ["authorization", "Authorization"]
+                .iter()
+                .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_string());
+            let verified = match token {
+                Some(t) => state.auth.verify(&t).map_err(|e| e.to_string()),
+                None => Err(crate::AuthError::Missing.to_string()),
+            };
+            let (principal, exp) = match verified {
+                Ok(v) => v,
+                Err(message) => {
+                    auth_failed.store(true, Ordering::SeqCst);
+                    let mut entry = AuditEntry::now("anonymous");
+                    entry.request_id = Some(request_id.clone());
+                    entry.client_addr = client_addr.clone();
+                    entry.operation = Some(AuditOperation {
+                        operation_name: Some("connection_init".into()),
+                        operation_type: "subscription".into(),
+                        variables_hash: None,
+                        outcome: "rejected".into(),
+                        error_code: Some(ErrorCode::Unauthenticated.as_str().into()),
+                        duration_us: 0,
+                    });
+                    if let Err(e) = state.audit.record(entry).await {
+                        tracing::error!(error = %e, "audit record for a refused connection not written");
+                    }
+                    return Err(async_graphql::Error::new(message));
+                }
+            };
+            let ctx = RequestCtx {
+                principal,
+                request_id: request_id.clone(),
+                client_addr: client_addr.clone(),
+                purpose: payload
+                    .get("purpose")
+                    .and_then(|v| v.as_str())
+                    .map(String::from),
+                channel: "websocket",
+            };
+            let _ = ctx_cell.set(ctx.clone());
+            // Close when the token expires.
+            let remaining = (exp - chrono::Utc::now().timestamp()).max(0) as u64;
+            let timer = control.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(remaining)) => {
+                        timer.close(4401, "token expired");
+                    }
+                    _ = timer.0.closed() => {}
+                }
+            });
+            let mut data = Data::default();
+            data.insert(ctx);
+            data.insert(disclosures);
+            data.insert(control);
+            Ok(data)
+        }
+    };
+    let mut messages = GraphQLWebSocket::new(executor, input, Protocols::GraphQLWS)
+        .on_connection_init(on_init)
+        .keepalive_timeout(INIT_TIMEOUT.saturating_mul(10));
+    let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
+    tokio::pin!(init_deadline);
+    loop {
+        tokio::select! {
+            message = messages.next() => match message {
+                Some(WsMessage::Text(text)) => {
+                    // Disclosures this message makes are on the record before it is sent.
+                    if let Some(ctx) = ctx_cell.get() {
+                        let entries = disclosures.entries(ctx);
+                        if !entries.is_empty() && state.audit.record_all(entries).await.is_err() {
+                            tracing::error!(request_id, "disclosure records not written; closing");
+                            let _ = close(&mut sink, 1011, "internal error").await;
+                            break;
+                        }
+                    }
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(WsMessage::Close(code, reason)) => {
+                    let code = if auth_failed.load(Ordering::SeqCst) { 4403 } else { code };
+                    let _ = close(&mut sink, code, &reason).await;
+                    break;
+                }
+                None => break,
+            },
+            changed = close_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let request = close_rx.borrow().clone();
+                if let Some((code, reason)) = request {
+                    let _ = close(&mut sink, code, &reason).await;
+                    break;
+                }
+            }
+            _ = &mut init_deadline, if ctx_cell.get().is_none() => {
+                let _ = close(&mut sink, 4408, "connection initialisation timeout").await;
+                break;
+            }
+        }
+    }
+}
+
+async fn close<S>(sink: &mut S, code: u16, reason: &str) -> Result<(), axum::Error>
+where
+    S: futures::Sink<Message, Error = axum::Error> + Unpin,
+{
+    sink.send(Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    })))
+    .await
+}
