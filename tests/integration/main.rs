@@ -10,6 +10,7 @@ mod crash;
 mod delivery;
 mod open311;
 mod schema;
+mod sharing;
 mod store;
 mod support;
 mod tls;
