@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{TestServer, code, data};
+use crate::support::{TestDb, TestServer, code, data, eventually, junction_bin};
 
 /// Marker values: if one appears in a partner's response where it should not, the test fails.
 const PERSONAL: &str = "PERSONAL-7f3a";
@@ -955,7 +955,10 @@ async fn random_documents_never_show_a_partner_more_than_its_agreement() {
             json!({}),
         )
         .await;
-    let types = data(&schema)["__schema"]["types"].as_array().unwrap().clone();
+    let types = data(&schema)["__schema"]["types"]
+        .as_array()
+        .unwrap()
+        .clone();
     let police = partner(&s, "police");
     let mut generator = Generator {
         types: &types,
@@ -985,6 +988,119 @@ async fn random_documents_never_show_a_partner_more_than_its_agreement() {
     }
     // The generator must actually reach the data, or the test proves nothing.
     assert!(answered > 50, "only {answered} documents answered");
-    assert!(with_case > 10, "only {with_case} documents reached the shared case");
+    assert!(
+        with_case > 10,
+        "only {with_case} documents reached the shared case"
+    );
     s.stop().await;
+}
+
+/// A `junction serve` process, killed when dropped.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn serve_process(dir: &std::path::Path, db: &str, port: u16) -> (Process, String) {
+    let config = dir.join(format!("junction-{port}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n[database]\nurl = \"{db}\"\n\n[workers]\nenabled = false\n\n{}\n{SHARING}",
+            dir.display(),
+            crate::support::CATALOGUE
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(junction_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .current_dir(dir)
+        .env_remove("JUNCTION_DATABASE_URL")
+        .env("JUNCTION_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("junction starts");
+    let base = format!("http://127.0.0.1:{port}");
+    eventually(60, "junction to be ready", || async {
+        reqwest::get(format!("{base}/health/ready"))
+            .await
+            .ok()
+            .filter(|r| r.status() == 200)
+            .map(|_| ())
+    })
+    .await;
+    (Process(child), base)
+}
+
+#[tokio::test]
+async fn a_share_made_through_one_process_reaches_a_subscriber_on_another() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    crate::support::init();
+    let dir = tempfile::tempdir().unwrap();
+    // A first, so it creates the signing secret both read from the shared data directory.
+    let (_a, base_a) = serve_process(dir.path(), &db.url, free_port()).await;
+    let (_b, base_b) = serve_process(dir.path(), &db.url, free_port()).await;
+    let loaded = junction_server::config::load(&dir.path().join(format!(
+        "junction-{}.toml",
+        base_a.rsplit(':').next().unwrap()
+    )))
+    .unwrap();
+    let auth = junction_server::app::authenticator(&loaded).unwrap();
+    let officer = auth
+        .issue("officer", None, &[Role::Officer], Duration::from_secs(600))
+        .unwrap();
+    let police = auth
+        .issue(
+            "pc",
+            Some("police"),
+            &[Role::Partner],
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    let as_b = TestServer::remote(&base_b, loaded.clone());
+    let as_a = TestServer::remote(&base_a, loaded);
+    let mut ws = Ws::connect(&as_b, &police, "crime_prevention").await;
+    ws.subscribe(None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Created and shared through process A.
+    let (_, body) = as_a
+        .gql(
+            Some(&officer),
+            "mutation($input: CreateCaseInput!) { createCase(input: $input) { id reference } }",
+            json!({"input": {"caseType": "FOOD", "description": "seen from B", "location": {"address": "2 Low Road"},
+                "fields": {"risk": "low", "symptoms": SENSITIVE}}}),
+        )
+        .await;
+    let case = data(&body)["createCase"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, body) = as_a
+        .gql(
+            Some(&officer),
+            "mutation($c: ID!) { shareCase(caseId: $c, agency: \"police\", reason: \"cross-process\") { live } }",
+            json!({"c": case}),
+        )
+        .await;
+    assert_eq!(data(&body)["shareCase"]["live"], true, "{body}");
+    let event = ws.event().await;
+    assert_eq!(event["kind"], "SHARED", "{event}");
+    assert!(!event.to_string().contains(SENSITIVE), "{event}");
+    drop(db);
 }

@@ -196,6 +196,17 @@ impl TestServer {
         }
     }
 
+    /// A handle on a Junction running elsewhere (another process) at `base`.
+    pub fn remote(base: &str, loaded: LoadedConfig) -> TestServer {
+        TestServer {
+            base: base.to_string(),
+            _dir: tempfile::tempdir().unwrap(),
+            loaded,
+            server: None,
+            client: reqwest::Client::new(),
+        }
+    }
+
     /// A token the server accepts, for `roles`.
     pub fn token(&self, roles: &[Role]) -> String {
         self.token_for("tester", None, roles)
