@@ -324,7 +324,7 @@ async fn partners_see_exactly_what_their_agreement_grants_on_every_path() {
             .collect();
         keys.sort();
         assert_eq!(keys, v.fields, "{who}: {body}");
-        assert_eq!(text.contains(SENSITIVE), false, "{who}: {text}");
+        assert!(!text.contains(SENSITIVE), "{who}: {text}");
         assert_eq!(c["submitter"]["email"].is_string(), v.submitter, "{who}");
         assert_eq!(c["submitter"]["name"].is_string(), v.submitter, "{who}");
         assert_eq!(c["description"].is_string(), v.description, "{who}");

@@ -516,7 +516,7 @@ fn guarded_insert_postgres(
     hash: &str,
 ) -> Statement {
     const COLUMNS: &str = "seq, at, actor, agency, roles, request_id, client_addr, kind, operation, \
-                           object_type, object_id, change, prev_hash, hash";
+                           object_type, object_id, change, disclosure, prev_hash, hash";
     let last = links.last().expect("batches are never empty");
     let mut values: Vec<sea_orm::Value> = vec![
         last.seq.into(),
@@ -527,35 +527,29 @@ fn guarded_insert_postgres(
     let mut tuples = Vec::with_capacity(entries.len());
     for (p, link) in entries.iter().zip(links) {
         let base = values.len();
-        let e = &p.entry;
-        let change = e.change.as_ref();
-        values.extend([
-            link.seq.into(),
-            e.at.into(),
-            e.actor.clone().into(),
-            e.agency.clone().into(),
-            serde_json::to_string(&e.roles)
-                .unwrap_or_else(|_| "[]".into())
-                .into(),
-            e.request_id.clone().into(),
-            e.client_addr.clone().into(),
-            if change.is_some() {
-                "change"
-            } else {
-                "operation"
-            }
-            .to_string()
-            .into(),
-            e.operation
-                .as_ref()
-                .and_then(|o| serde_json::to_string(o).ok())
-                .into(),
-            change.map(|c| c.object_type.clone()).into(),
-            change.map(|c| c.object_id.clone()).into(),
-            change.and_then(|c| serde_json::to_string(c).ok()).into(),
-            link.prev_hash.clone().into(),
-            link.hash.clone().into(),
-        ]);
+        // The same row the locked path inserts, so the two paths cannot drift apart.
+        let row = to_row(&p.entry, link);
+        values.extend(
+            [
+                row.seq.into_value(),
+                row.at.into_value(),
+                row.actor.into_value(),
+                row.agency.into_value(),
+                row.roles.into_value(),
+                row.request_id.into_value(),
+                row.client_addr.into_value(),
+                row.kind.into_value(),
+                row.operation.into_value(),
+                row.object_type.into_value(),
+                row.object_id.into_value(),
+                row.change.into_value(),
+                row.disclosure.into_value(),
+                row.prev_hash.into_value(),
+                row.hash.into_value(),
+            ]
+            .into_iter()
+            .map(|v| v.expect("to_row sets every column")),
+        );
         let params: Vec<String> = (base + 1..=values.len()).map(|n| format!("${n}")).collect();
         tuples.push(format!("({})", params.join(", ")));
     }
