@@ -197,6 +197,7 @@ async fn every_connector_classifies_outcomes_alike() {
         after_ambiguous: false,
         pending_token: None,
         to: &to,
+        notice: None,
     };
     for s in &subjects {
         (s.steer)(Peer::Accept);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{TestDb, TestServer, code, data, eventually, junction_bin};
+use crate::support::{SmtpSink, TestDb, TestServer, code, data, eventually, junction_bin};
 
 /// Marker values: if one appears in a partner's response where it should not, the test fails.
 const PERSONAL: &str = "PERSONAL-7f3a";
@@ -22,6 +22,7 @@ const SHARING: &str = r#"
 id = "fire"
 name = "Fire and Rescue"
 kind = "partner"
+email = "control@fire.example"
 
 [[agencies]]
 id = "health"
@@ -1103,4 +1104,93 @@ async fn a_share_made_through_one_process_reaches_a_subscriber_on_another() {
     assert_eq!(event["kind"], "SHARED", "{event}");
     assert!(!event.to_string().contains(SENSITIVE), "{event}");
     drop(db);
+}
+
+#[tokio::test]
+async fn share_notices_by_email_show_only_what_the_agreement_allows() {
+    let (smtp, port) = SmtpSink::start().await;
+    let s = TestServer::start(&format!(
+        r#"{SHARING}
+[[connectors]]
+id = "smtp"
+kind = "email"
+retry = {{ initial_secs = 1, max_delay_secs = 1, max_age_hours = 1, jitter = 0.0 }}
+  [connectors.params]
+  smtp_host = "127.0.0.1"
+  smtp_port = {port}
+  tls = "none"
+  from = "junction@borsetshire.example"
+
+[routing]
+email_connector = "smtp"
+
+[[sharing.rules]]
+name = "high risk food to fire"
+agreement = "fire-food"
+when = {{ field = "fields.risk", eq = "high" }}
+notify = true
+"#
+    ))
+    .await;
+    let (case, reference) = create_food(&s, "high", "smoke from the fryer").await;
+    let mail = eventually(20, "the notice to fire", || {
+        let smtp = smtp.clone();
+        async move {
+            smtp.messages()
+                .into_iter()
+                .find(|m| m.to.iter().any(|t| t.contains("control@fire.example")))
+        }
+    })
+    .await;
+    assert!(mail.data.contains("Shared with you"), "{}", mail.data);
+    assert!(mail.data.contains(&reference), "{}", mail.data);
+    assert!(mail.data.contains("fire-food"), "{}", mail.data);
+    // Fire's ceiling is personal: contact notes go, symptoms (sensitive) never do.
+    assert!(mail.data.contains(PERSONAL), "{}", mail.data);
+    assert!(!mail.data.contains(SENSITIVE), "{}", mail.data);
+    // The police rule also asks to notify, but the police have no address: a dead notice
+    // that says so, rather than silence.
+    let officer = s.token(&[Role::Officer]);
+    let body = eventually(20, "the police notice to be given up", || {
+        let s = &s;
+        let officer = officer.clone();
+        let case = case.clone();
+        async move {
+            let (_, body) = s
+                .gql(
+                    Some(&officer),
+                    "query($id: ID!) { case(id: $id) { deliveries { kind state agencyId lastError } } }",
+                    json!({"id": case}),
+                )
+                .await;
+            let dead = data(&body)["case"]["deliveries"]
+                .as_array()?
+                .iter()
+                .any(|d| d["kind"] == "PARTNER_NOTICE" && d["agencyId"] == "police" && d["state"] == "DEAD");
+            dead.then_some(body)
+        }
+    })
+    .await;
+    assert!(body.to_string().contains("no email address"), "{body}");
+    // The personal values the email showed are on the disclosure log.
+    let auditor = s.token(&[Role::Auditor]);
+    let (_, body) = s
+        .gql(
+            Some(&auditor),
+            "query($id: ID!) { disclosures(caseId: $id) { partnerAgency channel fields } }",
+            json!({"id": case}),
+        )
+        .await;
+    let list = data(&body)["disclosures"].as_array().unwrap();
+    assert!(
+        list.iter().any(|d| d["partnerAgency"] == "fire"
+            && d["channel"] == "email"
+            && d["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f == "fields.contact_notes")),
+        "{body}"
+    );
+    s.stop().await;
 }

@@ -642,6 +642,7 @@ async fn shares_the_feed_and_disclosures_on_every_database() {
             agreement_id: None,
             reason: "joint patrol",
             rule: None,
+            notify_via: None,
         };
         let share = sharing::share(&store, &actor(), &case.id, request.clone())
             .await

@@ -33,6 +33,13 @@ pub struct Intake {
 }
 
 impl Intake {
+    /// The email connector that carries email to agencies (`routing.email_connector`).
+    pub fn email_connector(&self) -> Option<String> {
+        self.routing
+            .values()
+            .find_map(|t| t.methods.email_connector.clone())
+    }
+
     pub fn new(
         store: Store,
         routing: Arc<BTreeMap<String, RoutingTable>>,

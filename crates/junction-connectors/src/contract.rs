@@ -22,6 +22,9 @@ pub struct Outbound<'a> {
     pub pending_token: Option<&'a str>,
     /// Email recipients chosen by routing (the agency's address, or a rule's `also_email`).
     pub to: &'a [String],
+    /// For a notice to a partner agency: what to tell it. The case is then already redacted to
+    /// what the sharing agreement allows.
+    pub notice: Option<&'a str>,
 }
 
 /// A delivery the other side accepted.

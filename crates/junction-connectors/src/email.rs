@@ -15,10 +15,9 @@ use serde_json::{Value, json};
 use crate::contract::{Accepted, Deliver, Outbound, Refused};
 use crate::{ConnectorError, EmailParams, EmailTls};
 
-const SUBJECT: &str =
-    "{% if priority %}[{{ priority }}] {% endif %}{{ service_name }}: case {{ reference }}";
+const SUBJECT: &str = "{% if notice %}Shared with you: {% endif %}{% if priority %}[{{ priority }}] {% endif %}{{ service_name }}: case {{ reference }}";
 
-const BODY: &str = r#"A {{ service_name }} case has been reported to {{ agency }}.
+const BODY: &str = r#"{% if notice %}{{ notice }}{% else %}A {{ service_name }} case has been reported to {{ agency }}.{% endif %}
 
 Reference:    {{ reference }}
 {%- if priority %}
@@ -35,18 +34,20 @@ Location
 {%- if uprn %}
   UPRN:       {{ uprn }}{% endif %}
 
+{% if not notice or description -%}
 Description
 {{ description }}
-{% if fields %}
+{% endif %}{% if fields %}
 Details
 {%- for code, value in fields|items %}
   {{ code }}: {{ value }}{% endfor %}
 {% endif %}
+{% if not notice or name or email or phone -%}
 Reported by
   Name:       {{ name or "(not given)" }}
   Email:      {{ email or "(not given)" }}
   Phone:      {{ phone or "(not given)" }}
-{% if rules %}
+{% endif %}{% if rules %}
 Routing rules applied: {{ rules|join(", ") }}
 {% endif %}
 Junction case id: {{ case_id }}
@@ -140,6 +141,7 @@ impl Email {
             "name": c.submitter.name,
             "email": c.submitter.email,
             "phone": c.submitter.phone,
+            "notice": out.notice,
         })
     }
 

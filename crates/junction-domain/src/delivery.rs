@@ -70,6 +70,9 @@ pub enum DeliveryKind {
     /// A copy of the case by email to the addresses a rule named (high priority); it goes
     /// whatever happens to the main delivery.
     AlsoEmail,
+    /// A notice to a partner agency that a case was shared with it, showing only what the
+    /// agreement allows.
+    PartnerNotice,
 }
 
 impl DeliveryKind {
@@ -77,13 +80,18 @@ impl DeliveryKind {
         match self {
             DeliveryKind::Case => "case",
             DeliveryKind::AlsoEmail => "also_email",
+            DeliveryKind::PartnerNotice => "partner_notice",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [DeliveryKind::Case, DeliveryKind::AlsoEmail]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            DeliveryKind::Case,
+            DeliveryKind::AlsoEmail,
+            DeliveryKind::PartnerNotice,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -160,6 +168,7 @@ pub fn idempotency_key(case_id: &str, connector_id: &str, kind: DeliveryKind) ->
     match kind {
         DeliveryKind::Case => format!("{case_id}:{connector_id}"),
         DeliveryKind::AlsoEmail => format!("{case_id}:{connector_id}:also_email"),
+        DeliveryKind::PartnerNotice => format!("{case_id}:{connector_id}:partner_notice"),
     }
 }
 

@@ -554,6 +554,59 @@ impl Lens {
             .collect()
     }
 
+    /// The case with every attribute the lens hides emptied: what may be sent to a partner in
+    /// a message (an email notice, say), where there is no `redacted` list to mark gaps.
+    pub fn redact(&self, case: &Case) -> Case {
+        let mut out = case.clone();
+        if matches!(self, Lens::Full) {
+            return out;
+        }
+        if !self.shows("agency") {
+            out.agency_id = String::new();
+        }
+        if !self.shows("description") {
+            out.description = String::new();
+        }
+        if !self.shows("location.point") {
+            out.location.lat = None;
+            out.location.long = None;
+        }
+        if !self.shows("location.address") {
+            out.location.address = None;
+        }
+        if !self.shows("location.uprn") {
+            out.location.uprn = None;
+        }
+        if !self.shows("submitter.name") {
+            out.submitter.name = None;
+        }
+        if !self.shows("submitter.email") {
+            out.submitter.email = None;
+        }
+        if !self.shows("submitter.phone") {
+            out.submitter.phone = None;
+        }
+        if !self.shows("sourceRef") {
+            out.source_ref = None;
+        }
+        if !self.shows("route") {
+            out.route = None;
+        }
+        out.fields = self.fields(case);
+        out
+    }
+
+    /// Every attribute of `case` that is shown, holding a value, and personal or above.
+    pub fn disclosed_in_full(&self, case: &Case) -> Vec<String> {
+        let all: BTreeSet<String> = CORE_DEFAULTS
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .filter(|p| p != "notes" && p != "updates")
+            .chain(std::iter::once("fields".to_string()))
+            .collect();
+        self.disclosed(case, &all)
+    }
+
     /// Of the attributes a caller asked for, those that disclose personal or sensitive data to
     /// a partner: shown, holding a value, and classified personal or above. Sorted.
     pub fn disclosed(&self, case: &Case, wanted: &BTreeSet<String>) -> Vec<String> {
@@ -790,6 +843,24 @@ mod tests {
             core: Arc::new(CoreClassification::default()),
             case_type: Some(Arc::new(food())),
         }
+    }
+
+    #[test]
+    fn redacted_copies_keep_only_what_shows() {
+        let l = lens(agreement("a"));
+        let r = l.redact(&case());
+        assert_eq!(r.submitter, Submitter::default());
+        assert_eq!(r.description, "ill after eating");
+        assert!(r.fields.contains_key("premises") && !r.fields.contains_key("symptoms"));
+        assert!(l.disclosed_in_full(&case()).is_empty());
+        let personal = lens(Agreement {
+            ceiling: Classification::Personal,
+            ..agreement("a")
+        });
+        assert_eq!(
+            personal.disclosed_in_full(&case()),
+            vec!["submitter.email", "submitter.name"]
+        );
     }
 
     #[test]

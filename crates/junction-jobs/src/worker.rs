@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
 use junction_connectors::{Deliver, Outbound};
-use junction_domain::{DeliveryState, RetryPolicy};
+use junction_domain::{
+    Actor, AuditDisclosure, Case, CoreClassification, DeliveryKind, DeliveryState, Lens,
+    RetryPolicy,
+};
 use junction_store::deliveries::{self, Delivery, Failure, Settle};
-use junction_store::{Store, StoreError, cases, catalogue};
+use junction_store::{Store, StoreError, cases, catalogue, sharing};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -172,17 +175,29 @@ pub struct Runner {
     wake: Arc<Notify>,
     batcher: Batcher,
     names: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
+    /// Classifications of core case attributes, for notices to partners.
+    core: Arc<CoreClassification>,
 }
 
 impl Runner {
     /// Must be called within a tokio runtime: it starts the group-commit tasks.
     pub fn new(store: Store, connectors: ConnectorSet) -> Arc<Runner> {
+        Runner::with_classification(store, connectors, Arc::default())
+    }
+
+    /// As [`Runner::new`], redacting partner notices by the configured classifications.
+    pub fn with_classification(
+        store: Store,
+        connectors: ConnectorSet,
+        core: Arc<CoreClassification>,
+    ) -> Arc<Runner> {
         Arc::new(Runner {
             batcher: Batcher::start(store.clone()),
             store,
             connectors,
             wake: Arc::new(Notify::new()),
             names: Default::default(),
+            core,
         })
     }
 
@@ -227,7 +242,35 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
     let Some(d) = runner.batcher.claim(id, lease).await? else {
         return Ok(Outcome::Skipped);
     };
-    let Some(case) = cases::get_by_id(&runner.store, &d.case_id).await? else {
+    let found = cases::get_by_id(&runner.store, &d.case_id).await?;
+    // A notice to a partner shows only what its agreement allows, and goes only while the
+    // agreement is active and the case still shared.
+    let (case, notice) = match (found, d.kind) {
+        (Some(case), DeliveryKind::PartnerNotice) => match partner_notice(runner, &d, &case).await?
+        {
+            Ok((redacted, notice)) => (Some(redacted), Some(notice)),
+            Err(why) => {
+                let failure = Failure {
+                    error: why,
+                    response: None,
+                    permanent: true,
+                    ambiguous: false,
+                    token: None,
+                };
+                let after = runner
+                    .batcher
+                    .settle(Settle::Failed {
+                        id,
+                        failure,
+                        policy: connector.policy,
+                    })
+                    .await?;
+                return Ok(Outcome::Settled(after.state));
+            }
+        },
+        (found, _) => (found, None),
+    };
+    let Some(case) = case else {
         let failure = Failure {
             error: format!("case {} no longer exists", d.case_id),
             response: None,
@@ -265,6 +308,7 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
         after_ambiguous: orphaned || d.payload["ambiguous"].as_bool().unwrap_or(false),
         pending_token: d.payload["token"].as_str(),
         to: &to,
+        notice: notice.as_deref(),
     };
     // The connector has its own timeout; this one guards against a connector that ignores it.
     let result = tokio::time::timeout(
@@ -445,4 +489,73 @@ pub fn start(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) -> Vec<Joi
         tasks.push(worker_task);
     }
     tasks
+}
+
+/// The case as the partner's agreement shows it, and the notice text; or why nothing may be
+/// sent. Personal values the notice shows are on the audit chain before it goes.
+async fn partner_notice(
+    runner: &Runner,
+    d: &Delivery,
+    case: &Case,
+) -> Result<Result<(Case, String), String>, StoreError> {
+    let agency = d.payload["agency"].as_str().unwrap_or_default().to_string();
+    let agreement_id = d.payload["agreement"].as_str().unwrap_or_default();
+    let Some(stored) = sharing::agreement(&runner.store, agreement_id).await? else {
+        return Ok(Err(format!(
+            "agreement `{agreement_id}` no longer exists: nothing sent"
+        )));
+    };
+    let agreement = stored.agreement;
+    if !agreement.is_active(chrono::Utc::now()) {
+        return Ok(Err(format!(
+            "agreement `{agreement_id}` is {}: nothing sent",
+            agreement.state(chrono::Utc::now()).as_str()
+        )));
+    }
+    let live = sharing::live_shares(&runner.store, std::slice::from_ref(&case.id)).await?;
+    let still_shared = live.get(&case.id).is_some_and(|s| {
+        s.iter()
+            .any(|s| s.agency_id == agency && s.agreement_id == agreement_id)
+    });
+    if !still_shared {
+        return Ok(Err(format!(
+            "case {} is no longer shared with `{agency}`: nothing sent",
+            case.reference
+        )));
+    }
+    let case_type =
+        catalogue::case_type(&runner.store, &case.jurisdiction_id, &case.case_type_code)
+            .await?
+            .map(Arc::new);
+    let notice = format!(
+        "Case {} has been shared with {agency} under data sharing agreement `{}` ({}; lawful basis: {}). Only what the agreement allows is shown.",
+        case.reference, agreement.id, agreement.title, agreement.lawful_basis
+    );
+    let lens = Lens::Partner {
+        agreement: Arc::new(agreement),
+        purpose: "share_notice".into(),
+        agency: agency.clone(),
+        core: runner.core.clone(),
+        case_type,
+    };
+    let disclosed = lens.disclosed_in_full(case);
+    if !disclosed.is_empty() {
+        let Lens::Partner { agreement, .. } = &lens else {
+            unreachable!("built as a partner lens")
+        };
+        let mut entry = Actor::internal("share-notice").entry();
+        entry.disclosure = Some(AuditDisclosure {
+            case_id: case.id.clone(),
+            case_reference: case.reference.clone(),
+            partner_agency: agency,
+            agreement_id: agreement.id.clone(),
+            purpose: "share_notice".into(),
+            fields: disclosed,
+            channel: "email".into(),
+        });
+        let txn = runner.store.begin_write().await?;
+        junction_store::audit::append(&*txn, &[entry]).await?;
+        txn.commit().await?;
+    }
+    Ok(Ok((lens.redact(case), notice)))
 }

@@ -67,7 +67,11 @@ impl Drop for Workers {
 
 /// Starts the reconciler and workers for `store`.
 pub async fn start(loaded: &LoadedConfig, store: &Store) -> anyhow::Result<(Arc<Runner>, Workers)> {
-    let runner = Runner::new(store.clone(), connectors(loaded)?);
+    let runner = Runner::with_classification(
+        store.clone(),
+        connectors(loaded)?,
+        loaded.sharing.policy.core.clone(),
+    );
     if !loaded.config.workers.enabled {
         return Ok((runner, Workers(Vec::new())));
     }

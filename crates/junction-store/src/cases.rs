@@ -117,7 +117,15 @@ pub async fn create(
     )
     .await?;
     deliveries::insert_for_route(&*txn, &case, &route, &routing.methods, now).await?;
-    sharing::apply_rules(&*txn, actor, &case, &routing.share_rules, now).await?;
+    sharing::apply_rules(
+        &*txn,
+        actor,
+        &case,
+        &routing.share_rules,
+        routing.methods.email_connector.as_deref(),
+        now,
+    )
+    .await?;
     let entry = actor.change(
         "case",
         &case.id,

@@ -88,7 +88,7 @@ pub fn truncate(text: &str) -> String {
     format!("{}… [{} bytes in all]", &text[..end], text.len())
 }
 
-fn new_row(
+pub(crate) fn new_row(
     case: &Case,
     connector: &str,
     kind: DeliveryKind,

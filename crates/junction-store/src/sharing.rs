@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use junction_domain::sharing::ShareRule;
 use junction_domain::{
     Actor, Agreement, AgreementStatus, AuditDisclosure, Case, CaseEvent, CaseEventKind,
-    Classification, CoreClassification, Share, ValidationErrors,
+    Classification, CoreClassification, DeliveryKind, DeliveryState, Share, ValidationErrors,
 };
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
@@ -23,7 +23,9 @@ use serde_json::{Value, json};
 
 use crate::cases::{from_row as case_from_row, insert_event, load_for_update};
 use crate::catalogue::load_case_type;
-use crate::entity::{agency, agreement, audit_head, audit_log, case, case_event, case_share};
+use crate::entity::{
+    agency, agreement, audit_head, audit_log, case, case_event, case_share, delivery,
+};
 use crate::{Store, StoreError, audit};
 
 /// Where an agreement came from.
@@ -463,6 +465,9 @@ pub struct ShareRequest<'a> {
     pub agreement_id: Option<&'a str>,
     pub reason: &'a str,
     pub rule: Option<&'a str>,
+    /// Tell the partner by email through this (email) connector, showing only what the
+    /// agreement allows.
+    pub notify_via: Option<&'a str>,
 }
 
 /// Shares a case with a partner agency, with a `shared` event and an audit entry.
@@ -566,12 +571,25 @@ pub(crate) async fn share_in_txn<C: ConnectionTrait>(
         .exec(conn)
         .await?
         .last_insert_id;
-    let data = json!({
+    let mut data = json!({
         "agency": request.agency_id,
         "agreement": chosen.id,
         "reason": request.reason.trim(),
         "rule": request.rule,
     });
+    if let Some(connector) = request.notify_via {
+        let notice = insert_notice(
+            conn,
+            case,
+            request.agency_id,
+            &chosen.id,
+            id,
+            connector,
+            now,
+        )
+        .await?;
+        data["notice"] = Value::from(notice);
+    }
     insert_event(
         conn,
         &case.id,
@@ -601,6 +619,42 @@ pub(crate) async fn share_in_txn<C: ConnectionTrait>(
     })
 }
 
+/// Queues the email telling a partner about a share; returns the delivery's id. An agency
+/// with no email address gets a dead delivery saying so, so the gap shows.
+async fn insert_notice<C: ConnectionTrait>(
+    conn: &C,
+    case: &Case,
+    agency_id: &str,
+    agreement_id: &str,
+    share_id: i64,
+    connector: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let email = agency::Entity::find_by_id(agency_id.to_string())
+        .one(conn)
+        .await?
+        .and_then(|a| a.email);
+    let mut row = crate::deliveries::new_row(
+        case,
+        connector,
+        DeliveryKind::PartnerNotice,
+        json!({"to": email.iter().collect::<Vec<_>>(), "agency": agency_id, "agreement": agreement_id, "share": share_id}),
+        now,
+    );
+    row.agency_id = Set(agency_id.to_string());
+    row.idempotency_key = Set(format!("{}:{connector}:partner_notice:{share_id}", case.id));
+    if email.is_none() {
+        row.state = Set(DeliveryState::Dead.as_str().to_string());
+        row.last_error = Set(Some(format!(
+            "partner `{agency_id}` has no email address for share notices"
+        )));
+    }
+    Ok(delivery::Entity::insert(row)
+        .exec(conn)
+        .await?
+        .last_insert_id)
+}
+
 /// Applies sharing rules to a new case inside its creating transaction. A rule whose agreement
 /// is not active, or does not cover the case type, shares nothing.
 pub(crate) async fn apply_rules<C: ConnectionTrait>(
@@ -608,6 +662,7 @@ pub(crate) async fn apply_rules<C: ConnectionTrait>(
     actor: &Actor,
     case: &Case,
     rules: &[ShareRule],
+    email_connector: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Vec<ShareRecord>, StoreError> {
     let mut made = Vec::new();
@@ -631,6 +686,7 @@ pub(crate) async fn apply_rules<C: ConnectionTrait>(
             agreement_id: Some(&rule.agreement),
             reason: &format!("sharing rule `{}`", rule.name),
             rule: Some(&rule.name),
+            notify_via: email_connector.filter(|_| rule.notify),
         };
         made.push(share_in_txn(conn, actor, case, &request, now).await?);
     }

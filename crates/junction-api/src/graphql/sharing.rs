@@ -12,6 +12,7 @@ use super::guard::Can;
 use super::types::{CaseShare, Classification};
 use crate::RequestCtx;
 use crate::error::{ApiError, ApiResult};
+use crate::intake::Intake;
 
 #[derive(Default)]
 pub struct SharingQuery;
@@ -273,7 +274,8 @@ impl SharingMutation {
     }
 
     /// Shares a case with a partner agency, under the named agreement or the one active
-    /// agreement that covers the case type.
+    /// agreement that covers the case type. With `notify`, the partner is also told by email
+    /// (through `routing.email_connector`), showing only what the agreement allows.
     #[graphql(guard = "Can(Action::ShareCases)")]
     async fn share_case(
         &self,
@@ -282,9 +284,17 @@ impl SharingMutation {
         agency: String,
         agreement: Option<String>,
         reason: String,
+        #[graphql(default)] notify: bool,
     ) -> ApiResult<CaseShare> {
         let store = ctx.data_unchecked::<Store>();
         let actor = ctx.data_unchecked::<RequestCtx>().actor();
+        let email = ctx.data_unchecked::<Intake>().email_connector();
+        if notify && email.is_none() {
+            return Err(ApiError::invalid(
+                "notify",
+                "no email connector is configured (routing.email_connector)",
+            ));
+        }
         let record = sharing::share(
             store,
             &actor,
@@ -294,6 +304,7 @@ impl SharingMutation {
                 agreement_id: agreement.as_deref(),
                 reason: &reason,
                 rule: None,
+                notify_via: email.as_deref().filter(|_| notify),
             },
         )
         .await?;

@@ -677,6 +677,7 @@ pub enum DeliveryState {
 pub enum DeliveryKind {
     Case,
     AlsoEmail,
+    PartnerNotice,
 }
 
 /// A connector's reference for a case.
