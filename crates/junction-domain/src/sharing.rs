@@ -436,6 +436,8 @@ pub struct Share {
     pub case_id: String,
     pub agency_id: String,
     pub agreement_id: String,
+    /// The feed position from which the share holds: events before it are not the partner's.
+    pub since: i64,
 }
 
 impl PartnerScope {
@@ -971,6 +973,7 @@ mod tests {
             case_id: "c1".into(),
             agency_id: agency.into(),
             agreement_id: "a".into(),
+            since: 0,
         };
         assert!(scope.agreement_for("food", &[share("police")]).is_some());
         assert!(scope.agreement_for("food", &[share("fire")]).is_none());

@@ -35,6 +35,44 @@ pub struct CaseFilter {
     /// Only cases shared live with a partner, under one of its agreements that covers the
     /// case's type.
     pub shared_with: Option<SharedWith>,
+    /// An order other than newest first; pages are then counted by offset.
+    pub order: Option<CaseOrder>,
+}
+
+/// What to sort cases by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortKey {
+    CreatedAt,
+    UpdatedAt,
+    Status,
+    Description,
+    SubmitterName,
+    SubmitterEmail,
+    /// A case-type field, by code.
+    Field(String),
+}
+
+impl SortKey {
+    /// The attribute path the key reads, for visibility checks.
+    pub fn path(&self) -> String {
+        match self {
+            SortKey::CreatedAt => "createdAt".into(),
+            SortKey::UpdatedAt => "updatedAt".into(),
+            SortKey::Status => "status".into(),
+            SortKey::Description => "description".into(),
+            SortKey::SubmitterName => "submitter.name".into(),
+            SortKey::SubmitterEmail => "submitter.email".into(),
+            SortKey::Field(code) => format!("fields.{code}"),
+        }
+    }
+}
+
+/// A sort, with the number of cases to skip (the page's offset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseOrder {
+    pub key: SortKey,
+    pub descending: bool,
+    pub offset: u64,
 }
 
 /// A partner's view of the case list.
@@ -243,14 +281,45 @@ pub async fn list(
         q = q.filter(any);
     }
     let total = q.clone().count(store.conn()).await?;
-    if let Some(after) = after {
-        q = q.filter(case::Column::Id.lt(after));
-    }
-    let rows = q
-        .order_by_desc(case::Column::Id)
-        .limit(first + 1)
-        .all(store.conn())
-        .await?;
+    let q = match &filter.order {
+        None => {
+            if let Some(after) = after {
+                q = q.filter(case::Column::Id.lt(after));
+            }
+            q.order_by_desc(case::Column::Id)
+        }
+        Some(order) => {
+            use sea_orm::Order;
+            let dir = if order.descending {
+                Order::Desc
+            } else {
+                Order::Asc
+            };
+            let q = match &order.key {
+                SortKey::CreatedAt => q.order_by(case::Column::CreatedAt, dir.clone()),
+                SortKey::UpdatedAt => q.order_by(case::Column::UpdatedAt, dir.clone()),
+                SortKey::Status => q.order_by(case::Column::Status, dir.clone()),
+                SortKey::Description => q.order_by(case::Column::Description, dir.clone()),
+                SortKey::SubmitterName => q.order_by(case::Column::SubmitterName, dir.clone()),
+                SortKey::SubmitterEmail => q.order_by(case::Column::SubmitterEmail, dir.clone()),
+                SortKey::Field(code) => {
+                    let expr = match backend {
+                        DbBackend::Postgres => {
+                            Expr::cust_with_values("(CAST(fields AS jsonb) ->> $1)", [code.clone()])
+                        }
+                        _ => Expr::cust_with_values(
+                            "json_extract(fields, ?)",
+                            [format!("$.\"{}\"", code.replace('"', ""))],
+                        ),
+                    };
+                    q.order_by(expr, dir.clone())
+                }
+            };
+            // Ties broken by id, so pages never overlap.
+            q.order_by(case::Column::Id, dir).offset(order.offset)
+        }
+    };
+    let rows = q.limit(first + 1).all(store.conn()).await?;
     let has_next = rows.len() as u64 > first;
     let cases = rows
         .into_iter()

@@ -1,7 +1,8 @@
 //! Connecting to SQLite or PostgreSQL, migrating, and write transactions.
 //!
 //! SQLite runs in WAL mode with `synchronous=FULL`, so a commit is on disk before it returns,
-//! and writes within one process are serialised by a lock taken before `BEGIN`: a deferred
+//! write transactions begin `IMMEDIATE`, and writes within one process are serialised by a
+//! lock taken before `BEGIN`: a deferred
 //! SQLite transaction that reads and then writes can otherwise fail at once with `SQLITE_BUSY`
 //! when another connection committed in between. PostgreSQL needs no such lock.
 
@@ -12,7 +13,8 @@ use std::time::Duration;
 use junction_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqlxPostgresConnector, SqlxSqliteConnector, TransactionTrait,
+    SqliteTransactionMode, SqlxPostgresConnector, SqlxSqliteConnector, TransactionOptions,
+    TransactionTrait,
 };
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -141,7 +143,20 @@ impl Store {
             Some(lock) => Some(lock.clone().lock_owned().await),
             None => None,
         };
-        let txn = self.db.begin().await?;
+        let txn = match self.backend {
+            // IMMEDIATE takes SQLite's write lock at BEGIN, so a transaction that reads before
+            // it writes cannot fail with SQLITE_BUSY_SNAPSHOT when a statement outside the
+            // process lock (an auto-commit update) committed in between; it waits instead.
+            Backend::Sqlite => {
+                self.db
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..TransactionOptions::default()
+                    })
+                    .await?
+            }
+            Backend::Postgres => self.db.begin().await?,
+        };
         Ok(WriteTxn { txn, _guard: guard })
     }
 

@@ -395,6 +395,8 @@ pub struct ShareRecord {
     pub unshared_at: Option<DateTime<Utc>>,
     pub unshared_by: Option<String>,
     pub unshare_reason: Option<String>,
+    /// The feed position of the share's `shared` event.
+    pub feed_seq: i64,
 }
 
 impl ShareRecord {
@@ -403,6 +405,7 @@ impl ShareRecord {
             case_id: self.case_id.clone(),
             agency_id: self.agency_id.clone(),
             agreement_id: self.agreement_id.clone(),
+            since: self.feed_seq,
         }
     }
 }
@@ -420,6 +423,7 @@ fn share_from(m: case_share::Model) -> ShareRecord {
         unshared_at: m.unshared_at,
         unshared_by: m.unshared_by,
         unshare_reason: m.unshare_reason,
+        feed_seq: m.feed_seq.unwrap_or(0),
     }
 }
 
@@ -590,7 +594,7 @@ pub(crate) async fn share_in_txn<C: ConnectionTrait>(
         .await?;
         data["notice"] = Value::from(notice);
     }
-    insert_event(
+    let event = insert_event(
         conn,
         &case.id,
         CaseEventKind::Shared,
@@ -599,6 +603,16 @@ pub(crate) async fn share_in_txn<C: ConnectionTrait>(
         data.clone(),
     )
     .await?;
+    let feed_seq = case_event::Entity::find_by_id(event.id)
+        .one(conn)
+        .await?
+        .and_then(|e| e.feed_seq)
+        .unwrap_or(0);
+    case_share::Entity::update_many()
+        .col_expr(case_share::Column::FeedSeq, Expr::value(feed_seq))
+        .filter(case_share::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
     audit::append(
         conn,
         &[actor.change("case", &case.id, "share", Value::Null, data)],
@@ -616,6 +630,7 @@ pub(crate) async fn share_in_txn<C: ConnectionTrait>(
         unshared_at: None,
         unshared_by: None,
         unshare_reason: None,
+        feed_seq,
     })
 }
 

@@ -1,11 +1,11 @@
 //! Read operations. Each field names the action it needs in its guard.
 
-use async_graphql::{Context, ID, InputObject, Object};
+use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use junction_domain::Access;
 use junction_domain::Action;
 use junction_store::audit::{self, AuditFilter};
-use junction_store::cases::{self, CaseFilter, SharedWith};
+use junction_store::cases::{self, CaseFilter, CaseOrder, SharedWith, SortKey};
 use junction_store::{Store, catalogue, deliveries, sharing as store_sharing};
 
 use super::Limits;
@@ -35,6 +35,35 @@ pub struct CaseFilterInput {
     pub fields: Option<Vec<FieldEquals>>,
     /// The submitter's email address, exactly.
     pub submitter_email: Option<String>,
+}
+
+/// What to sort cases by.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum CaseSort {
+    CreatedAt,
+    UpdatedAt,
+    Status,
+    Description,
+    SubmitterName,
+    SubmitterEmail,
+    /// A case-type field, named in `field`.
+    Field,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum SortDirection {
+    Asc,
+    Desc,
+}
+
+/// An order for `cases`; without one, newest first.
+#[derive(InputObject)]
+pub struct CaseOrderInput {
+    pub by: CaseSort,
+    /// The field code, with `by: FIELD`.
+    pub field: Option<String>,
+    #[graphql(default_with = "SortDirection::Desc")]
+    pub direction: SortDirection,
 }
 
 /// One case-type field that must hold a value.
@@ -150,6 +179,7 @@ impl QueryRoot {
         #[graphql(desc = "page size, 1 to the configured maximum (default 20)")] first: Option<i32>,
         after: Option<String>,
         filter: Option<CaseFilterInput>,
+        order_by: Option<CaseOrderInput>,
         #[graphql(desc = "why a partner asks; or the Junction-Purpose header")] purpose: Option<
             String,
         >,
@@ -158,7 +188,18 @@ impl QueryRoot {
         let policy = ctx.data_unchecked::<SharingPolicy>();
         let access = case_access(ctx, purpose.as_deref()).await?;
         let first = page_size(first, 20, ctx.data_unchecked::<Limits>().max_page_size)?;
-        let after = after.map(|c| decode_cursor("case", &c)).transpose()?;
+        // Newest first pages by id; any other order pages by offset, with its own cursors.
+        let order = order_by.map(sort_key).transpose()?;
+        let (after, offset) = match (&order, after) {
+            (_, None) => (None, 0),
+            (None, Some(c)) => (Some(decode_cursor("case", &c)?), 0),
+            (Some(_), Some(c)) => (
+                None,
+                decode_cursor("case-at", &c)?
+                    .parse::<u64>()
+                    .map_err(|_| ApiError::invalid("after", "is not a cursor from this list"))?,
+            ),
+        };
         let f = filter.unwrap_or_default();
         let field_equals: Vec<(String, String)> = f
             .fields
@@ -178,6 +219,9 @@ impl QueryRoot {
                     paths.push("submitter.email".into());
                 }
                 paths.extend(field_equals.iter().map(|(c, _)| format!("fields.{c}")));
+                if let Some((key, _)) = &order {
+                    paths.push(key.path());
+                }
                 let types = case_type_lookup(store).await?;
                 for path in paths {
                     scope
@@ -200,7 +244,13 @@ impl QueryRoot {
             field_equals,
             submitter_email: f.submitter_email,
             shared_with,
+            order: order.map(|(key, descending)| CaseOrder {
+                key,
+                descending,
+                offset,
+            }),
         };
+        let ordered = filter.order.is_some();
         let page = cases::list(store, &filter, first, after.as_deref()).await?;
         let ids: Vec<String> = page.cases.iter().map(|c| c.id.clone()).collect();
         let mut shares = match &access {
@@ -208,14 +258,19 @@ impl QueryRoot {
             Access::Partner(_) => store_sharing::live_shares(store, &ids).await?,
         };
         let mut edges: Vec<CaseEdge> = Vec::with_capacity(page.cases.len());
-        for c in page.cases {
+        for (i, c) in page.cases.into_iter().enumerate() {
+            let cursor = if ordered {
+                encode_cursor("case-at", &(offset + i as u64 + 1).to_string())
+            } else {
+                encode_cursor("case", &c.id)
+            };
             let case_shares = shares.remove(&c.id).unwrap_or_default();
             // The store already left out unshared cases; the lens is the second lock.
             let Some(lens) = lens_for(store, policy, &access, &c, &case_shares).await? else {
                 continue;
             };
             edges.push(CaseEdge {
-                cursor: encode_cursor("case", &c.id),
+                cursor,
                 node: Case { case: c, lens },
             });
         }
@@ -304,6 +359,32 @@ impl QueryRoot {
             edges,
         })
     }
+}
+
+/// The store's sort key for an order, and whether it descends.
+fn sort_key(o: CaseOrderInput) -> ApiResult<(SortKey, bool)> {
+    let key = match (o.by, o.field) {
+        (CaseSort::Field, Some(code)) if !code.trim().is_empty() => SortKey::Field(code),
+        (CaseSort::Field, _) => {
+            return Err(ApiError::invalid(
+                "orderBy.field",
+                "is required with `by: FIELD`",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::invalid(
+                "orderBy.field",
+                "is only for `by: FIELD`",
+            ));
+        }
+        (CaseSort::CreatedAt, None) => SortKey::CreatedAt,
+        (CaseSort::UpdatedAt, None) => SortKey::UpdatedAt,
+        (CaseSort::Status, None) => SortKey::Status,
+        (CaseSort::Description, None) => SortKey::Description,
+        (CaseSort::SubmitterName, None) => SortKey::SubmitterName,
+        (CaseSort::SubmitterEmail, None) => SortKey::SubmitterEmail,
+    };
+    Ok((key, o.direction == SortDirection::Desc))
 }
 
 /// A list costs its page size times what each item asks for, so a wide page of deep items is

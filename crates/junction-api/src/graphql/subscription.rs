@@ -197,7 +197,13 @@ impl Feed {
         }
         self.last = item.entry.seq;
         let event = &item.entry.event;
-        let mut shares = item.shares.clone();
+        // A partner's feed holds what happened from the moment a case was shared with it.
+        let mut shares: Vec<Share> = item
+            .shares
+            .iter()
+            .filter(|s| s.since <= item.entry.seq)
+            .cloned()
+            .collect();
         // A partner hears of its own share being withdrawn, though the share is no longer live.
         if event.kind == DomainKind::Unshared
             && let Some(agency) = self.agency()
@@ -208,6 +214,7 @@ impl Feed {
                 case_id: item.case.id.clone(),
                 agency_id: agency.to_string(),
                 agreement_id: agreement.to_string(),
+                since: 0,
             });
         }
         let Some(lens) =

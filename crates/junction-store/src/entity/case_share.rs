@@ -18,6 +18,8 @@ pub struct Model {
     pub unshared_at: Option<ChronoDateTimeUtc>,
     pub unshared_by: Option<String>,
     pub unshare_reason: Option<String>,
+    /// The feed position of the share's `shared` event.
+    pub feed_seq: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
