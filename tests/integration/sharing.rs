@@ -836,6 +836,40 @@ async fn websocket_connections_need_a_valid_token_and_close_when_it_expires() {
     ws.subscribe(None).await;
     let closed = ws.closing().await;
     assert_eq!(closed["code"], 4401, "{closed}");
+    // Both the refused connection and the expiry are on the audit log.
+    let auditor = s.token(&[Role::Auditor]);
+    let (_, body) = s
+        .gql(
+            Some(&auditor),
+            "{ auditLog(first: 50) { edges { node { actor operationName operationType outcome errorCode } } } }",
+            json!({}),
+        )
+        .await;
+    let records: Vec<&Value> = data(&body)["auditLog"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .collect();
+    assert!(
+        records.iter().any(|r| r["operationName"] == "connection_init"
+            && r["errorCode"] == "UNAUTHENTICATED"),
+        "{body}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["operationName"] == "connection_close"
+                && r["errorCode"] == "UNAUTHENTICATED"
+                && r["actor"] == "p"),
+        "{body}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["operationName"] == "sharedCaseEvents" && r["outcome"] == "ok"),
+        "{body}"
+    );
     s.stop().await;
 }
 

@@ -264,6 +264,28 @@ async fn serve(
                 }
                 let request = close_rx.borrow().clone();
                 if let Some((code, reason)) = request {
+                    // Ending a connection for an expired token or a lapsed agreement is on the
+                    // record like any refusal.
+                    let mut entry = ctx_cell
+                        .get()
+                        .map(|c| c.actor().entry())
+                        .unwrap_or_else(|| AuditEntry::now("anonymous"));
+                    let error_code = match code {
+                        4401 => ErrorCode::Unauthenticated,
+                        4403 => ErrorCode::Forbidden,
+                        _ => ErrorCode::Internal,
+                    };
+                    entry.operation = Some(AuditOperation {
+                        operation_name: Some("connection_close".into()),
+                        operation_type: "subscription".into(),
+                        variables_hash: None,
+                        outcome: if error_code == ErrorCode::Internal { "error" } else { "rejected" }.into(),
+                        error_code: Some(error_code.as_str().into()),
+                        duration_us: 0,
+                    });
+                    if let Err(e) = state.audit.record(entry).await {
+                        tracing::error!(request_id, error = %e, "audit record for a closed connection not written");
+                    }
                     let _ = close(&mut sink, code, &reason).await;
                     break;
                 }
