@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use junction_domain::{Case, Share};
+use junction_domain::{Agreement, Case, CaseType, Share};
 use junction_store::sharing::{self, FeedEntry};
 use junction_store::{Store, StoreError};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 /// One fed event, with the case as it is now and the case's live shares.
@@ -22,13 +22,21 @@ pub struct FeedItem {
     pub entry: FeedEntry,
     pub case: Case,
     pub shares: Vec<Share>,
+    /// The case's type, for field classifications.
+    pub case_type: Option<Arc<CaseType>>,
 }
 
-/// This process's feed: subscribe to receive every fed event committed from now on.
+/// This process's feed: subscribe to receive every fed event committed from now on. It also
+/// keeps every agreement, re-read each second, so subscriptions re-check their access without a
+/// database round trip each.
 #[derive(Clone, Debug)]
 pub struct FeedHub {
     tx: broadcast::Sender<Arc<FeedItem>>,
+    agreements: watch::Receiver<Option<Arc<Vec<Agreement>>>>,
 }
+
+/// How often the agreements are re-read.
+const AGREEMENTS_EVERY: Duration = Duration::from_secs(1);
 
 /// Events buffered per subscriber before it must catch up from the database.
 const CAPACITY: usize = 4_096;
@@ -39,8 +47,15 @@ impl FeedHub {
     /// Starts the pump. It runs until the process ends.
     pub fn start(store: Store) -> (FeedHub, JoinHandle<()>) {
         let (tx, _) = broadcast::channel(CAPACITY);
-        let task = tokio::spawn(pump(store, tx.clone()));
-        (FeedHub { tx }, task)
+        let (agreements_tx, agreements) = watch::channel(None);
+        let task = tokio::spawn(pump(store.clone(), tx.clone()));
+        tokio::spawn(watch_agreements(store, agreements_tx));
+        (FeedHub { tx, agreements }, task)
+    }
+
+    /// Every agreement, as last read (at most a second ago); `None` before the first read.
+    pub fn agreements(&self) -> Option<Arc<Vec<Agreement>>> {
+        self.agreements.borrow().clone()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<FeedItem>> {
@@ -83,6 +98,21 @@ async fn pump(store: Store, tx: broadcast::Sender<Arc<FeedItem>>) {
     }
 }
 
+async fn watch_agreements(store: Store, tx: watch::Sender<Option<Arc<Vec<Agreement>>>>) {
+    loop {
+        match sharing::agreements(&store).await {
+            Ok(list) => {
+                let list: Vec<Agreement> = list.into_iter().map(|s| s.agreement).collect();
+                if tx.send(Some(Arc::new(list))).is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "agreements unreadable; keeping the last copy"),
+        }
+        tokio::time::sleep(AGREEMENTS_EVERY).await;
+    }
+}
+
 /// Every fed event after `after`, with its case and live shares.
 async fn read_new(store: &Store, after: i64) -> Result<Vec<FeedItem>, StoreError> {
     let mut out = Vec::new();
@@ -112,19 +142,35 @@ pub async fn with_cases(
         ids
     };
     let cases = sharing::cases_by_id(store, &ids).await?;
-    let mut shares: BTreeMap<String, Vec<Share>> = sharing::live_shares(store, &ids).await?;
+    let shares: BTreeMap<String, Vec<Share>> = sharing::live_shares(store, &ids).await?;
+    let mut types: BTreeMap<(String, String), Option<Arc<CaseType>>> = BTreeMap::new();
+    for c in cases.values() {
+        let key = (c.jurisdiction_id.clone(), c.case_type_code.clone());
+        if let std::collections::btree_map::Entry::Vacant(slot) = types.entry(key) {
+            let (jurisdiction, code) = slot.key();
+            let t = junction_store::catalogue::case_type(store, jurisdiction, code)
+                .await?
+                .map(Arc::new);
+            slot.insert(t);
+        }
+    }
     Ok(entries
         .into_iter()
         .filter_map(|entry| {
             let case = cases.get(&entry.event.case_id)?.clone();
             let shares = shares
-                .get_mut(&entry.event.case_id)
-                .map(|s| s.clone())
+                .get(&entry.event.case_id)
+                .cloned()
                 .unwrap_or_default();
+            let case_type = types
+                .get(&(case.jurisdiction_id.clone(), case.case_type_code.clone()))
+                .cloned()
+                .flatten();
             Some(FeedItem {
                 entry,
                 case,
                 shares,
+                case_type,
             })
         })
         .collect())

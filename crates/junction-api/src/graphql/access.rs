@@ -121,23 +121,34 @@ pub async fn lens_for(
     case: &Case,
     shares: &[junction_domain::Share],
 ) -> ApiResult<Option<Lens>> {
+    if matches!(access, Access::Full) {
+        return Ok(Some(Lens::Full));
+    }
+    let case_type = catalogue::case_type(store, &case.jurisdiction_id, &case.case_type_code)
+        .await?
+        .map(Arc::new);
+    Ok(lens_with(policy, access, case, shares, case_type))
+}
+
+/// [`lens_for`] with the case's type already at hand (the feed loads it once per event).
+pub fn lens_with(
+    policy: &SharingPolicy,
+    access: &Access,
+    case: &Case,
+    shares: &[junction_domain::Share],
+    case_type: Option<Arc<CaseType>>,
+) -> Option<Lens> {
     match access {
-        Access::Full => Ok(Some(Lens::Full)),
+        Access::Full => Some(Lens::Full),
         Access::Partner(scope) => {
-            let Some(agreement) = scope.agreement_for(&case.case_type_code, shares) else {
-                return Ok(None);
-            };
-            let case_type =
-                catalogue::case_type(store, &case.jurisdiction_id, &case.case_type_code)
-                    .await?
-                    .map(Arc::new);
-            Ok(Some(Lens::Partner {
+            let agreement = scope.agreement_for(&case.case_type_code, shares)?;
+            Some(Lens::Partner {
                 agreement,
                 purpose: scope.purpose.clone(),
                 agency: scope.agency.clone(),
                 core: policy.core.clone(),
                 case_type,
-            }))
+            })
         }
     }
 }

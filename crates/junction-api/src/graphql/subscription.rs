@@ -14,7 +14,7 @@ use junction_store::audit::AuditWriter;
 use junction_store::sharing;
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::access::{SharingPolicy, access_for, case_access, lens_for, purpose};
+use super::access::{SharingPolicy, case_access, lens_with, purpose};
 use super::guard::Can;
 use super::types::{Case, CaseEventKind};
 use crate::RequestCtx;
@@ -137,6 +137,7 @@ impl SubscriptionRoot {
         tokio::spawn(run(
             Feed {
                 store,
+                hub: hub.clone(),
                 policy,
                 request,
                 purpose: stated,
@@ -157,6 +158,7 @@ impl SubscriptionRoot {
 /// One subscription's state.
 struct Feed {
     store: Store,
+    hub: FeedHub,
     policy: SharingPolicy,
     request: RequestCtx,
     purpose: Option<String>,
@@ -217,9 +219,13 @@ impl Feed {
                 since: 0,
             });
         }
-        let Some(lens) =
-            lens_for(&self.store, &self.policy, &self.access, &item.case, &shares).await?
-        else {
+        let Some(lens) = lens_with(
+            &self.policy,
+            &self.access,
+            &item.case,
+            &shares,
+            item.case_type.clone(),
+        ) else {
             return Ok(true);
         };
         let Some((data, redacted)) = lens.event(event) else {
@@ -277,11 +283,19 @@ async fn run_inner(
                 if matches!(feed.access, Access::Full) {
                     continue;
                 }
-                match access_for(&feed.store, &feed.request, feed.purpose.as_deref()).await {
+                let Some(agreements) = feed.hub.agreements() else {
+                    continue;
+                };
+                match junction_domain::sharing::access(
+                    &feed.request.principal,
+                    feed.purpose.as_deref(),
+                    &agreements,
+                    Utc::now(),
+                ) {
                     Ok(access) => feed.access = access,
                     Err(e) => {
                         if let Some(c) = &feed.control {
-                            c.close(4403, format!("access ended: {}", e.message()));
+                            c.close(4403, format!("access ended: {e}"));
                         }
                         return Ok(());
                     }
