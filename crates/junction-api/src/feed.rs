@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 #[derive(Debug)]
 pub struct FeedItem {
     pub entry: FeedEntry,
-    pub case: Case,
+    pub case: Arc<Case>,
     pub shares: Vec<Share>,
     /// The case's type, for field classifications.
     pub case_type: Option<Arc<CaseType>>,
@@ -141,7 +141,11 @@ pub async fn with_cases(
         ids.dedup();
         ids
     };
-    let cases = sharing::cases_by_id(store, &ids).await?;
+    let cases: BTreeMap<String, Arc<Case>> = sharing::cases_by_id(store, &ids)
+        .await?
+        .into_iter()
+        .map(|(id, c)| (id, Arc::new(c)))
+        .collect();
     let shares: BTreeMap<String, Vec<Share>> = sharing::live_shares(store, &ids).await?;
     let mut types: BTreeMap<(String, String), Option<Arc<CaseType>>> = BTreeMap::new();
     for c in cases.values() {

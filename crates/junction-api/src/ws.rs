@@ -30,6 +30,12 @@ use crate::{ErrorCode, RequestCtx};
 /// The subprotocol spoken.
 pub const SUBPROTOCOL: &str = "graphql-transport-ws";
 
+/// The largest message a client may send.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+/// Messages written before one flush, when several are ready at once.
+const COALESCE: usize = 64;
+
 /// How long a client has to send `connection_init`, and the idle limit after that.
 const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -42,6 +48,12 @@ pub(crate) fn upgrade(
 ) -> axum::response::Response {
     upgrade
         .protocols([SUBPROTOCOL])
+        // Small buffers: a thousand idle subscriptions should not cost a thousand 128 KiB
+        // buffers. Client messages are small GraphQL documents.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| serve(state, socket, request_id, client_addr))
 }
 
@@ -238,7 +250,20 @@ async fn serve(
         tokio::select! {
             message = messages.next() => match message {
                 Some(WsMessage::Text(text)) => {
-                    // Disclosures this message makes are on the record before it is sent.
+                    // Whatever else is ready goes out with it, in one flush.
+                    let mut batch = vec![text];
+                    let mut closing = None;
+                    while batch.len() < COALESCE {
+                        match futures::FutureExt::now_or_never(messages.next()) {
+                            Some(Some(WsMessage::Text(t))) => batch.push(t),
+                            Some(Some(WsMessage::Close(code, reason))) => {
+                                closing = Some((code, reason));
+                                break;
+                            }
+                            Some(None) | None => break,
+                        }
+                    }
+                    // Disclosures these messages make are on the record before they are sent.
                     if let Some(ctx) = ctx_cell.get() {
                         let entries = disclosures.entries(ctx);
                         if !entries.is_empty() && state.audit.record_all(entries).await.is_err() {
@@ -247,7 +272,19 @@ async fn serve(
                             break;
                         }
                     }
-                    if sink.send(Message::Text(text.into())).await.is_err() {
+                    let mut failed = false;
+                    for text in batch {
+                        if sink.feed(Message::Text(text.into())).await.is_err() {
+                            failed = true;
+                            break;
+                        }
+                    }
+                    if failed || sink.flush().await.is_err() {
+                        break;
+                    }
+                    if let Some((code, reason)) = closing {
+                        let code = if auth_failed.load(Ordering::SeqCst) { 4403 } else { code };
+                        let _ = close(&mut sink, code, &reason).await;
                         break;
                     }
                 }

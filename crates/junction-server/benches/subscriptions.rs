@@ -128,6 +128,7 @@ async fn gql(client: &reqwest::Client, base: &str, token: &str, query: &str, var
 
 #[tokio::main]
 async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -164,7 +164,7 @@ impl QueryRoot {
         let lens = lens_for(store, policy, &access, &case, &shares)
             .await?
             .ok_or_else(not_found)?;
-        Ok(Case { case, lens })
+        Ok(Case::seen(case, lens))
     }
 
     /// Cases, newest first. A partner's list, and its count, hold only the cases shared with
@@ -271,7 +271,7 @@ impl QueryRoot {
             };
             edges.push(CaseEdge {
                 cursor,
-                node: Case { case: c, lens },
+                node: Case::seen(c, lens),
             });
         }
         Ok(CaseConnection {

@@ -12,7 +12,9 @@ use junction_domain::{Access, CaseEventKind as DomainKind, Share};
 use junction_store::Store;
 use junction_store::audit::AuditWriter;
 use junction_store::sharing;
-use tokio::sync::{broadcast, mpsc, watch};
+use std::collections::VecDeque;
+
+use tokio::sync::{broadcast, watch};
 
 use super::access::{SharingPolicy, case_access, lens_with, purpose};
 use super::guard::Can;
@@ -133,25 +135,40 @@ impl SubscriptionRoot {
             flag.0.store(true, Ordering::SeqCst);
         }
         let control = ctx.data_opt::<ConnectionControl>().cloned();
-        let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(run(
-            Feed {
-                store,
-                hub: hub.clone(),
-                policy,
-                request,
-                purpose: stated,
-                access,
-                last: start,
-                tx,
-                control,
-            },
+        let feed = Feed {
+            store,
+            hub: hub.clone(),
+            policy,
+            request,
+            purpose: stated,
+            access,
+            last: start,
+            control,
+            queue: VecDeque::new(),
+            replayed: false,
+            done: false,
             live,
-        ));
-        Ok(
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
-                .boxed(),
-        )
+            recheck: tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK),
+        };
+        // The stream does its own work when polled: no task or channel per subscription.
+        Ok(futures::stream::unfold(feed, |mut feed| async move {
+            loop {
+                if let Some(event) = feed.queue.pop_front() {
+                    return Some((event, feed));
+                }
+                if feed.done {
+                    return None;
+                }
+                if let Err(e) = feed.step().await {
+                    tracing::error!(request_id = feed.request.request_id, error = ?e.message(), "subscription failed");
+                    if let Some(c) = &feed.control {
+                        c.close(1011, "internal error");
+                    }
+                    return None;
+                }
+            }
+        })
+        .boxed())
     }
 }
 
@@ -163,9 +180,15 @@ struct Feed {
     request: RequestCtx,
     purpose: Option<String>,
     access: Access,
+    /// The last feed position passed on (or skipped).
     last: i64,
-    tx: mpsc::Sender<SharedCaseEvent>,
     control: Option<ConnectionControl>,
+    /// Events ready to go.
+    queue: VecDeque<SharedCaseEvent>,
+    replayed: bool,
+    done: bool,
+    live: broadcast::Receiver<Arc<FeedItem>>,
+    recheck: tokio::time::Interval,
 }
 
 impl Feed {
@@ -176,26 +199,67 @@ impl Feed {
         }
     }
 
-    /// Sends everything after `last` from the database. `false` once the subscriber is gone.
-    async fn replay(&mut self) -> ApiResult<bool> {
-        loop {
-            let entries = sharing::feed_after(&self.store, self.last, 500, self.agency()).await?;
-            let more = entries.len() == 500;
-            for item in with_cases(&self.store, entries).await? {
-                if !self.offer(&item).await? {
-                    return Ok(false);
+    /// Does one unit of work: the replay, one live event, or a re-check of access.
+    async fn step(&mut self) -> ApiResult<()> {
+        if !self.replayed {
+            self.replay().await?;
+            self.replayed = true;
+            return Ok(());
+        }
+        tokio::select! {
+            item = self.live.recv() => match item {
+                Ok(item) => self.offer(&item),
+                Err(broadcast::error::RecvError::Lagged(_)) => self.replay().await?,
+                Err(broadcast::error::RecvError::Closed) => self.done = true,
+            },
+            _ = self.recheck.tick() => self.recheck_access(),
+        }
+        Ok(())
+    }
+
+    /// Ends the subscription (and asks the connection to close) once the agreement no longer
+    /// grants access.
+    fn recheck_access(&mut self) {
+        if matches!(self.access, Access::Full) {
+            return;
+        }
+        let Some(agreements) = self.hub.agreements() else {
+            return;
+        };
+        match junction_domain::sharing::access(
+            &self.request.principal,
+            self.purpose.as_deref(),
+            &agreements,
+            Utc::now(),
+        ) {
+            Ok(access) => self.access = access,
+            Err(e) => {
+                if let Some(c) = &self.control {
+                    c.close(4403, format!("access ended: {e}"));
                 }
-            }
-            if !more {
-                return Ok(true);
+                self.done = true;
             }
         }
     }
 
-    /// Sends `item` if the subscriber may see it. `false` once the subscriber is gone.
-    async fn offer(&mut self, item: &FeedItem) -> ApiResult<bool> {
+    /// Queues everything after `last` from the database.
+    async fn replay(&mut self) -> ApiResult<()> {
+        loop {
+            let entries = sharing::feed_after(&self.store, self.last, 500, self.agency()).await?;
+            let more = entries.len() == 500;
+            for item in with_cases(&self.store, entries).await? {
+                self.offer(&item);
+            }
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Queues `item` if the subscriber may see it.
+    fn offer(&mut self, item: &FeedItem) {
         if item.entry.seq <= self.last {
-            return Ok(true);
+            return;
         }
         self.last = item.entry.seq;
         let event = &item.entry.event;
@@ -226,12 +290,12 @@ impl Feed {
             &shares,
             item.case_type.clone(),
         ) else {
-            return Ok(true);
+            return;
         };
         let Some((data, redacted)) = lens.event(event) else {
-            return Ok(true);
+            return;
         };
-        let out = SharedCaseEvent {
+        self.queue.push_back(SharedCaseEvent {
             seq: item.entry.seq,
             kind: event.kind,
             at: event.at,
@@ -241,67 +305,6 @@ impl Feed {
                 case: item.case.clone(),
                 lens,
             },
-        };
-        Ok(self.tx.send(out).await.is_ok())
-    }
-}
-
-async fn run(mut feed: Feed, mut live: broadcast::Receiver<Arc<FeedItem>>) {
-    if let Err(e) = run_inner(&mut feed, &mut live).await {
-        tracing::error!(request_id = feed.request.request_id, error = ?e.message(), "subscription failed");
-        if let Some(c) = &feed.control {
-            c.close(1011, "internal error");
-        }
-    }
-}
-
-async fn run_inner(
-    feed: &mut Feed,
-    live: &mut broadcast::Receiver<Arc<FeedItem>>,
-) -> ApiResult<()> {
-    if !feed.replay().await? {
-        return Ok(());
-    }
-    let mut recheck = tokio::time::interval(RECHECK);
-    recheck.tick().await;
-    loop {
-        tokio::select! {
-            item = live.recv() => match item {
-                Ok(item) => {
-                    if !feed.offer(&item).await? {
-                        return Ok(());
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if !feed.replay().await? {
-                        return Ok(());
-                    }
-                }
-                Err(broadcast::error::RecvError::Closed) => return Ok(()),
-            },
-            _ = recheck.tick() => {
-                if matches!(feed.access, Access::Full) {
-                    continue;
-                }
-                let Some(agreements) = feed.hub.agreements() else {
-                    continue;
-                };
-                match junction_domain::sharing::access(
-                    &feed.request.principal,
-                    feed.purpose.as_deref(),
-                    &agreements,
-                    Utc::now(),
-                ) {
-                    Ok(access) => feed.access = access,
-                    Err(e) => {
-                        if let Some(c) = &feed.control {
-                            c.close(4403, format!("access ended: {e}"));
-                        }
-                        return Ok(());
-                    }
-                }
-            }
-            _ = feed.tx.closed() => return Ok(()),
-        }
+        });
     }
 }

@@ -216,7 +216,7 @@ pub struct Submitter {
 
 /// One case, as the caller may see it.
 pub struct Case {
-    pub case: d::Case,
+    pub case: std::sync::Arc<d::Case>,
     pub lens: Lens,
 }
 
@@ -224,8 +224,16 @@ impl Case {
     /// A case shown in full (council staff, systems, auditors).
     pub fn full(case: d::Case) -> Self {
         Case {
-            case,
+            case: std::sync::Arc::new(case),
             lens: Lens::Full,
+        }
+    }
+
+    /// A case seen through `lens`.
+    pub fn seen(case: d::Case, lens: Lens) -> Self {
+        Case {
+            case: std::sync::Arc::new(case),
+            lens,
         }
     }
 
