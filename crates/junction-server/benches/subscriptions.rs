@@ -205,6 +205,7 @@ async fn main() {
     let started = Arc::new(Instant::now());
     let mut tasks = Vec::new();
     let ws_url = format!("ws://127.0.0.1:{port}/graphql");
+    let (report_tx, report_rx) = tokio::sync::watch::channel(0u32);
     for _ in 0..SUBSCRIBERS {
         let mut request = ws_url.clone().into_client_request().unwrap();
         request.headers_mut().insert(
@@ -218,21 +219,36 @@ async fn main() {
         let hist = hist.clone();
         let received = received.clone();
         let started = started.clone();
+        let mut report = report_rx.clone();
         tasks.push(tokio::spawn(async move {
-            while let Some(Ok(msg)) = ws.next().await {
-                if let Message::Text(t) = msg {
-                    // Notes carry their send time in microseconds since the run started.
-                    if let Some(at) = t
-                        .split("sent-at-")
-                        .nth(1)
-                        .and_then(|r| r.split('"').next())
-                        .and_then(|v| v.parse::<u64>().ok())
-                    {
-                        let now = started.elapsed().as_micros() as u64;
-                        received.fetch_add(1, Ordering::Relaxed);
-                        if at != u64::MAX {
-                            let _ = hist.lock().await.record(now.saturating_sub(at));
+            // Each client keeps its own histogram and hands it over when asked, so measuring
+            // adds no shared lock per message.
+            let mut local = Histogram::<u64>::new(3).unwrap();
+            loop {
+                tokio::select! {
+                    msg = ws.next() => {
+                        let Some(Ok(msg)) = msg else { break };
+                        let Message::Text(t) = msg else { continue };
+                        // Notes carry their send time in microseconds since the run started.
+                        if let Some(at) = t
+                            .split("sent-at-")
+                            .nth(1)
+                            .and_then(|r| r.split('"').next())
+                            .and_then(|v| v.parse::<u64>().ok())
+                        {
+                            let now = started.elapsed().as_micros() as u64;
+                            received.fetch_add(1, Ordering::Relaxed);
+                            if at != u64::MAX {
+                                let _ = local.record(now.saturating_sub(at));
+                            }
                         }
+                    }
+                    changed = report.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        hist.lock().await.add(&local).unwrap();
+                        local.reset();
                     }
                 }
             }
@@ -278,6 +294,9 @@ async fn main() {
     while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Collect every client's histogram.
+    report_tx.send(1).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
     {
         let h = hist.lock().await;
         println!(
