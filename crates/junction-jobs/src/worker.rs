@@ -249,44 +249,13 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
         (Some(case), DeliveryKind::PartnerNotice) => match partner_notice(runner, &d, &case).await?
         {
             Ok((redacted, notice)) => (Some(redacted), Some(notice)),
-            Err(why) => {
-                let failure = Failure {
-                    error: why,
-                    response: None,
-                    permanent: true,
-                    ambiguous: false,
-                    token: None,
-                };
-                let after = runner
-                    .batcher
-                    .settle(Settle::Failed {
-                        id,
-                        failure,
-                        policy: connector.policy,
-                    })
-                    .await?;
-                return Ok(Outcome::Settled(after.state));
-            }
+            Err(why) => return give_up(runner, id, why, connector.policy).await,
         },
         (found, _) => (found, None),
     };
     let Some(case) = case else {
-        let failure = Failure {
-            error: format!("case {} no longer exists", d.case_id),
-            response: None,
-            permanent: true,
-            ambiguous: false,
-            token: None,
-        };
-        let after = runner
-            .batcher
-            .settle(Settle::Failed {
-                id,
-                failure,
-                policy: connector.policy,
-            })
-            .await?;
-        return Ok(Outcome::Settled(after.state));
+        let why = format!("case {} no longer exists", d.case_id);
+        return give_up(runner, id, why, connector.policy).await;
     };
     let service_name = runner
         .service_name(&case.jurisdiction_id, &case.case_type_code)
@@ -489,6 +458,31 @@ pub fn start(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) -> Vec<Joi
         tasks.push(worker_task);
     }
     tasks
+}
+
+/// Settles a delivery as failed for good, with `why`, without attempting it.
+async fn give_up(
+    runner: &Runner,
+    id: i64,
+    why: String,
+    policy: RetryPolicy,
+) -> Result<Outcome, StoreError> {
+    let failure = Failure {
+        error: why,
+        response: None,
+        permanent: true,
+        ambiguous: false,
+        token: None,
+    };
+    let after = runner
+        .batcher
+        .settle(Settle::Failed {
+            id,
+            failure,
+            policy,
+        })
+        .await?;
+    Ok(Outcome::Settled(after.state))
 }
 
 /// The case as the partner's agreement shows it, and the notice text; or why nothing may be

@@ -101,23 +101,13 @@ pub(super) fn build(config: &Config, catalogue: &Catalogue, p: &mut Problems) ->
                 "is required: it is recorded on every case the rule routes",
             );
         }
-        let jurisdiction = match (&r.jurisdiction, jurisdictions.as_slice()) {
-            (Some(j), _) if jurisdictions.contains(&j.as_str()) => j.clone(),
-            (Some(j), _) => {
-                p.push(
-                    at.key("jurisdiction"),
-                    format!("`{j}` is not a declared jurisdiction"),
-                );
-                continue;
-            }
-            (None, [only]) => only.to_string(),
-            (None, _) => {
-                p.push(
-                    at.key("jurisdiction"),
-                    "is required when more than one jurisdiction is declared",
-                );
-                continue;
-            }
+        let Some(jurisdiction) = jurisdiction_of(
+            r.jurisdiction.as_ref(),
+            &jurisdictions,
+            at.key("jurisdiction"),
+            p,
+        ) else {
+            continue;
         };
         let types: Vec<_> = catalogue
             .case_types
@@ -246,4 +236,29 @@ fn split_path(path: &str) -> Vec<Result<String, usize>> {
         }
     }
     out
+}
+
+/// The jurisdiction an entry names, or the only one declared; `None` (with the problem pushed
+/// at `at`) when it names an undeclared one or leaves it out among several.
+pub(super) fn jurisdiction_of(
+    given: Option<&String>,
+    jurisdictions: &[&str],
+    at: KeyPath,
+    p: &mut Problems,
+) -> Option<String> {
+    match (given, jurisdictions) {
+        (Some(j), _) if jurisdictions.contains(&j.as_str()) => Some(j.clone()),
+        (Some(j), _) => {
+            p.push(at, format!("`{j}` is not a declared jurisdiction"));
+            None
+        }
+        (None, [only]) => Some(only.to_string()),
+        (None, _) => {
+            p.push(
+                at,
+                "is required when more than one jurisdiction is declared",
+            );
+            None
+        }
+    }
 }

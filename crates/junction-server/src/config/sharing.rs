@@ -95,23 +95,13 @@ pub(super) fn build(
                 format!("agreement `{}` is declared twice", a.id),
             );
         }
-        let jurisdiction = match (&a.jurisdiction, jurisdictions.as_slice()) {
-            (Some(j), _) if jurisdictions.contains(&j.as_str()) => j.clone(),
-            (Some(j), _) => {
-                p.push(
-                    at.key("jurisdiction"),
-                    format!("`{j}` is not a declared jurisdiction"),
-                );
-                continue;
-            }
-            (None, [only]) => only.to_string(),
-            (None, _) => {
-                p.push(
-                    at.key("jurisdiction"),
-                    "is required when more than one jurisdiction is declared",
-                );
-                continue;
-            }
+        let Some(jurisdiction) = super::routing::jurisdiction_of(
+            a.jurisdiction.as_ref(),
+            &jurisdictions,
+            at.key("jurisdiction"),
+            p,
+        ) else {
+            continue;
         };
         if a.title.trim().is_empty() {
             p.push(at.key("title"), "is required");
