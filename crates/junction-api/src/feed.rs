@@ -61,11 +61,6 @@ impl FeedHub {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<FeedItem>> {
         self.tx.subscribe()
     }
-
-    /// How many subscriptions are listening in this process.
-    pub fn subscribers(&self) -> usize {
-        self.tx.receiver_count()
-    }
 }
 
 async fn pump(store: Store, tx: broadcast::Sender<Arc<FeedItem>>) {

@@ -204,15 +204,6 @@ impl Agreement {
         self.state(now) == AgreementState::Active
     }
 
-    /// When the agreement next changes state by itself, if it will.
-    pub fn next_change(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        [Some(self.valid_from), self.valid_to]
-            .into_iter()
-            .flatten()
-            .filter(|t| *t > now)
-            .min()
-    }
-
     pub fn covers(&self, case_type: &str) -> bool {
         self.case_types.iter().any(|c| c == case_type)
     }
@@ -484,14 +475,6 @@ impl PartnerScope {
             }
         }
         Ok(())
-    }
-
-    /// The earliest moment one of the agreements in scope changes state by itself.
-    pub fn next_change(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.agreements
-            .iter()
-            .filter_map(|a| a.next_change(now))
-            .min()
     }
 }
 
@@ -876,8 +859,6 @@ mod tests {
             ..a.clone()
         };
         assert_eq!(s.state(t(1)), AgreementState::Suspended);
-        assert_eq!(a.next_change(t(1)), Some(t(10)));
-        assert_eq!(a.next_change(t(11)), None);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Read operations. Each field names the action it needs in its guard.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use junction_domain::Access;
@@ -9,7 +11,7 @@ use junction_store::cases::{self, CaseFilter, CaseOrder, SharedWith, SortKey};
 use junction_store::{Store, catalogue, deliveries, sharing as store_sharing};
 
 use super::Limits;
-use super::access::{SharingPolicy, case_access, case_type_lookup, lens_for};
+use super::access::{SharingPolicy, case_access, case_type_lookup, lens_for, lens_with};
 use super::guard::Can;
 use super::types::*;
 use crate::RequestCtx;
@@ -257,6 +259,10 @@ impl QueryRoot {
             Access::Full => Default::default(),
             Access::Partner(_) => store_sharing::live_shares(store, &ids).await?,
         };
+        let mut types: std::collections::BTreeMap<
+            (String, String),
+            Option<Arc<junction_domain::CaseType>>,
+        > = Default::default();
         let mut edges: Vec<CaseEdge> = Vec::with_capacity(page.cases.len());
         for (i, c) in page.cases.into_iter().enumerate() {
             let cursor = if ordered {
@@ -265,8 +271,21 @@ impl QueryRoot {
                 encode_cursor("case", &c.id)
             };
             let case_shares = shares.remove(&c.id).unwrap_or_default();
+            // One read per case type on the page, not per case.
+            let case_type = match &access {
+                Access::Full => None,
+                Access::Partner(_) => {
+                    let key = (c.jurisdiction_id.clone(), c.case_type_code.clone());
+                    if let std::collections::btree_map::Entry::Vacant(slot) = types.entry(key) {
+                        let (j, code) = slot.key();
+                        let t = catalogue::case_type(store, j, code).await?.map(Arc::new);
+                        slot.insert(t);
+                    }
+                    types[&(c.jurisdiction_id.clone(), c.case_type_code.clone())].clone()
+                }
+            };
             // The store already left out unshared cases; the lens is the second lock.
-            let Some(lens) = lens_for(store, policy, &access, &c, &case_shares).await? else {
+            let Some(lens) = lens_with(policy, &access, &c, &case_shares, case_type) else {
                 continue;
             };
             edges.push(CaseEdge {
