@@ -790,6 +790,157 @@ async fn subscriptions_deliver_redacted_events_and_resume_without_gaps() {
     s.stop().await;
 }
 
+impl Ws {
+    async fn subscribe_as(&mut self, id: &str, after: Option<&str>) {
+        let query = "subscription($after: ID) { sharedCaseEvents(after: $after) { id kind data redacted case { reference fields submitter { email } } } }";
+        self.stream
+            .send(Message::text(
+                json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": {"after": after}}})
+                    .to_string(),
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// Nothing arrives for `wait`.
+    async fn quiet(&mut self, wait: Duration) -> bool {
+        tokio::time::timeout(wait, self.stream.next())
+            .await
+            .is_err()
+    }
+}
+
+#[tokio::test]
+async fn subscribers_alike_share_one_execution_yet_each_is_served_as_itself() {
+    let s = server().await;
+    let (case, reference) = create_food(&s, "low", "rats").await;
+    let officer = s.token(&[Role::Officer]);
+    let fire_a = s.token_for("fire-a", Some("fire"), &[Role::Partner]);
+    let fire_b = s.token_for("fire-b", Some("fire"), &[Role::Partner]);
+    let police = partner(&s, "police");
+    // Two fire users alike (one cohort), a police user and a council officer (cohorts of their
+    // own: what they may see differs).
+    let mut a = Ws::connect(&s, &fire_a, "fire_safety").await;
+    a.subscribe(None).await;
+    let mut b = Ws::connect(&s, &fire_b, "fire_safety").await;
+    b.subscribe(None).await;
+    let mut p = Ws::connect(&s, &police, "crime_prevention").await;
+    p.subscribe(None).await;
+    let mut staff = Ws::connect(&s, &officer, "crime_prevention").await;
+    staff.subscribe(None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    share(&s, &case, "fire").await;
+    share(&s, &case, "police").await;
+    note_on(&s, &officer, &case, "n1").await;
+
+    let (a1, a2) = (a.event().await, a.event().await);
+    let (b1, b2) = (b.event().await, b.event().await);
+    assert_eq!((&a1, &a2), (&b1, &b2), "one cohort, one rendering");
+    assert_eq!(a1["kind"], "SHARED", "{a1}");
+    assert_eq!(a1["case"]["reference"], reference.as_str());
+    // The fire agreement's ceiling is personal: contact notes shown, symptoms not.
+    assert!(a1.to_string().contains(PERSONAL), "{a1}");
+    assert!(!a1.to_string().contains(SENSITIVE), "{a1}");
+    assert_eq!(a2["data"]["note"], "n1", "{a2}");
+    let (p1, p2) = (p.event().await, p.event().await);
+    assert_eq!(p1["kind"], "SHARED", "{p1}");
+    assert_eq!(
+        p1["data"]["agency"], "police",
+        "a partner hears only of its own share"
+    );
+    assert!(!p1.to_string().contains(PERSONAL), "{p1}");
+    assert_eq!(p2["data"]["note"], "n1", "{p2}");
+    let staff_kinds: Vec<Value> = vec![
+        staff.event().await,
+        staff.event().await,
+        staff.event().await,
+    ];
+    assert_eq!(
+        staff_kinds
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["SHARED", "SHARED", "NOTE_ADDED"]
+    );
+    assert!(
+        staff_kinds[0].to_string().contains(SENSITIVE),
+        "staff see everything"
+    );
+
+    // One member leaves; the rest go on, and a third fire user resumes from the share.
+    a.stream
+        .send(Message::text(
+            json!({"id": "1", "type": "complete"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let mut c = Ws::connect(
+        &s,
+        &s.token_for("fire-c", Some("fire"), &[Role::Partner]),
+        "fire_safety",
+    )
+    .await;
+    c.subscribe(a1["id"].as_str()).await;
+    let replayed = c.event().await;
+    assert_eq!(replayed["data"]["note"], "n1", "{replayed}");
+    note_on(&s, &officer, &case, "n2").await;
+    note_on(&s, &officer, &case, "n3").await;
+    for ws in [&mut b, &mut c] {
+        let (x, y) = (ws.event().await, ws.event().await);
+        assert_eq!(
+            (x["data"]["note"].as_str(), y["data"]["note"].as_str()),
+            (Some("n2"), Some("n3"))
+        );
+        assert!(
+            x["id"].as_str().unwrap().parse::<i64>().unwrap()
+                > a2["id"].as_str().unwrap().parse::<i64>().unwrap()
+        );
+    }
+    assert!(
+        a.quiet(Duration::from_millis(500)).await,
+        "a completed subscription stays quiet"
+    );
+    assert!(
+        c.quiet(Duration::from_millis(300)).await,
+        "no duplicate after the replay"
+    );
+
+    // Each member's disclosures are on the record under its own name.
+    let auditor = s.token(&[Role::Auditor]);
+    let (_, body) = s
+        .gql(
+            Some(&auditor),
+            "query($c: ID!) { disclosures(caseId: $c) { actor agreement fields } }",
+            json!({"c": case}),
+        )
+        .await;
+    let actors: Vec<&str> = data(&body)["disclosures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["actor"].as_str().unwrap())
+        .collect();
+    for who in ["fire-a", "fire-b", "fire-c"] {
+        assert!(actors.contains(&who), "{who} missing from {body}");
+    }
+    assert!(!actors.iter().any(|a| a.starts_with("police")), "{body}");
+
+    // A second subscription under an id still in use closes the connection.
+    b.subscribe_as("1", None).await;
+    let closed = b.closing().await;
+    assert_eq!(closed["code"], 4409, "{closed}");
+    // Shutting down closes open subscriptions rather than waiting on them.
+    s.stop().await;
+    let closed = loop {
+        let msg = p.next_json().await;
+        if msg["type"] == "close" {
+            break msg;
+        }
+        assert_eq!(msg["type"], "next", "{msg}");
+    };
+    assert_eq!(closed["code"], 1001, "{closed}");
+}
+
 async fn note_on(s: &TestServer, token: &str, case: &str, text: &str) {
     let (_, body) = s
         .gql(

@@ -38,6 +38,10 @@ pub struct ApiState {
     pub auth: Arc<Authenticator>,
     pub schema: JunctionSchema,
     pub limits: Limits,
+    /// Subscriptions that share one execution (see [`crate::cohort`]).
+    pub cohorts: crate::cohort::Cohorts,
+    /// Becomes true when the server starts shutting down: WebSocket connections close (1001).
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The `/graphql` routes.

@@ -7,6 +7,7 @@
 //! internal detail goes to the log, never to the caller.
 
 pub mod auth;
+pub mod cohort;
 mod context;
 mod error;
 pub mod feed;

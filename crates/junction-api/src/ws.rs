@@ -15,12 +15,15 @@ use async_graphql::http::{
 };
 use async_graphql::{Data, Executor, Request as GqlRequest, Response as GqlResponse};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use futures::stream::BoxStream;
+use std::collections::HashMap;
+
+use futures::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
 use futures::{SinkExt, StreamExt};
 use junction_domain::audit::sha256_hex;
-use junction_domain::{AuditEntry, AuditOperation};
+use junction_domain::{AuditDisclosure, AuditEntry, AuditOperation};
 use junction_store::audit::AuditWriter;
 
+use crate::cohort::MemberMessage;
 use crate::graphql::JunctionSchema;
 use crate::graphql::access::DisclosureLog;
 use crate::graphql::subscription::{ConnectionControl, OperationAudited};
@@ -35,6 +38,10 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
 /// Messages written before one flush, when several are ready at once.
 const COALESCE: usize = 64;
+
+/// Client messages waiting for async-graphql's protocol handler before the client is told to
+/// slow down.
+const INBOX: usize = 64;
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -155,16 +162,10 @@ async fn serve(
     request_id: String,
     client_addr: Option<String>,
 ) {
-    let (mut sink, stream) = socket.split();
-    let input = stream
-        .take_while(|m| futures::future::ready(m.is_ok()))
-        .filter_map(|m| {
-            futures::future::ready(match m {
-                Ok(Message::Text(t)) => Some(t.as_bytes().to_vec()),
-                Ok(Message::Binary(b)) => Some(b.to_vec()),
-                _ => None,
-            })
-        });
+    let (mut sink, mut incoming) = socket.split();
+    // Client messages reach async-graphql's protocol handler through this channel, except
+    // subscriptions, which this loop serves through their cohorts.
+    let (mut to_protocol, input) = futures::channel::mpsc::channel::<Vec<u8>>(INBOX);
     let ctx_cell: Arc<OnceLock<RequestCtx>> = Arc::new(OnceLock::new());
     let disclosures = DisclosureLog::default();
     let (control, mut close_rx) = ConnectionControl::new();
@@ -241,16 +242,126 @@ async fn serve(
             Ok(data)
         }
     };
-    let mut messages = GraphQLWebSocket::new(executor, input, Protocols::GraphQLWS)
+    // This connection's subscriptions, each tagged with its id and a generation (an id may be
+    // reused once its subscription is complete).
+    let mut subscriptions: SelectAll<Tagged> = SelectAll::new();
+    let mut running: HashMap<Arc<str>, (u64, AbortHandle)> = HashMap::new();
+    let mut generation = 0u64;
+    let mut messages = GraphQLWebSocket::new(executor.clone(), input, Protocols::GraphQLWS)
         .on_connection_init(on_init)
         // No protocol keepalive timer: async-graphql's runs on a separate reactor and wakes it on
         // every poll, which costs a system call per message at scale. The init deadline below
         // and TCP keep-alive cover what it would.
         .keepalive_timeout(None);
+    let mut shutting_down = state.closing.clone();
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     tokio::pin!(init_deadline);
     loop {
         tokio::select! {
+            frame = incoming.next() => {
+                let bytes = match frame {
+                    Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
+                    Some(Ok(Message::Binary(b))) => b.to_vec(),
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => break,
+                };
+                match client_message(&bytes) {
+                    ClientMessage::Subscribe { id, request } if ctx_cell.get().is_some() => {
+                        if running.contains_key(id.as_str()) {
+                            let _ = close(&mut sink, 4409, &format!("Subscriber for {id} already exists")).await;
+                            break;
+                        }
+                        let Some(ctx) = ctx_cell.get().cloned() else { continue };
+                        let mut session = Data::default();
+                        session.insert(ctx.clone());
+                        session.insert(disclosures.clone());
+                        session.insert(control.clone());
+                        match crate::cohort::subscribe(
+                            &state.cohorts,
+                            &state.schema,
+                            executor.clone(),
+                            &state.store,
+                            *request,
+                            &ctx,
+                            Arc::new(session),
+                            control.clone(),
+                        ) {
+                            Some(stream) => {
+                                let id: Arc<str> = id.into();
+                                generation += 1;
+                                let (handle, registration) = AbortHandle::new_pair();
+                                let tagged = {
+                                    let (id, end, this) = (id.clone(), id.clone(), generation);
+                                    Abortable::new(stream, registration)
+                                        .map(move |m| (id.clone(), this, Some(m)))
+                                        .chain(futures::stream::once(async move { (end, this, None) }))
+                                };
+                                running.insert(id, (generation, handle));
+                                subscriptions.push(tagged.boxed());
+                            }
+                            // Not a subscription: async-graphql's handler runs it.
+                            None => {
+                                if to_protocol.try_send(bytes).is_err() {
+                                    let _ = close(&mut sink, 4429, "too many messages").await;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    ClientMessage::Complete { id } if running.contains_key(id.as_str()) => {
+                        if let Some((_, handle)) = running.remove(id.as_str()) {
+                            handle.abort();
+                        }
+                    }
+                    _ => {
+                        if to_protocol.try_send(bytes).is_err() {
+                            let _ = close(&mut sink, 4429, "too many messages").await;
+                            break;
+                        }
+                    }
+                }
+            }
+            Some(first) = subscriptions.next(), if !subscriptions.is_empty() => {
+                // Whatever else is ready goes out with it, in one flush.
+                let mut batch = vec![first];
+                while batch.len() < COALESCE {
+                    match futures::FutureExt::now_or_never(subscriptions.next()) {
+                        Some(Some(item)) => batch.push(item),
+                        _ => break,
+                    }
+                }
+                let mut frames = Vec::with_capacity(batch.len());
+                let mut extra = Vec::new();
+                for (id, this, message) in batch {
+                    match message {
+                        Some(m) => {
+                            extra.extend(m.disclosures.iter().cloned());
+                            frames.push(next_frame(&id, &m.payload));
+                        }
+                        // The subscription ended; one the client completed needs no answer.
+                        None if running.get(&id).is_some_and(|(g, _)| *g == this) => {
+                            running.remove(&id);
+                            frames.push(complete_frame(&id));
+                        }
+                        None => {}
+                    }
+                }
+                if !record_disclosures(&state, &ctx_cell, &disclosures, extra).await {
+                    tracing::error!(request_id, "disclosure records not written; closing");
+                    let _ = close(&mut sink, 1011, "internal error").await;
+                    break;
+                }
+                let mut failed = false;
+                for frame in frames {
+                    if sink.feed(Message::Text(frame.into())).await.is_err() {
+                        failed = true;
+                        break;
+                    }
+                }
+                if failed || sink.flush().await.is_err() {
+                    break;
+                }
+            }
             message = messages.next() => match message {
                 Some(WsMessage::Text(text)) => {
                     // Whatever else is ready goes out with it, in one flush.
@@ -267,13 +378,10 @@ async fn serve(
                         }
                     }
                     // Disclosures these messages make are on the record before they are sent.
-                    if let Some(ctx) = ctx_cell.get() {
-                        let entries = disclosures.entries(ctx);
-                        if !entries.is_empty() && state.audit.record_all(entries).await.is_err() {
-                            tracing::error!(request_id, "disclosure records not written; closing");
-                            let _ = close(&mut sink, 1011, "internal error").await;
-                            break;
-                        }
+                    if !record_disclosures(&state, &ctx_cell, &disclosures, Vec::new()).await {
+                        tracing::error!(request_id, "disclosure records not written; closing");
+                        let _ = close(&mut sink, 1011, "internal error").await;
+                        break;
                     }
                     let mut failed = false;
                     for text in batch {
@@ -330,12 +438,94 @@ async fn serve(
                     break;
                 }
             }
+            _ = async { shutting_down.wait_for(|closing| *closing).await.map(|_| ()) } => {
+                let _ = close(&mut sink, 1001, "server shutting down").await;
+                break;
+            }
             _ = &mut init_deadline, if ctx_cell.get().is_none() => {
                 let _ = close(&mut sink, 4408, "connection initialisation timeout").await;
                 break;
             }
         }
     }
+}
+
+/// Writes the disclosures made by the messages about to be sent (those in the connection's log,
+/// and `extra` from cohorts) under the connection's name. False when they could not be written.
+async fn record_disclosures(
+    state: &ApiState,
+    ctx: &OnceLock<RequestCtx>,
+    log: &DisclosureLog,
+    extra: Vec<AuditDisclosure>,
+) -> bool {
+    let Some(ctx) = ctx.get() else {
+        return true;
+    };
+    let mut entries = log.entries(ctx);
+    if !extra.is_empty() {
+        let actor = ctx.actor();
+        entries.extend(extra.into_iter().map(|d| AuditEntry {
+            disclosure: Some(d),
+            ..actor.entry()
+        }));
+    }
+    entries.is_empty() || state.audit.record_all(entries).await.is_ok()
+}
+
+/// A subscription's messages, tagged with its id and generation; `None` when it ends.
+type Tagged = BoxStream<'static, (Arc<str>, u64, Option<MemberMessage>)>;
+
+/// A client message, as far as this loop needs to know it.
+enum ClientMessage {
+    Subscribe {
+        id: String,
+        request: Box<GqlRequest>,
+    },
+    Complete {
+        id: String,
+    },
+    /// Anything else, for async-graphql's handler (which also reports what does not parse).
+    Other,
+}
+
+fn client_message(bytes: &[u8]) -> ClientMessage {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(rename = "type")]
+        kind: String,
+        id: Option<String>,
+        payload: Option<serde_json::Value>,
+    }
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(bytes) else {
+        return ClientMessage::Other;
+    };
+    match (envelope.kind.as_str(), envelope.id) {
+        ("subscribe", Some(id)) => match envelope.payload.map(serde_json::from_value) {
+            Some(Ok(request)) => ClientMessage::Subscribe {
+                id,
+                request: Box::new(request),
+            },
+            _ => ClientMessage::Other,
+        },
+        ("complete", Some(id)) => ClientMessage::Complete { id },
+        _ => ClientMessage::Other,
+    }
+}
+
+/// `{"id":…,"type":"next","payload":…}` around a payload rendered once for its cohort.
+fn next_frame(id: &str, payload: &str) -> String {
+    let id = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".into());
+    let mut frame = String::with_capacity(id.len() + payload.len() + 32);
+    frame.push_str("{\"id\":");
+    frame.push_str(&id);
+    frame.push_str(",\"type\":\"next\",\"payload\":");
+    frame.push_str(payload);
+    frame.push('}');
+    frame
+}
+
+fn complete_frame(id: &str) -> String {
+    serde_json::json!({"id": id, "type": "complete"}).to_string()
 }
 
 async fn close<S>(sink: &mut S, code: u16, reason: &str) -> Result<(), axum::Error>

@@ -26,6 +26,8 @@ pub struct App {
     pub router: Router,
     audit_task: JoinHandle<()>,
     workers: crate::workers::Workers,
+    /// Set when shutdown starts, so long-lived connections (WebSockets) end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Builds the token verifier the configuration describes.
@@ -130,12 +132,15 @@ impl App {
             audit: audit.clone(),
             intake,
         };
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let state = ApiState {
             store: store.clone(),
             audit,
             auth,
             schema,
             limits,
+            cohorts: Default::default(),
+            closing: closing_rx,
         };
         let router = Router::new()
             .merge(junction_api::router(state))
@@ -154,6 +159,7 @@ impl App {
             router,
             audit_task,
             workers,
+            closing,
         })
     }
 }
@@ -210,8 +216,15 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningServer> {
 }
 
 impl App {
-    pub(crate) fn into_parts(self) -> (Router, JoinHandle<()>, crate::workers::Workers) {
-        (self.router, self.audit_task, self.workers)
+    pub(crate) fn into_parts(
+        self,
+    ) -> (
+        Router,
+        JoinHandle<()>,
+        crate::workers::Workers,
+        tokio::sync::watch::Sender<bool>,
+    ) {
+        (self.router, self.audit_task, self.workers, self.closing)
     }
 }
 

@@ -19,7 +19,7 @@ pub async fn serve(
     grace: Duration,
     stop: oneshot::Receiver<()>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<anyhow::Result<()>>)> {
-    let (router, audit_task, workers) = app.into_parts();
+    let (router, audit_task, workers, closing) = app.into_parts();
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let shutdown = async move {
         tokio::select! {
@@ -27,6 +27,8 @@ pub async fn serve(
             _ = signal() => {}
         }
         tracing::info!("shutting down: finishing in-flight requests");
+        // WebSocket connections are not requests the server waits for: tell them to close.
+        let _ = closing.send(true);
     };
     let std_listener =
         std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;

@@ -46,6 +46,21 @@ impl ConnectionControl {
     }
 }
 
+/// How a subscription runs when the WebSocket layer shares one execution among a cohort of
+/// subscribers (see `crate::cohort`). Without it, a subscription replays from `after` and then
+/// runs live, on its own.
+#[derive(Debug, Clone)]
+pub enum FeedMode {
+    /// Replay from `from` (else the `after` argument) up to and including `until`, then end.
+    Replay { from: Option<i64>, until: i64 },
+    /// Run live from `from`, whatever `after` says, and note the position of each event in
+    /// `positions` as it is passed on, so the rendered message can be matched to it.
+    Live {
+        from: i64,
+        positions: Arc<std::sync::Mutex<VecDeque<i64>>>,
+    },
+}
+
 /// How often a subscription re-checks that its agreement still grants access.
 const RECHECK: Duration = Duration::from_secs(1);
 
@@ -109,15 +124,27 @@ impl SubscriptionRoot {
         let request = ctx.data_unchecked::<RequestCtx>().clone();
         let stated = purpose(ctx, purpose_arg.as_deref())?;
         let access = case_access(ctx, stated.as_deref()).await?;
-        let start =
-            match after {
+        let mode = ctx.data_opt::<FeedMode>().cloned();
+        let start = match &mode {
+            Some(FeedMode::Live { from, .. })
+            | Some(FeedMode::Replay {
+                from: Some(from), ..
+            }) => *from,
+            _ => match after {
                 Some(id) => id.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
                     ApiError::invalid("after", "is not an event id from this feed")
                 })?,
                 None => sharing::feed_head(&store).await?,
-            };
+            },
+        };
         // Subscribed before the replay, so nothing committed meanwhile is missed.
-        let live = hub.subscribe();
+        let (live, until, positions) = match mode {
+            Some(FeedMode::Replay { until, .. }) => (None, Some(until), None),
+            Some(FeedMode::Live { positions, .. }) => {
+                (Some(hub.subscribe()), None, Some(positions))
+            }
+            None => (Some(hub.subscribe()), None, None),
+        };
         if let (Some(audit), Some(flag)) = (
             ctx.data_opt::<AuditWriter>(),
             ctx.data_opt::<OperationAudited>(),
@@ -148,12 +175,19 @@ impl SubscriptionRoot {
             replayed: false,
             done: false,
             live,
+            until,
+            positions,
             recheck: tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK),
         };
         // The stream does its own work when polled: no task or channel per subscription.
         Ok(futures::stream::unfold(feed, |mut feed| async move {
             loop {
                 if let Some(event) = feed.queue.pop_front() {
+                    if let Some(positions) = &feed.positions
+                        && let Ok(mut p) = positions.lock()
+                    {
+                        p.push_back(event.seq);
+                    }
                     return Some((event, feed));
                 }
                 if feed.done {
@@ -187,7 +221,12 @@ struct Feed {
     queue: VecDeque<SharedCaseEvent>,
     replayed: bool,
     done: bool,
-    live: broadcast::Receiver<Arc<FeedItem>>,
+    /// `None` when the subscription only replays.
+    live: Option<broadcast::Receiver<Arc<FeedItem>>>,
+    /// The last position a replay-only subscription passes on.
+    until: Option<i64>,
+    /// Where a cohort's execution notes each event's position.
+    positions: Option<Arc<std::sync::Mutex<VecDeque<i64>>>>,
     recheck: tokio::time::Interval,
 }
 
@@ -206,13 +245,19 @@ impl Feed {
             self.replayed = true;
             return Ok(());
         }
-        tokio::select! {
-            item = self.live.recv() => match item {
-                Ok(item) => self.offer(&item),
-                Err(broadcast::error::RecvError::Lagged(_)) => self.replay().await?,
-                Err(broadcast::error::RecvError::Closed) => self.done = true,
-            },
-            _ = self.recheck.tick() => self.recheck_access(),
+        let Some(live) = self.live.as_mut() else {
+            self.done = true;
+            return Ok(());
+        };
+        let woke = tokio::select! {
+            item = live.recv() => Some(item),
+            _ = self.recheck.tick() => None,
+        };
+        match woke {
+            Some(Ok(item)) => self.offer(&item),
+            Some(Err(broadcast::error::RecvError::Lagged(_))) => self.replay().await?,
+            Some(Err(broadcast::error::RecvError::Closed)) => self.done = true,
+            None => self.recheck_access(),
         }
         Ok(())
     }
@@ -245,10 +290,21 @@ impl Feed {
     /// Queues everything after `last` from the database.
     async fn replay(&mut self) -> ApiResult<()> {
         loop {
-            let entries = sharing::feed_after(&self.store, self.last, 500, self.agency()).await?;
-            let more = entries.len() == 500;
+            let mut entries =
+                sharing::feed_after(&self.store, self.last, 500, self.agency()).await?;
+            let mut more = entries.len() == 500;
+            if let Some(until) = self.until
+                && entries.last().is_some_and(|e| e.seq > until)
+            {
+                entries.retain(|e| e.seq <= until);
+                more = false;
+            }
+            let read_to = entries.last().map(|e| e.seq);
             for item in with_cases(&self.store, entries).await? {
                 self.offer(&item);
+            }
+            if let Some(seq) = read_to {
+                self.last = self.last.max(seq);
             }
             if !more {
                 return Ok(());

@@ -1,0 +1,330 @@
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::auth::{Principal, Role};
+use crate::case::{Case, CaseEvent, CaseEventKind, Location, Submitter};
+use crate::case_type::{CaseType, Classification, Datatype, FieldDef};
+
+fn t(h: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::hours(h)
+}
+
+fn agreement(id: &str) -> Agreement {
+    Agreement {
+        id: id.into(),
+        jurisdiction_id: "b".into(),
+        title: "t".into(),
+        partner_agency_id: "police".into(),
+        case_types: vec!["food".into()],
+        purposes: vec!["crime_prevention".into()],
+        lawful_basis: "Crime and Disorder Act 1998 s115".into(),
+        ceiling: Classification::Official,
+        fields: None,
+        valid_from: t(0),
+        valid_to: Some(t(10)),
+        review_date: None,
+        status: AgreementStatus::Active,
+    }
+}
+
+fn field(code: &str, class: Classification) -> FieldDef {
+    FieldDef {
+        code: code.into(),
+        description: code.into(),
+        datatype: Datatype::String,
+        required: false,
+        order: 0,
+        classification: class,
+        values: vec![],
+        datatype_description: None,
+    }
+}
+
+fn food() -> CaseType {
+    CaseType {
+        jurisdiction_id: "b".into(),
+        code: "food".into(),
+        name: "Food".into(),
+        description: String::new(),
+        group: None,
+        keywords: vec![],
+        agency_id: "eh".into(),
+        fields: vec![
+            field("risk", Classification::Public),
+            field("premises", Classification::Official),
+            field("symptoms", Classification::Sensitive),
+        ],
+        active: true,
+    }
+}
+
+fn case() -> Case {
+    Case {
+        id: "c1".into(),
+        reference: "1".into(),
+        jurisdiction_id: "b".into(),
+        case_type_code: "food".into(),
+        agency_id: "eh".into(),
+        status: crate::CaseStatus::Open,
+        description: "ill after eating".into(),
+        location: Location {
+            lat: Some(51.0),
+            long: Some(-1.0),
+            uprn: None,
+            address: Some("1 High St".into()),
+        },
+        submitter: Submitter {
+            name: Some("A Person".into()),
+            email: Some("a@example.org".into()),
+            phone: None,
+        },
+        fields: [
+            ("risk".to_string(), json!("high")),
+            ("premises".to_string(), json!("Cafe")),
+            ("symptoms".to_string(), json!("vomiting")),
+        ]
+        .into(),
+        created_at: t(0),
+        updated_at: t(0),
+        version: 1,
+        route: None,
+        source_ref: None,
+    }
+}
+
+fn lens(a: Agreement) -> Lens {
+    Lens::Partner {
+        agreement: Arc::new(a),
+        purpose: "crime_prevention".into(),
+        agency: "police".into(),
+        core: Arc::new(CoreClassification::default()),
+        case_type: Some(Arc::new(food())),
+    }
+}
+
+#[test]
+fn redacted_copies_keep_only_what_shows() {
+    let l = lens(agreement("a"));
+    let r = l.redact(&case());
+    assert_eq!(r.submitter, Submitter::default());
+    assert_eq!(r.description, "ill after eating");
+    assert!(r.fields.contains_key("premises") && !r.fields.contains_key("symptoms"));
+    assert!(l.disclosed_in_full(&case()).is_empty());
+    let personal = lens(Agreement {
+        ceiling: Classification::Personal,
+        ..agreement("a")
+    });
+    assert_eq!(
+        personal.disclosed_in_full(&case()),
+        vec!["submitter.email", "submitter.name"]
+    );
+}
+
+#[test]
+fn state_follows_status_and_dates() {
+    let a = agreement("a");
+    assert_eq!(a.state(t(-1)), AgreementState::Pending);
+    assert_eq!(a.state(t(0)), AgreementState::Active);
+    assert_eq!(a.state(t(10)), AgreementState::Expired);
+    let s = Agreement {
+        status: AgreementStatus::Suspended,
+        ..a.clone()
+    };
+    assert_eq!(s.state(t(1)), AgreementState::Suspended);
+}
+
+#[test]
+fn ceiling_and_allow_list_decide_what_shows() {
+    let l = lens(agreement("a"));
+    assert!(l.shows("reference"));
+    assert!(l.shows("fields.risk"));
+    assert!(l.shows("fields.premises"));
+    assert!(!l.shows("fields.symptoms"));
+    assert!(!l.shows("submitter.email"));
+    assert!(!l.shows("fields.unknown"), "unknown fields are sensitive");
+    assert_eq!(
+        l.redacted(&case()),
+        vec![
+            "fields.symptoms",
+            "submitter.email",
+            "submitter.name",
+            "submitter.phone"
+        ]
+    );
+    let narrowed = lens(Agreement {
+        fields: Some(vec!["fields.risk".into()]),
+        ..agreement("a")
+    });
+    assert!(narrowed.shows("fields.risk"));
+    assert!(!narrowed.shows("fields.premises"));
+    assert!(!narrowed.shows("description"));
+    assert!(narrowed.shows("status"), "the envelope always shows");
+    assert_eq!(
+        narrowed.fields(&case()).keys().collect::<Vec<_>>(),
+        vec!["risk"]
+    );
+}
+
+#[test]
+fn disclosures_name_shown_personal_values_only() {
+    let personal = lens(Agreement {
+        ceiling: Classification::Personal,
+        ..agreement("a")
+    });
+    let wanted: BTreeSet<String> = ["submitter.name", "submitter.phone", "fields", "description"]
+        .map(String::from)
+        .into();
+    assert_eq!(personal.disclosed(&case(), &wanted), vec!["submitter.name"]);
+    let official = lens(agreement("a"));
+    assert!(official.disclosed(&case(), &wanted).is_empty());
+    assert!(Lens::Full.disclosed(&case(), &wanted).is_empty());
+}
+
+fn principal(roles: Vec<Role>, agency: Option<&str>) -> Principal {
+    Principal {
+        subject: "s".into(),
+        agency: agency.map(String::from),
+        roles,
+    }
+}
+
+#[test]
+fn partner_access_needs_agency_purpose_and_active_agreement() {
+    let list = vec![agreement("a")];
+    let p = principal(vec![Role::Partner], Some("police"));
+    assert!(matches!(
+        access(&principal(vec![Role::Officer], None), None, &[], t(1)),
+        Ok(Access::Full)
+    ));
+    assert_eq!(
+        access(
+            &principal(vec![Role::Partner], None),
+            Some("x"),
+            &list,
+            t(1)
+        )
+        .unwrap_err(),
+        ScopeError::NoAgency
+    );
+    assert_eq!(
+        access(&p, None, &list, t(1)).unwrap_err(),
+        ScopeError::PurposeRequired
+    );
+    assert_eq!(
+        access(&p, Some("marketing"), &list, t(1)).unwrap_err(),
+        ScopeError::PurposeNotGranted("marketing".into())
+    );
+    assert!(matches!(
+        access(&p, Some("crime_prevention"), &list, t(11)),
+        Err(ScopeError::PurposeNotGranted(_))
+    ));
+    let Ok(Access::Partner(scope)) = access(&p, Some("crime_prevention"), &list, t(1)) else {
+        panic!("partner access expected");
+    };
+    let share = |agency: &str| Share {
+        case_id: "c1".into(),
+        agency_id: agency.into(),
+        agreement_id: "a".into(),
+        since: 0,
+    };
+    assert!(scope.agreement_for("food", &[share("police")]).is_some());
+    assert!(scope.agreement_for("food", &[share("fire")]).is_none());
+    assert!(scope.agreement_for("pothole", &[share("police")]).is_none());
+    assert!(scope.agreement_for("food", &[]).is_none());
+}
+
+#[test]
+fn filters_only_on_what_every_agreement_shows() {
+    let Ok(Access::Partner(scope)) = access(
+        &principal(vec![Role::Partner], Some("police")),
+        Some("crime_prevention"),
+        &[agreement("a")],
+        t(1),
+    ) else {
+        panic!()
+    };
+    let core = CoreClassification::default();
+    let types = |c: &str| (c == "food").then(food);
+    assert!(
+        scope
+            .may_filter_on("fields.risk", None, &core, &types)
+            .is_ok()
+    );
+    assert!(scope.may_filter_on("status", None, &core, &types).is_ok());
+    let err = scope
+        .may_filter_on("submitter.email", None, &core, &types)
+        .unwrap_err();
+    assert!(err.contains("submitter.email"), "{err}");
+    assert!(!err.contains("a@example.org"));
+}
+
+#[test]
+fn events_are_redacted_or_withheld() {
+    let l = lens(Agreement {
+        fields: Some(vec!["fields.risk".into()]),
+        ..agreement("a")
+    });
+    let event = |kind, data| CaseEvent {
+        id: 1,
+        case_id: "c1".into(),
+        kind,
+        actor: "x".into(),
+        at: t(0),
+        data,
+    };
+    let (data, redacted) = l
+        .event(&event(CaseEventKind::NoteAdded, json!({"note": "secret"})))
+        .unwrap();
+    assert_eq!(data["note"], Value::Null);
+    assert_eq!(redacted, vec!["notes"]);
+    assert!(
+        l.event(&event(CaseEventKind::Delivered, json!({})))
+            .is_none()
+    );
+    assert!(
+        l.event(&event(CaseEventKind::Shared, json!({"agency": "fire"})))
+            .is_none()
+    );
+    assert!(
+        l.event(&event(CaseEventKind::Shared, json!({"agency": "police"})))
+            .is_some()
+    );
+}
+
+#[test]
+fn overlapping_agreements_must_agree() {
+    let a = agreement("a");
+    let same = agreement("b");
+    assert!(a.disagrees_with(&same).is_none());
+    let higher = Agreement {
+        ceiling: Classification::Personal,
+        ..agreement("b")
+    };
+    let msg = a.disagrees_with(&higher).unwrap();
+    assert!(msg.contains("ceiling"), "{msg}");
+    let later = Agreement {
+        valid_from: t(10),
+        valid_to: None,
+        ..higher.clone()
+    };
+    assert!(a.disagrees_with(&later).is_none(), "back to back is fine");
+    let other_type = Agreement {
+        case_types: vec!["pothole".into()],
+        ..higher
+    };
+    assert!(a.disagrees_with(&other_type).is_none());
+}
+
+#[test]
+fn core_classification_is_configurable_except_the_envelope() {
+    let mut core = CoreClassification::default();
+    assert!(core.set("status", Classification::Sensitive).is_err());
+    assert!(core.set("nope", Classification::Public).is_err());
+    core.set("description", Classification::Personal).unwrap();
+    assert_eq!(core.of("description", None), Classification::Personal);
+    assert_eq!(core.of("reference", None), Classification::Public);
+}
