@@ -12,7 +12,7 @@ use junction_domain::{Case, CaseStatus, Location, Submitter};
 use junction_server::sim::{Behaviour, Simulator};
 use serde_json::{Value, json};
 
-use crate::support::{SmtpSink, init};
+use crate::support::{SmtpMode, SmtpSink, init};
 
 fn case() -> Case {
     Case {
@@ -271,4 +271,76 @@ async fn every_connector_classifies_outcomes_alike() {
     assert_eq!(mails[0].to, ["<highways@borsetshire.example>"]);
     assert!(mails[0].data.contains("Reply-To: pat@example.org"));
     assert!(mails[0].data.contains("depth_cm: 12"));
+}
+
+/// Email over STARTTLS and over TLS from the first byte, to a relay whose certificate comes
+/// from a private authority named by `ca_file`; and never in the clear when TLS was asked for.
+#[tokio::test]
+async fn email_goes_encrypted_to_relays_that_speak_tls_and_never_in_the_clear() {
+    init();
+    let c = case();
+    let to = vec!["highways@borsetshire.example".to_string()];
+    let out = Outbound {
+        case: &c,
+        service_name: "Pothole",
+        route: None,
+        idempotency_key: "0190-case:tls",
+        attempt: 1,
+        after_ambiguous: false,
+        pending_token: None,
+        to: &to,
+        notice: None,
+    };
+    let ca = format!("{}/fixtures/tls/ca.pem", env!("CARGO_MANIFEST_DIR"));
+    let email = |port: u16, tls: &str, ca: Option<&str>| {
+        let mut params = json!({"smtp_host": "127.0.0.1", "smtp_port": port, "tls": tls,
+            "from": "junction@borsetshire.example", "timeout_secs": 5});
+        if let Some(ca) = ca {
+            params["ca_file"] = json!(ca);
+        }
+        let p = ConnectorParams::parse(ConnectorKind::Email, params, &mut |_| {}).unwrap();
+        build(&p, &|_| Ok(String::new())).unwrap()
+    };
+    for (mode, tls) in [
+        (SmtpMode::StartTls, "starttls"),
+        (SmtpMode::ImplicitTls, "tls"),
+    ] {
+        let (sink, port) = SmtpSink::start_with(mode).await;
+        let sent = email(port, tls, Some(&ca)).deliver(&out).await;
+        assert!(sent.is_ok(), "{tls}: {:?}", sent.err().map(|e| e.error));
+        let mails = sink.messages();
+        assert_eq!(mails.len(), 1, "{tls}");
+        assert!(mails[0].encrypted, "{tls}: the message travelled encrypted");
+        assert!(mails[0].data.contains("depth_cm: 12"), "{tls}");
+
+        // Without the private authority the relay's certificate is not trusted: nothing sent.
+        let e = email(port, tls, None)
+            .deliver(&out)
+            .await
+            .unwrap_err()
+            .error;
+        assert!(
+            e.retriable,
+            "{tls}: an untrusted certificate may be fixed: {e:?}"
+        );
+        assert_eq!(sink.messages().len(), 1, "{tls}: nothing more arrived");
+    }
+    // A relay that does not offer STARTTLS gets nothing when STARTTLS was asked for.
+    let (plain, port) = SmtpSink::start_with(SmtpMode::Plain).await;
+    let e = email(port, "starttls", Some(&ca))
+        .deliver(&out)
+        .await
+        .unwrap_err()
+        .error;
+    assert!(e.retriable, "{e:?}");
+    assert!(plain.messages().is_empty(), "never sent in the clear");
+    // An unreadable `ca_file` is a configuration error naming the file.
+    let p = ConnectorParams::parse(
+        ConnectorKind::Email,
+        json!({"smtp_host": "127.0.0.1", "tls": "tls", "from": "a@b.example", "ca_file": "/nonexistent/ca.pem"}),
+        &mut |_| {},
+    )
+    .unwrap();
+    let err = build(&p, &|_| Ok(String::new())).err().expect("refused");
+    assert!(err.contains("ca_file /nonexistent/ca.pem"), "{err}");
 }

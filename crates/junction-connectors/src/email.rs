@@ -8,6 +8,7 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use minijinja::Environment;
 use serde_json::{Value, json};
@@ -59,18 +60,27 @@ pub struct Email {
     templates: Environment<'static>,
 }
 
+/// Certificate checks for the relay: the public roots, and `ca_file` when given.
+fn tls_parameters(params: &EmailParams) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(params.smtp_host.clone());
+    if let Some(path) = &params.ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("ca_file {path}: {e}"))?;
+        let certificate =
+            Certificate::from_pem(&pem).map_err(|e| format!("ca_file {path}: {e}"))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder.build_rustls().map_err(|e| format!("TLS: {e}"))
+}
+
 impl Email {
     pub fn new(params: EmailParams, password: Option<String>) -> Result<Email, String> {
+        let host = &params.smtp_host;
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host);
         let builder = match params.tls {
-            EmailTls::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&params.smtp_host)
-                    .map_err(|e| e.to_string())?
-            }
-            EmailTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&params.smtp_host)
-                .map_err(|e| e.to_string())?,
-            EmailTls::None => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&params.smtp_host)
-            }
+            // The relay must offer STARTTLS; the message is never sent in the clear.
+            EmailTls::Starttls => builder.tls(Tls::Required(tls_parameters(&params)?)),
+            EmailTls::Tls => builder.tls(Tls::Wrapper(tls_parameters(&params)?)),
+            EmailTls::None => builder,
         };
         let mut builder = builder
             .port(params.smtp_port)

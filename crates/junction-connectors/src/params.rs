@@ -55,6 +55,9 @@ pub struct EmailParams {
     pub smtp_port: u16,
     #[serde(default)]
     pub tls: EmailTls,
+    /// A PEM file of certificates to trust for the relay besides the public roots: a council's
+    /// private certificate authority, or the relay's own certificate.
+    pub ca_file: Option<String>,
     pub username: Option<String>,
     /// `${VAR}` reference.
     pub password: Option<String>,
