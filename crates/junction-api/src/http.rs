@@ -40,6 +40,8 @@ pub struct ApiState {
     pub limits: Limits,
     /// Subscriptions that share one execution (see [`crate::cohort`]).
     pub cohorts: crate::cohort::Cohorts,
+    /// Purposes and core attribute classifications, for paths outside GraphQL (exports).
+    pub sharing: crate::SharingPolicy,
     /// Becomes true when the server starts shutting down: WebSocket connections close (1001).
     pub closing: tokio::sync::watch::Receiver<bool>,
 }
@@ -48,6 +50,7 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql))
+        .route("/export/cases.csv", get(crate::export::cases_csv))
         .with_state(state)
 }
 
@@ -349,7 +352,7 @@ fn error_code(error: &async_graphql::ServerError) -> Option<ErrorCode> {
     }
 }
 
-fn authenticate(auth: &Authenticator, headers: &HeaderMap) -> Result<Principal, String> {
+pub(crate) fn authenticate(auth: &Authenticator, headers: &HeaderMap) -> Result<Principal, String> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| crate::AuthError::Missing.to_string())?;
@@ -381,7 +384,7 @@ fn parse_body(bytes: &[u8]) -> Result<async_graphql::Request, String> {
 }
 
 /// A GraphQL-shaped error body for requests refused before execution.
-fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+pub(crate) fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     let body = json!({"errors": [{"message": message, "extensions": {"code": code.as_str()}}]});
     (
         status,

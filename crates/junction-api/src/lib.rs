@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cohort;
 mod context;
 mod error;
+mod export;
 pub mod feed;
 pub mod graphql;
 mod http;

@@ -78,10 +78,12 @@ pub enum Action {
     ReadDisclosures,
     /// See who a case is shared with.
     ReadShares,
+    /// Download cases as a file (CSV), through the same access and lens as reading them.
+    ExportCases,
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Action::ReadSelf,
         Action::ReadAgencies,
         Action::ReadCaseTypes,
@@ -99,6 +101,7 @@ impl Action {
         Action::ShareCases,
         Action::ReadDisclosures,
         Action::ReadShares,
+        Action::ExportCases,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +123,7 @@ impl Action {
             Action::ShareCases => "cases.share",
             Action::ReadDisclosures => "disclosures.read",
             Action::ReadShares => "shares.read",
+            Action::ExportCases => "cases.export",
         }
     }
 }
@@ -164,6 +168,7 @@ fn allowed(action: Action) -> &'static [Role] {
         Action::ShareCases => &[Admin, Manager, Officer],
         Action::ReadDisclosures => &[Admin, Auditor],
         Action::ReadShares => &[Admin, Manager, Officer, System, Auditor],
+        Action::ExportCases => &[Admin, Manager, Officer, Partner, Auditor],
     }
 }
 
@@ -233,6 +238,7 @@ mod tests {
             [true, false, false, false, false, true],
         ),
         (Action::ReadShares, [true, true, true, false, true, true]),
+        (Action::ExportCases, [true, true, true, true, false, true]),
     ];
 
     fn principal(roles: Vec<Role>) -> Principal {

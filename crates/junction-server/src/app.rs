@@ -140,6 +140,7 @@ impl App {
             schema,
             limits,
             cohorts: Default::default(),
+            sharing: loaded.sharing.policy.clone(),
             closing: closing_rx,
         };
         let router = Router::new()
