@@ -23,12 +23,12 @@ impl Rig {
     }
 
     async fn start_with(sim_behaviour: Behaviour, timeout_secs: u64, extra: &str) -> Rig {
-        Rig::build(None, sim_behaviour, timeout_secs, extra).await
+        Rig::build(None, sim_behaviour, timeout_secs, extra, false).await
     }
 
     /// As [`Rig::start`], on the database at `url` (SQLite in a temporary directory if none).
     async fn start_on(url: Option<&str>, sim_behaviour: Behaviour, timeout_secs: u64) -> Rig {
-        Rig::build(url, sim_behaviour, timeout_secs, "").await
+        Rig::build(url, sim_behaviour, timeout_secs, "", false).await
     }
 
     async fn build(
@@ -36,6 +36,7 @@ impl Rig {
         sim_behaviour: Behaviour,
         timeout_secs: u64,
         extra: &str,
+        ordered: bool,
     ) -> Rig {
         let sim = Simulator::new(sim_behaviour);
         let (sim_addr, _task) = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -45,6 +46,7 @@ impl Rig {
 [[connectors]]
 id = "backend"
 kind = "open311"
+ordered = {ordered}
 retry = {{ initial_secs = 1, max_delay_secs = 1, max_age_hours = 1, jitter = 0.0 }}
   [connectors.params]
   endpoint = "http://{sim_addr}/open311/v2/"
@@ -485,7 +487,7 @@ async fn a_paused_connector_holds_and_resume_releases_in_order() {
         ids.push(cases::get(rig.server.store(), r).await.unwrap().unwrap().id);
     }
     // All released, each once. (They are queued oldest first; with several workers they may
-    // overtake one another in flight.)
+    // overtake one another in flight. An `ordered` connector keeps strict order: see below.)
     let mut arrived = rig.sim.arrivals();
     arrived.sort();
     ids.sort();
@@ -514,6 +516,53 @@ async fn a_paused_connector_holds_and_resume_releases_in_order() {
         "newest first, after the catalogue's"
     );
     let _ = PauseTarget::Agency;
+}
+
+#[tokio::test]
+async fn an_ordered_connector_takes_cases_one_at_a_time_in_the_order_they_came() {
+    ordered_delivery(None).await;
+    if let Some(db) = crate::support::TestDb::postgres().await {
+        ordered_delivery(Some(&db.url)).await;
+    }
+}
+
+async fn ordered_delivery(url: Option<&str>) {
+    // The first case to reach the back-end is refused once (HTTP 500): the rest wait for it.
+    let behaviour = Behaviour {
+        fail_next: 1,
+        ..Behaviour::default()
+    };
+    let rig = Rig::build(url, behaviour, 5, "", true).await;
+    let manager = rig.server.token(&[Role::Manager]);
+    rig.server
+        .gql(
+            Some(&manager),
+            r#"mutation { pauseConnector(id: "backend", reason: "council upgrade tonight") }"#,
+            json!({}),
+        )
+        .await;
+    let mut references = Vec::new();
+    for i in 0..6 {
+        references.push(rig.report(4, 2000 + i).await);
+    }
+    let mut ids = Vec::new();
+    for r in &references {
+        ids.push(cases::get(rig.server.store(), r).await.unwrap().unwrap().id);
+    }
+    rig.server
+        .gql(
+            Some(&manager),
+            r#"mutation { resumeConnector(id: "backend") }"#,
+            json!({}),
+        )
+        .await;
+    for r in &references {
+        assert_eq!(rig.settled(r, 30).await.state, DeliveryState::Sent);
+    }
+    // Every case arrived once, in the order the cases were made, the refused one first.
+    assert_eq!(rig.sim.arrivals(), ids);
+    let first = rig.main_delivery(&references[0]).await;
+    assert_eq!(first.attempts, 2, "{first:?}");
 }
 
 #[tokio::test]

@@ -31,6 +31,8 @@ pub struct ConnectorHandle {
     pub policy: RetryPolicy,
     /// How long one attempt may take before it is abandoned (and its lease lapses).
     pub timeout: Duration,
+    /// One delivery at a time, oldest first (see [`deliveries::take_for_queue`]).
+    pub ordered: bool,
 }
 
 /// Every connector, by id.
@@ -345,6 +347,10 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
                 .state
         }
     };
+    if connector.ordered {
+        // The next delivery to an ordered connector is taken only once this one is settled.
+        runner.wake.notify_one();
+    }
     Ok(Outcome::Settled(settled))
 }
 
@@ -356,7 +362,15 @@ async fn reconcile(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) {
     let mut last_purge = std::time::Instant::now();
     loop {
         let now = chrono::Utc::now();
-        match deliveries::take_for_queue(&runner.store, now, config.queue_hold, 1_000).await {
+        let ordered: Vec<String> = runner
+            .connectors
+            .iter()
+            .filter(|(_, c)| c.ordered)
+            .map(|(id, _)| id.clone())
+            .collect();
+        match deliveries::take_for_queue(&runner.store, now, config.queue_hold, 1_000, &ordered)
+            .await
+        {
             Ok(ids) if !ids.is_empty() => {
                 let full = ids.len() == 1_000;
                 if let Err(e) = queue.push(&ids).await {

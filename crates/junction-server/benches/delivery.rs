@@ -278,6 +278,7 @@ async fn queue_alone(label: &'static str, url: &str, rows: &mut Vec<String>) {
     set.insert(
         "backend".into(),
         junction_jobs::ConnectorHandle {
+            ordered: false,
             deliver: Arc::new(Instant311),
             policy: Default::default(),
             timeout: Duration::from_secs(5),

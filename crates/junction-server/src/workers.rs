@@ -38,6 +38,7 @@ pub fn connectors(loaded: &LoadedConfig) -> anyhow::Result<ConnectorSet> {
                 deliver,
                 policy: c.retry.policy(),
                 timeout: Duration::from_secs(params.timeout_secs()),
+                ordered: c.ordered,
             },
         );
     }

@@ -245,31 +245,45 @@ const NOT_PAUSED: &str = "NOT EXISTS (SELECT 1 FROM pauses p WHERE \
 /// Takes up to `limit` due deliveries that no queued job is expected to handle, and marks them
 /// as queued until `now + hold`: the caller then hands each to the queue. A delivery whose
 /// job is lost (a crash between queueing and running) is taken again once the hold expires.
+///
+/// Deliveries to the connectors in `ordered` go one at a time, oldest first: one is taken only
+/// when no earlier delivery to its connector is pending, in flight or waiting to be retried.
+/// A dead delivery no longer holds later ones back.
 pub async fn take_for_queue(
     store: &Store,
     now: DateTime<Utc>,
     hold: Duration,
     limit: u64,
+    ordered: &[String],
 ) -> Result<Vec<i64>, StoreError> {
     let backend = store.conn().get_database_backend();
     let p = |n| placeholder(backend, n);
+    let in_order = if ordered.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = (0..ordered.len()).map(|i| p(4 + i)).collect();
+        format!(
+            " AND (d.connector_id NOT IN ({list}) OR NOT EXISTS (SELECT 1 FROM deliveries o \
+             WHERE o.connector_id = d.connector_id AND o.id < d.id \
+             AND o.state IN ('pending', 'failed', 'sending')))",
+            list = list.join(", ")
+        )
+    };
     let sql = format!(
         "SELECT d.id AS id FROM deliveries d WHERE \
          ((d.state IN ('pending', 'failed') AND d.next_attempt_at <= {}) \
            OR (d.state = 'sending' AND d.lease_until < {})) \
          AND (d.queued_until IS NULL OR d.queued_until < {} OR d.state = 'sending') \
-         AND {NOT_PAUSED} ORDER BY d.id LIMIT {limit}",
+         AND {NOT_PAUSED}{in_order} ORDER BY d.id LIMIT {limit}",
         p(1),
         p(2),
         p(3)
     );
+    let mut values: Vec<sea_orm::Value> = vec![now.into(), now.into(), now.into()];
+    values.extend(ordered.iter().map(|c| sea_orm::Value::from(c.clone())));
     let txn = store.begin_write().await?;
     let rows = txn
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [now.into(), now.into(), now.into()],
-        ))
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     let ids: Vec<i64> = rows
         .iter()

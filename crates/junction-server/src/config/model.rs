@@ -280,6 +280,10 @@ pub struct ConnectorConfig {
     pub params: toml::Table,
     /// When to try again after a failure, and when to give up.
     pub retry: RetryConfig,
+    /// Deliver one case at a time, oldest first, for back-ends that need cases in the order
+    /// they were made. A later delivery waits while an earlier one is pending, in flight or
+    /// waiting to be retried; a dead one no longer holds it back.
+    pub ordered: bool,
 }
 
 /// A connector's retry policy: exponential backoff with jitter, capped, for a maximum age.
