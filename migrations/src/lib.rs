@@ -9,6 +9,7 @@ mod m0001_initial;
 mod m0002_delivery;
 mod m0003_sharing;
 mod m0004_share_feed_position;
+mod m0005_attachments;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_delivery::Migration),
             Box::new(m0003_sharing::Migration),
             Box::new(m0004_share_feed_position::Migration),
+            Box::new(m0005_attachments::Migration),
         ]
     }
 }

@@ -242,6 +242,64 @@ async fn cases_are_created_with_history_and_audit_in_one_transaction() {
 }
 
 #[tokio::test]
+async fn files_are_stored_with_their_case_on_every_database() {
+    each_db!(|store| {
+        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        let files = [junction_domain::NewAttachment {
+            part: "photo1".into(),
+            file_name: "9.0.full.jpeg".into(),
+            content_type: "image/jpeg".into(),
+            data: bytes.clone(),
+        }];
+        let case = cases::create_with_files(
+            &store,
+            &actor(),
+            "bor",
+            pothole(7),
+            &RoutingTable::default(),
+            &files,
+        )
+        .await
+        .unwrap();
+        let listed = junction_store::attachments::of_case(&store, &case.id)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].size, 70_000);
+        let (file, data) = junction_store::attachments::get(&store, listed[0].id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(file, listed[0]);
+        assert_eq!(data, bytes, "the bytes come back exactly");
+        // The creation record names the file by digest, never its bytes.
+        let filter = audit::AuditFilter {
+            object_type: Some("case".into()),
+            ..Default::default()
+        };
+        let (records, _) = audit::list(&store, &filter, 10, None).await.unwrap();
+        let after = &records[0].entry.change.as_ref().unwrap().after;
+        assert_eq!(after["attachments"][0]["sha256"], file.sha256.as_str());
+        // A case that fails validation is refused before anything is written.
+        let mut bad = pothole(1);
+        bad.location.lat = Some(123.0);
+        let err = cases::create_with_files(
+            &store,
+            &actor(),
+            "bor",
+            bad,
+            &RoutingTable::default(),
+            &files,
+        )
+        .await;
+        assert!(matches!(err, Err(StoreError::Invalid(_))), "{err:?}");
+    });
+}
+
+#[tokio::test]
 async fn invalid_cases_name_their_fields_and_store_nothing() {
     each_db!(|store| {
         catalogue::apply(&store, &Actor::internal("config"), &catalogue())

@@ -17,15 +17,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use junction_domain::{
-    Access, Action, AuditDisclosure, AuditEntry, AuditOperation, Case, CaseStatus, CaseType, Lens,
-    Principal,
+    Access, Action, AuditDisclosure, AuditEntry, Case, CaseStatus, CaseType, Lens,
 };
 use junction_store::cases::{self, CaseFilter, SharedWith};
 use junction_store::{catalogue, sharing as store_sharing};
 use serde_json::Value;
 
 use crate::graphql::access::{access_for, lens_with};
-use crate::http::{ApiState, authenticate, error_response, request_meta};
+use crate::http::{ApiState, Operation, audited, authenticate, error_response, request_meta};
 use crate::{ApiError, ErrorCode, RequestCtx};
 
 /// Rows in one export unless `limit` asks for fewer.
@@ -83,7 +82,7 @@ pub(crate) async fn cases_csv(State(state): State<ApiState>, request: Request) -
                 None,
                 &request_id,
                 client_addr,
-                started,
+                Operation::new("cases.csv", "export", started),
                 code,
                 response,
             )
@@ -123,53 +122,11 @@ pub(crate) async fn cases_csv(State(state): State<ApiState>, request: Request) -
         Some(principal),
         &request_id,
         client_addr,
-        started,
+        Operation::new("cases.csv", "export", started),
         code,
         response,
     )
     .await
-}
-
-/// Writes the operation's audit record; without it the response does not go out.
-async fn audited(
-    state: &ApiState,
-    principal: Option<Principal>,
-    request_id: &str,
-    client_addr: Option<String>,
-    started: Instant,
-    code: Option<ErrorCode>,
-    response: Response,
-) -> Response {
-    let outcome = match code {
-        None => "ok",
-        Some(ErrorCode::Internal) => "error",
-        Some(_) => "rejected",
-    };
-    let mut entry = AuditEntry::now(principal.as_ref().map_or("anonymous", |p| &p.subject));
-    entry.agency = principal.as_ref().and_then(|p| p.agency.clone());
-    entry.roles = principal
-        .as_ref()
-        .map(|p| p.roles.iter().map(|r| r.as_str().to_string()).collect())
-        .unwrap_or_default();
-    entry.request_id = Some(request_id.to_string());
-    entry.client_addr = client_addr;
-    entry.operation = Some(AuditOperation {
-        operation_name: Some("cases.csv".into()),
-        operation_type: "export".into(),
-        variables_hash: None,
-        outcome: outcome.into(),
-        error_code: code.map(|c| c.as_str().to_string()),
-        duration_us: started.elapsed().as_micros() as i64,
-    });
-    if let Err(e) = state.audit.record(entry).await {
-        tracing::error!(request_id, error = %e, "audit record not written; refusing the export");
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Internal,
-            "internal error",
-        );
-    }
-    response
 }
 
 async fn export(state: &ApiState, ctx: &RequestCtx, query: &str) -> Result<Response, ApiError> {

@@ -51,6 +51,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql))
         .route("/export/cases.csv", get(crate::export::cases_csv))
+        .route("/attachments/{id}", get(crate::attachments::download))
         .with_state(state)
 }
 
@@ -107,6 +108,66 @@ struct Outcome {
     variables_hash: Option<String>,
     outcome: &'static str,
     error_code: Option<ErrorCode>,
+}
+
+/// A request outside GraphQL, for its audit record.
+pub(crate) struct Operation {
+    pub name: &'static str,
+    /// `export`, `download`.
+    pub kind: &'static str,
+    pub started: Instant,
+}
+
+impl Operation {
+    pub fn new(name: &'static str, kind: &'static str, started: Instant) -> Operation {
+        Operation {
+            name,
+            kind,
+            started,
+        }
+    }
+}
+
+/// Writes a non-GraphQL request's one audit record; without it the response does not go out.
+pub(crate) async fn audited(
+    state: &ApiState,
+    principal: Option<Principal>,
+    request_id: &str,
+    client_addr: Option<String>,
+    op: Operation,
+    code: Option<ErrorCode>,
+    response: Response,
+) -> Response {
+    let outcome = match code {
+        None => "ok",
+        Some(ErrorCode::Internal) => "error",
+        Some(_) => "rejected",
+    };
+    let mut entry = AuditEntry::now(principal.as_ref().map_or("anonymous", |p| &p.subject));
+    entry.agency = principal.as_ref().and_then(|p| p.agency.clone());
+    entry.roles = principal
+        .as_ref()
+        .map(|p| p.roles.iter().map(|r| r.as_str().to_string()).collect())
+        .unwrap_or_default();
+    entry.request_id = Some(request_id.to_string());
+    entry.client_addr = client_addr;
+    entry.operation = Some(AuditOperation {
+        operation_name: Some(op.name.into()),
+        operation_type: op.kind.into(),
+        variables_hash: None,
+        outcome: outcome.into(),
+        error_code: code.map(|c| c.as_str().to_string()),
+        duration_us: op.started.elapsed().as_micros() as i64,
+    });
+    if let Err(e) = state.audit.record(entry).await {
+        tracing::error!(request_id, error = %e, "audit record not written; refusing the response");
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "internal error",
+        );
+    }
+    response
 }
 
 /// The request's id (the caller's `x-request-id`, or a new one) and the client's address.

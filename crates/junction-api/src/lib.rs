@@ -6,6 +6,7 @@
 //! durable before its response is sent; every error carries one code from [`ErrorCode`], and
 //! internal detail goes to the log, never to the caller.
 
+mod attachments;
 pub mod auth;
 pub mod cohort;
 mod context;

@@ -80,10 +80,12 @@ pub enum Action {
     ReadShares,
     /// Download cases as a file (CSV), through the same access and lens as reading them.
     ExportCases,
+    /// See and download the files that came with a case (photos may show people and cars).
+    ReadAttachments,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::ReadSelf,
         Action::ReadAgencies,
         Action::ReadCaseTypes,
@@ -102,6 +104,7 @@ impl Action {
         Action::ReadDisclosures,
         Action::ReadShares,
         Action::ExportCases,
+        Action::ReadAttachments,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,6 +127,7 @@ impl Action {
             Action::ReadDisclosures => "disclosures.read",
             Action::ReadShares => "shares.read",
             Action::ExportCases => "cases.export",
+            Action::ReadAttachments => "attachments.read",
         }
     }
 }
@@ -169,6 +173,7 @@ fn allowed(action: Action) -> &'static [Role] {
         Action::ReadDisclosures => &[Admin, Auditor],
         Action::ReadShares => &[Admin, Manager, Officer, System, Auditor],
         Action::ExportCases => &[Admin, Manager, Officer, Partner, Auditor],
+        Action::ReadAttachments => &[Admin, Manager, Officer, System, Auditor],
     }
 }
 
@@ -239,6 +244,10 @@ mod tests {
         ),
         (Action::ReadShares, [true, true, true, false, true, true]),
         (Action::ExportCases, [true, true, true, true, false, true]),
+        (
+            Action::ReadAttachments,
+            [true, true, true, false, true, true],
+        ),
     ];
 
     fn principal(roles: Vec<Role>) -> Principal {

@@ -4,6 +4,7 @@
 //! how audit records are chained) lives here, so every surface (GraphQL, Open311, the CLI and the
 //! workers) asks the same question of the same function.
 
+pub mod attachment;
 pub mod audit;
 pub mod auth;
 pub mod case;
@@ -14,6 +15,7 @@ pub mod route;
 pub mod sharing;
 pub mod validation;
 
+pub use attachment::{Attachment, NewAttachment};
 pub use audit::{
     Actor, AuditChange, AuditDisclosure, AuditEntry, AuditOperation, ChainLink, GENESIS_HASH,
 };

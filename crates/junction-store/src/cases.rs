@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SubsecRound, Utc};
 use junction_domain::case::validate_note;
 use junction_domain::{
-    Actor, Case, CaseEvent, CaseEventKind, CaseStatus, CaseType, Classification, Location, NewCase,
-    RoutingTable, Submitter, ValidationErrors,
+    Actor, Case, CaseEvent, CaseEventKind, CaseStatus, CaseType, Classification, Location,
+    NewAttachment, NewCase, RoutingTable, Submitter, ValidationErrors,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -102,6 +102,18 @@ pub async fn create(
     new: NewCase,
     routing: &RoutingTable,
 ) -> Result<Case, StoreError> {
+    create_with_files(store, actor, jurisdiction_id, new, routing, &[]).await
+}
+
+/// As [`create`], storing the files that came with the case in the same transaction.
+pub async fn create_with_files(
+    store: &Store,
+    actor: &Actor,
+    jurisdiction_id: &str,
+    new: NewCase,
+    routing: &RoutingTable,
+    files: &[NewAttachment],
+) -> Result<Case, StoreError> {
     let Some(case_type) =
         load_case_type(store.conn(), jurisdiction_id, &new.case_type_code).await?
     else {
@@ -164,13 +176,21 @@ pub async fn create(
         now,
     )
     .await?;
-    let entry = actor.change(
-        "case",
-        &case.id,
-        "create",
-        Value::Null,
-        audit_view(&case, &case_type),
-    );
+    let stored = crate::attachments::insert(&*txn, &case.id, files, now).await?;
+    let mut after = audit_view(&case, &case_type);
+    if !stored.is_empty()
+        && let Value::Object(map) = &mut after
+    {
+        // What arrived, by name, size and digest; the bytes stay in their table.
+        map.insert(
+            "attachments".into(),
+            stored
+                .iter()
+                .map(|a| json!({"part": a.part, "fileName": a.file_name, "size": a.size, "sha256": a.sha256}))
+                .collect(),
+        );
+    }
+    let entry = actor.change("case", &case.id, "create", Value::Null, after);
     audit::append(&*txn, &[entry]).await?;
     txn.commit().await?;
     Ok(case)

@@ -5,6 +5,7 @@
 //! durable together or not at all. The same code runs on SQLite and PostgreSQL.
 
 pub mod api_keys;
+pub mod attachments;
 pub mod audit;
 pub mod cases;
 pub mod catalogue;

@@ -413,6 +413,17 @@ impl Case {
             })
             .collect())
     }
+    /// The files that came with the case (photos uploaded by a front-end), oldest first.
+    /// Council staff only: download each from its `url` with the same bearer token.
+    #[graphql(guard = "Can(Action::ReadAttachments)")]
+    async fn attachments(&self, ctx: &Context<'_>) -> ApiResult<Vec<Attachment>> {
+        let store = ctx.data_unchecked::<Store>();
+        Ok(junction_store::attachments::of_case(store, &self.case.id)
+            .await?
+            .into_iter()
+            .map(Attachment)
+            .collect())
+    }
     /// Who the case is shared with, live and withdrawn, oldest first.
     #[graphql(guard = "Can(Action::ReadShares)")]
     async fn shares(&self, ctx: &Context<'_>) -> ApiResult<Vec<CaseShare>> {
@@ -795,4 +806,40 @@ pub struct ConnectorHealth {
     pub last_success: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+}
+
+/// A file that came with a case.
+pub struct Attachment(pub d::Attachment);
+
+#[Object]
+impl Attachment {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The multipart part it arrived in (`photo1`, …).
+    async fn part(&self) -> &str {
+        &self.0.part
+    }
+    async fn file_name(&self) -> &str {
+        &self.0.file_name
+    }
+    /// As declared by the sender.
+    async fn content_type(&self) -> &str {
+        &self.0.content_type
+    }
+    /// Bytes.
+    async fn size(&self) -> i64 {
+        self.0.size
+    }
+    /// SHA-256 of the bytes, hex.
+    async fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// Where to download it (`GET`, bearer token as for the API).
+    async fn url(&self) -> String {
+        format!("/attachments/{}", self.0.id)
+    }
 }

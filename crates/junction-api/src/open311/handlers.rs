@@ -453,9 +453,10 @@ async fn post_request(
         source_ref,
     };
     let actor = client_actor(call, &client);
+    // Uploaded photos are kept with the case, in the same transaction.
     let case = state
         .intake
-        .create_case(&actor, jurisdiction, new)
+        .create_case_with_files(&actor, jurisdiction, new, call.params.files())
         .await
         .map_err(store_refusal)?;
     let tree = Node::list(

@@ -7,16 +7,28 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header;
+use junction_domain::NewAttachment;
 
-/// Arguments in arrival order.
+/// Arguments in arrival order, and the files of a multipart body (FixMyStreet's `photo1..N`
+/// when it uploads photos rather than sending `media_url`).
 #[derive(Debug, Clone, Default)]
-pub struct Params(Vec<(String, String)>);
+pub struct Params(Vec<(String, String)>, Vec<NewAttachment>);
+
+/// Files one request may carry.
+pub const MAX_FILES: usize = 20;
 
 /// Why a body could not be read.
 #[derive(Debug)]
 pub enum BodyError {
     TooLarge,
     Malformed(String),
+}
+
+/// A file name without any directory a client put in front of it, at most 255 characters.
+fn base_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name).trim();
+    let base = if base.is_empty() { "file" } else { base };
+    base.chars().take(255).collect()
 }
 
 impl Params {
@@ -29,12 +41,13 @@ impl Params {
             form_urlencoded::parse(bytes)
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
+            Vec::new(),
         )
     }
 
     /// Reads a POST body: `application/x-www-form-urlencoded` or `multipart/form-data`.
     /// Query-string arguments are kept too (some clients put `jurisdiction_id` there), after
-    /// the body's. File parts are not arguments and are skipped.
+    /// the body's. File parts are kept apart, as files.
     pub async fn from_request(request: Request, limit: usize) -> Result<Params, BodyError> {
         let query = Params::from_query(request.uri().query());
         let content_type = request
@@ -48,6 +61,7 @@ impl Params {
                 .await
                 .map_err(|e| BodyError::Malformed(e.body_text()))?;
             let mut out = Vec::new();
+            let mut files = Vec::new();
             let mut total = 0usize;
             loop {
                 let field = match multipart.next_field().await {
@@ -59,7 +73,11 @@ impl Params {
                     Err(e) => return Err(BodyError::Malformed(e.body_text())),
                 };
                 let name = field.name().unwrap_or("").to_string();
-                let is_file = field.file_name().is_some();
+                let file_name = field.file_name().map(base_name);
+                let content_type = field
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_string();
                 let data = field.bytes().await.map_err(|e| {
                     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                         BodyError::TooLarge
@@ -71,7 +89,21 @@ impl Params {
                 if total > limit {
                     return Err(BodyError::TooLarge);
                 }
-                if is_file {
+                if let Some(file_name) = file_name {
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if files.len() == MAX_FILES {
+                        return Err(BodyError::Malformed(format!(
+                            "more than {MAX_FILES} files in one request"
+                        )));
+                    }
+                    files.push(NewAttachment {
+                        part: name,
+                        file_name,
+                        content_type,
+                        data: data.to_vec(),
+                    });
                     continue;
                 }
                 let value = String::from_utf8(data.to_vec()).map_err(|_| {
@@ -79,7 +111,7 @@ impl Params {
                 })?;
                 out.push((name, value));
             }
-            Params(out)
+            Params(out, files)
         } else if content_type.is_empty()
             || content_type.starts_with("application/x-www-form-urlencoded")
         {
@@ -96,6 +128,11 @@ impl Params {
         };
         params.0.extend(query.0);
         Ok(params)
+    }
+
+    /// The files the body carried.
+    pub fn files(&self) -> &[NewAttachment] {
+        &self.1
     }
 
     /// The first non-empty value of `name`, trimmed.

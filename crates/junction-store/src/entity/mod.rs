@@ -3,6 +3,7 @@
 pub mod agency;
 pub mod agreement;
 pub mod api_key;
+pub mod attachment;
 pub mod audit_head;
 pub mod audit_log;
 pub mod case;

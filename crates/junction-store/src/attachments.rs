@@ -1,0 +1,126 @@
+//! Files that arrived with a case, stored in the case's own transaction.
+
+use chrono::{DateTime, Utc};
+use junction_domain::audit::sha256_hex;
+use junction_domain::{Attachment, NewAttachment};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use crate::entity::attachment;
+use crate::{Store, StoreError};
+
+/// Stores `files` for case `case_id` inside the caller's transaction.
+pub(crate) async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    case_id: &str,
+    files: &[NewAttachment],
+    now: DateTime<Utc>,
+) -> Result<Vec<Attachment>, StoreError> {
+    let mut stored = Vec::with_capacity(files.len());
+    for f in files {
+        let sha256 = sha256_hex(&f.data);
+        let row = attachment::ActiveModel {
+            case_id: Set(case_id.to_string()),
+            part: Set(f.part.clone()),
+            file_name: Set(f.file_name.clone()),
+            content_type: Set(f.content_type.clone()),
+            size: Set(f.data.len() as i64),
+            sha256: Set(sha256.clone()),
+            data: Set(f.data.clone()),
+            created_at: Set(now),
+            ..Default::default()
+        };
+        let id = attachment::Entity::insert(row)
+            .exec(conn)
+            .await?
+            .last_insert_id;
+        stored.push(Attachment {
+            id,
+            case_id: case_id.to_string(),
+            part: f.part.clone(),
+            file_name: f.file_name.clone(),
+            content_type: f.content_type.clone(),
+            size: f.data.len() as i64,
+            sha256,
+            created_at: now,
+        });
+    }
+    Ok(stored)
+}
+
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    DateTime<Utc>,
+);
+
+fn described(r: Row) -> Attachment {
+    let (id, case_id, part, file_name, content_type, size, sha256, created_at) = r;
+    Attachment {
+        id,
+        case_id,
+        part,
+        file_name,
+        content_type,
+        size,
+        sha256,
+        created_at,
+    }
+}
+
+fn without_data() -> sea_orm::Select<attachment::Entity> {
+    use attachment::Column as C;
+    attachment::Entity::find().select_only().columns([
+        C::Id,
+        C::CaseId,
+        C::Part,
+        C::FileName,
+        C::ContentType,
+        C::Size,
+        C::Sha256,
+        C::CreatedAt,
+    ])
+}
+
+/// The files of a case, in the order they arrived, without their bytes.
+pub async fn of_case(store: &Store, case_id: &str) -> Result<Vec<Attachment>, StoreError> {
+    Ok(without_data()
+        .filter(attachment::Column::CaseId.eq(case_id))
+        .order_by_asc(attachment::Column::Id)
+        .into_tuple::<Row>()
+        .all(store.conn())
+        .await?
+        .into_iter()
+        .map(described)
+        .collect())
+}
+
+/// One file with its bytes.
+pub async fn get(store: &Store, id: i64) -> Result<Option<(Attachment, Vec<u8>)>, StoreError> {
+    Ok(attachment::Entity::find_by_id(id)
+        .one(store.conn())
+        .await?
+        .map(|m| {
+            let data = m.data;
+            (
+                Attachment {
+                    id: m.id,
+                    case_id: m.case_id,
+                    part: m.part,
+                    file_name: m.file_name,
+                    content_type: m.content_type,
+                    size: m.size,
+                    sha256: m.sha256,
+                    created_at: m.created_at,
+                },
+                data,
+            )
+        }))
+}
