@@ -198,6 +198,7 @@ async fn every_connector_classifies_outcomes_alike() {
         pending_token: None,
         to: &to,
         notice: None,
+        files: &[],
     };
     for s in &subjects {
         (s.steer)(Peer::Accept);
@@ -290,6 +291,7 @@ async fn email_goes_encrypted_to_relays_that_speak_tls_and_never_in_the_clear() 
         pending_token: None,
         to: &to,
         notice: None,
+        files: &[],
     };
     let ca = format!("{}/fixtures/tls/ca.pem", env!("CARGO_MANIFEST_DIR"));
     let email = |port: u16, tls: &str, ca: Option<&str>| {

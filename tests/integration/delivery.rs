@@ -53,6 +53,7 @@ retry = {{ initial_secs = 1, max_delay_secs = 1, max_age_hours = 1, jitter = 0.0
   api_key = "${{JUNCTION_TEST_BACKEND_KEY}}"
   timeout_secs = {timeout_secs}
   lookup_by_id = true
+  upload_files = true
 
 [[connectors]]
 id = "smtp"
@@ -103,6 +104,58 @@ set = {{ connector = "backend" }}
             smtp,
             key,
         }
+    }
+
+    /// Posts a FixMyStreet-style report with an uploaded photo (multipart, `photo1`) and returns
+    /// Junction's reference.
+    async fn report_with_photo(&self, depth: u32, fms_id: u32, photo: &[u8]) -> String {
+        let (depth, fms_id) = (depth.to_string(), fms_id.to_string());
+        let form = [
+            ("api_key", self.key.as_str()),
+            ("service_code", "POT"),
+            ("description", "hole with a photo"),
+            ("email", "test@example.com"),
+            ("lat", "50.710000"),
+            ("long", "-2.440000"),
+            ("attribute[depth_cm]", depth.as_str()),
+            ("attribute[road_type]", "carriageway"),
+            ("attribute[fixmystreet_id]", fms_id.as_str()),
+        ];
+        let boundary = "rigBoundary7";
+        let mut body = Vec::new();
+        for (k, v) in form {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photo1\"; filename=\"{fms_id}.0.full.jpeg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(photo);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let resp = self
+            .server
+            .client
+            .post(format!("{}/open311/v2/requests.xml", self.server.base))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let text = resp.text().await.unwrap();
+        xml::parse(&text)
+            .unwrap()
+            .child("request")
+            .and_then(|r| r.text_of("service_request_id"))
+            .unwrap()
+            .to_string()
     }
 
     /// Posts a FixMyStreet-style report and returns Junction's reference.
@@ -428,6 +481,42 @@ async fn tokens_are_resolved_to_references() {
         d.external_ref.as_deref(),
         Some(got[0].service_request_id.as_str())
     );
+}
+
+#[tokio::test]
+async fn uploaded_photos_travel_on_to_the_back_end_and_with_the_email() {
+    let rig = Rig::start(Behaviour::default(), 5).await;
+    let photo: Vec<u8> = [0xFF, 0xD8, 0xFF]
+        .into_iter()
+        .chain((0..=255u8).cycle().take(20_000))
+        .collect();
+    let reference = rig.report_with_photo(12, 777, &photo).await;
+    assert_eq!(rig.settled(&reference, 20).await.state, DeliveryState::Sent);
+    // The back-end (upload_files = true) got the photo as the same multipart part, byte for byte.
+    let got = rig.sim.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attributes["depth_cm"], ["12"]);
+    assert_eq!(got[0].files.len(), 1, "{:?}", got[0]);
+    let file = &got[0].files[0];
+    assert_eq!(
+        (
+            file.part.as_str(),
+            file.file_name.as_str(),
+            file.content_type.as_str()
+        ),
+        ("photo1", "777.0.full.jpeg", "image/jpeg")
+    );
+    assert_eq!(file.sha256, junction_domain::audit::sha256_hex(&photo));
+    // The P1 email carries it as an attachment.
+    let mails = eventually(20, "the P1 email", || async {
+        let m = rig.smtp.messages();
+        (!m.is_empty()).then_some(m)
+    })
+    .await;
+    let data = &mails[0].data;
+    assert!(data.contains("multipart/mixed"), "{data}");
+    assert!(data.contains("777.0.full.jpeg"), "{data}");
+    assert!(data.contains("Content-Type: image/jpeg"), "{data}");
 }
 
 #[tokio::test]

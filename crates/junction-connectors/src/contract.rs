@@ -25,6 +25,19 @@ pub struct Outbound<'a> {
     /// For a notice to a partner agency: what to tell it. The case is then already redacted to
     /// what the sharing agreement allows.
     pub notice: Option<&'a str>,
+    /// The files that came with the case, for a connector that [sends files](Deliver::sends_files);
+    /// empty otherwise.
+    pub files: &'a [OutFile<'a>],
+}
+
+/// A file that came with the case (an uploaded photo).
+#[derive(Debug, Clone, Copy)]
+pub struct OutFile<'a> {
+    /// The part it arrived in (`photo1`), which an Open311 upload reuses.
+    pub part: &'a str,
+    pub file_name: &'a str,
+    pub content_type: &'a str,
+    pub data: &'a [u8],
 }
 
 /// A delivery the other side accepted.
@@ -54,4 +67,9 @@ impl From<ConnectorError> for Refused {
 #[async_trait::async_trait]
 pub trait Deliver: Send + Sync {
     async fn deliver(&self, out: &Outbound<'_>) -> Result<Accepted, Refused>;
+
+    /// Whether this connector sends the case's files, so they are read for it.
+    fn sends_files(&self) -> bool {
+        false
+    }
 }

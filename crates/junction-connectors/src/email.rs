@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, Message};
+use lettre::message::{Attachment, Mailbox, Message, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -188,8 +188,7 @@ impl Email {
                 "<{}@junction.invalid>",
                 out.idempotency_key
                     .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ".")
-            )))
-            .header(ContentType::TEXT_PLAIN);
+            )));
         for to in recipients {
             let mailbox: Mailbox = to
                 .parse()
@@ -205,14 +204,30 @@ impl Email {
         {
             builder = builder.reply_to(reply);
         }
-        builder
-            .body(body)
-            .map_err(|e| ConnectorError::permanent(format!("building the message: {e}")))
+        let built = if out.files.is_empty() || !self.params.attach_files {
+            builder.header(ContentType::TEXT_PLAIN).body(body)
+        } else {
+            let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(body));
+            for f in out.files {
+                let kind = ContentType::parse(f.content_type).unwrap_or_else(|_| {
+                    ContentType::parse("application/octet-stream").expect("valid")
+                });
+                parts = parts.singlepart(
+                    Attachment::new(f.file_name.to_string()).body(f.data.to_vec(), kind),
+                );
+            }
+            builder.multipart(parts)
+        };
+        built.map_err(|e| ConnectorError::permanent(format!("building the message: {e}")))
     }
 }
 
 #[async_trait::async_trait]
 impl Deliver for Email {
+    fn sends_files(&self) -> bool {
+        self.params.attach_files
+    }
+
     async fn deliver(&self, out: &Outbound<'_>) -> Result<Accepted, Refused> {
         let message = self.message(out)?;
         match self.transport.send(message).await {

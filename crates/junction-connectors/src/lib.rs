@@ -14,7 +14,7 @@ mod params;
 pub mod webhook;
 pub mod xml;
 
-pub use contract::{Accepted, Deliver, Outbound, Refused};
+pub use contract::{Accepted, Deliver, OutFile, Outbound, Refused};
 pub use error::ConnectorError;
 pub use params::{
     ConnectorKind, ConnectorParams, EmailParams, EmailTls, Open311Params, WebhookParams,

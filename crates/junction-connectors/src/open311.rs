@@ -277,6 +277,10 @@ fn describe_errors(body: &str) -> String {
 
 #[async_trait::async_trait]
 impl Deliver for Open311 {
+    fn sends_files(&self) -> bool {
+        self.params.upload_files
+    }
+
     async fn deliver(&self, out: &Outbound<'_>) -> Result<Accepted, Refused> {
         if let Some(token) = out.pending_token {
             return match self.resolve_token(token).await? {
@@ -302,10 +306,30 @@ impl Deliver for Open311 {
             });
         }
         let form = self.form(out);
-        let resp = self
-            .client
-            .post(format!("{}requests.xml", self.endpoint))
-            .form(&form)
+        let request = self.client.post(format!("{}requests.xml", self.endpoint));
+        let request = if self.params.upload_files && !out.files.is_empty() {
+            // The arguments and the files in one multipart body, files named as they came.
+            let mut body = reqwest::multipart::Form::new();
+            for (k, v) in form {
+                body = body.text(k, v);
+            }
+            for f in out.files {
+                let part = reqwest::multipart::Part::bytes(f.data.to_vec())
+                    .file_name(f.file_name.to_string())
+                    .mime_str(f.content_type)
+                    .or_else(|_| {
+                        reqwest::multipart::Part::bytes(f.data.to_vec())
+                            .file_name(f.file_name.to_string())
+                            .mime_str("application/octet-stream")
+                    })
+                    .map_err(|e| ConnectorError::permanent(format!("file part: {e}")))?;
+                body = body.part(f.part.to_string(), part);
+            }
+            request.multipart(body)
+        } else {
+            request.form(&form)
+        };
+        let resp = request
             .send()
             .await
             .map_err(|e| from_reqwest(&e, "posting the request"))?;

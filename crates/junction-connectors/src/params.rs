@@ -73,6 +73,13 @@ pub struct EmailParams {
     /// no integration: each case then goes to its agency's address.
     #[serde(default)]
     pub to: Vec<String>,
+    /// Attach the files that came with the case (uploaded photos).
+    #[serde(default = "yes")]
+    pub attach_files: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_smtp_port() -> u16 {
@@ -116,6 +123,10 @@ pub struct Open311Params {
     /// back-ends that support that search; others de-duplicate on the id attribute.
     #[serde(default)]
     pub lookup_by_id: bool,
+    /// Upload the files that came with the case as multipart parts (`photo1..N`), as
+    /// FixMyStreet does with `upload_files`, for back-ends that cannot fetch a `media_url`.
+    #[serde(default)]
+    pub upload_files: bool,
 }
 
 fn default_id_attribute() -> String {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
-use junction_connectors::{Deliver, Outbound};
+use junction_connectors::{Deliver, OutFile, Outbound};
 use junction_domain::{
     Actor, AuditDisclosure, Case, CoreClassification, DeliveryKind, DeliveryState, Lens,
     RetryPolicy,
@@ -270,6 +270,27 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
                 .collect()
         })
         .unwrap_or_default();
+    // The case's files, for a connector that sends them; never in a notice to a partner.
+    let stored = if connector.deliver.sends_files() && d.kind != DeliveryKind::PartnerNotice {
+        let mut stored = Vec::new();
+        for a in junction_store::attachments::of_case(&runner.store, &case.id).await? {
+            if let Some(file) = junction_store::attachments::get(&runner.store, a.id).await? {
+                stored.push(file);
+            }
+        }
+        stored
+    } else {
+        Vec::new()
+    };
+    let files: Vec<OutFile<'_>> = stored
+        .iter()
+        .map(|(a, data)| OutFile {
+            part: &a.part,
+            file_name: &a.file_name,
+            content_type: &a.content_type,
+            data,
+        })
+        .collect();
     let out = Outbound {
         case: &case,
         service_name: &service_name,
@@ -280,6 +301,7 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
         pending_token: d.payload["token"].as_str(),
         to: &to,
         notice: notice.as_deref(),
+        files: &files,
     };
     // The connector has its own timeout; this one guards against a connector that ignores it.
     let result = tokio::time::timeout(

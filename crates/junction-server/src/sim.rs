@@ -63,6 +63,60 @@ pub struct SimRequest {
     pub posts: u32,
     pub token: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Files uploaded with the request (multipart parts with a file name).
+    pub files: Vec<SimFile>,
+}
+
+/// A file a client uploaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimFile {
+    pub part: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: usize,
+    pub sha256: String,
+}
+
+/// A POST's arguments, from a form or a multipart body, and its files.
+async fn read_form(
+    request: axum::extract::Request,
+) -> Result<(Vec<(String, String)>, Vec<SimFile>), String> {
+    use axum::extract::FromRequest;
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !multipart {
+        let body = axum::body::to_bytes(request.into_body(), 32 << 20)
+            .await
+            .map_err(|e| e.to_string())?;
+        let form = form_urlencoded::parse(&body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        return Ok((form, Vec::new()));
+    }
+    let mut parts = axum::extract::Multipart::from_request(request, &())
+        .await
+        .map_err(|e| e.body_text())?;
+    let (mut form, mut files) = (Vec::new(), Vec::new());
+    while let Some(field) = parts.next_field().await.map_err(|e| e.body_text())? {
+        let name = field.name().unwrap_or("").to_string();
+        let file_name = field.file_name().map(str::to_string);
+        let content_type = field.content_type().unwrap_or("").to_string();
+        let data = field.bytes().await.map_err(|e| e.body_text())?;
+        match file_name {
+            Some(file_name) => files.push(SimFile {
+                part: name,
+                file_name,
+                content_type,
+                size: data.len(),
+                sha256: junction_domain::audit::sha256_hex(&data),
+            }),
+            None => form.push((name, String::from_utf8_lossy(&data).into_owned())),
+        }
+    }
+    Ok((form, files))
 }
 
 #[derive(Debug, Default)]
@@ -177,13 +231,18 @@ fn request_xml(r: &SimRequest, status: &str) -> String {
     )
 }
 
-async fn post_top(State(sim): State<Simulator>, Path(file): Path<String>, body: Bytes) -> Response {
+async fn post_top(
+    State(sim): State<Simulator>,
+    Path(file): Path<String>,
+    request: axum::extract::Request,
+) -> Response {
     if file != "requests.xml" && file != "requests.json" {
         return errors(StatusCode::NOT_FOUND, "not found");
     }
-    let form: Vec<(String, String)> = form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let (form, files) = match read_form(request).await {
+        Ok(read) => read,
+        Err(why) => return errors(StatusCode::BAD_REQUEST, &why),
+    };
     let (delay, decision) = {
         let mut s = sim.state.lock().expect("sim state");
         let b = &mut s.behaviour;
@@ -276,6 +335,7 @@ async fn post_top(State(sim): State<Simulator>, Path(file): Path<String>, body: 
                 posts: 1,
                 token: token.clone(),
                 created_at: Utc::now(),
+                files,
             };
             s.requests.push(r);
             (reference, token)
