@@ -495,6 +495,49 @@ async fn uploaded_photos_are_kept_with_the_case_for_staff_to_download() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 404);
 
+    // A photo uploaded with a front-end's update is kept with the case too.
+    let update_form = [
+        ("api_key", o.key.as_str()),
+        ("service_request_id", reference.as_str()),
+        ("update_id", "9001"),
+        ("first_name", "Bob"),
+        ("last_name", "Mould"),
+        ("description", "Still there, photo attached"),
+        ("status", "OPEN"),
+        ("updated_datetime", "2026-11-01T15:00:00Z"),
+    ];
+    let mut body: Vec<u8> = Vec::new();
+    for (k, v) in update_form {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photo1\"; filename=\"9001.0.jpeg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(&photo[..1000]);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let (status, text) = o
+        .post_raw(
+            "servicerequestupdates.xml",
+            &format!("multipart/form-data; boundary={boundary}"),
+            body,
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let (_, body) = o
+        .server
+        .gql(Some(&officer), query, json!({"id": reference}))
+        .await;
+    let files = data(&body)["case"]["attachments"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(files.len(), 3, "{body}");
+    assert_eq!(files[2]["fileName"], "9001.0.jpeg");
+    assert_eq!(files[2]["size"], 1000);
+
     // The case's creation record names the files by digest; every download is audited.
     let auditor = o.server.token(&[Role::Auditor]);
     let (_, log) = o

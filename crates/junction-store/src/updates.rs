@@ -3,7 +3,7 @@
 //! that has already sent the same update id is refused, so a repeated post has no effect.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use junction_domain::{Actor, CaseEventKind, CaseStatus, CaseUpdate};
+use junction_domain::{Actor, CaseEventKind, CaseStatus, CaseUpdate, NewAttachment};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -24,6 +24,8 @@ pub struct NewUpdate {
     pub description: String,
     pub media_urls: Vec<String>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// Files uploaded with the update; kept with the case.
+    pub files: Vec<NewAttachment>,
 }
 
 /// Records `update` on case `case_ref` (id or reference). Refuses a repeat of a source's
@@ -54,6 +56,7 @@ pub async fn record(
     }
     let at = update.updated_at.unwrap_or(now).trunc_subsecs(0);
     let row = insert_row(&*txn, &case.id, &update, at, now).await?;
+    let files = crate::attachments::insert(&*txn, &case.id, &update.files, now).await?;
     let from = case.status;
     let moves = apply_status
         && update.status.is_some_and(|s| s != from)
@@ -82,6 +85,14 @@ pub async fn record(
         event_data,
     )
     .await?;
+    // The files are named in the audit entry by digest; the event leaves them out.
+    let mut data = data;
+    if !files.is_empty() {
+        data["attachments"] = files
+            .iter()
+            .map(|a| json!({"id": a.id, "part": a.part, "fileName": a.file_name, "size": a.size, "sha256": a.sha256}))
+            .collect();
+    }
     audit::append(
         &*txn,
         &[actor.change(

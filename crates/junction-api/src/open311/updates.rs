@@ -166,6 +166,7 @@ pub(super) async fn post_update(
             .map(|s| s.to_string())
             .collect(),
         updated_at,
+        files: call.params.files().to_vec(),
     };
     // A front-end's update is the citizen's word, recorded on the case; the status stays the
     // back-end's to change.
