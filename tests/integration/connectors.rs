@@ -43,6 +43,22 @@ fn case() -> Case {
     }
 }
 
+/// A first attempt at delivering `case` to `to`.
+fn outbound<'a>(case: &'a Case, to: &'a [String], key: &'a str) -> Outbound<'a> {
+    Outbound {
+        case,
+        service_name: "Pothole",
+        route: None,
+        idempotency_key: key,
+        attempt: 1,
+        after_ambiguous: false,
+        pending_token: None,
+        to,
+        notice: None,
+        files: &[],
+    }
+}
+
 /// What a peer is told to do next.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Peer {
@@ -188,18 +204,7 @@ async fn every_connector_classifies_outcomes_alike() {
     ];
     let c = case();
     let to = vec!["highways@borsetshire.example".to_string()];
-    let out = Outbound {
-        case: &c,
-        service_name: "Pothole",
-        route: None,
-        idempotency_key: "0190-case:x",
-        attempt: 1,
-        after_ambiguous: false,
-        pending_token: None,
-        to: &to,
-        notice: None,
-        files: &[],
-    };
+    let out = outbound(&c, &to, "0190-case:x");
     for s in &subjects {
         (s.steer)(Peer::Accept);
         let ok = s.connector.deliver(&out).await;
@@ -281,18 +286,7 @@ async fn email_goes_encrypted_to_relays_that_speak_tls_and_never_in_the_clear() 
     init();
     let c = case();
     let to = vec!["highways@borsetshire.example".to_string()];
-    let out = Outbound {
-        case: &c,
-        service_name: "Pothole",
-        route: None,
-        idempotency_key: "0190-case:tls",
-        attempt: 1,
-        after_ambiguous: false,
-        pending_token: None,
-        to: &to,
-        notice: None,
-        files: &[],
-    };
+    let out = outbound(&c, &to, "0190-case:tls");
     let ca = format!("{}/fixtures/tls/ca.pem", env!("CARGO_MANIFEST_DIR"));
     let email = |port: u16, tls: &str, ca: Option<&str>| {
         let mut params = json!({"smtp_host": "127.0.0.1", "smtp_port": port, "tls": tls,

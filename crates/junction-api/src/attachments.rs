@@ -6,45 +6,25 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use junction_domain::Action;
 use junction_domain::attachment::served_content_type;
 
 use crate::ErrorCode;
-use crate::http::{ApiState, Operation, audited, authenticate, error_response, request_meta};
+use crate::http::{ApiState, Operation, audited, authenticate_audited, error_response};
 
 pub(crate) async fn download(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let started = Operation::new("attachment", "download", Instant::now());
-    let (request_id, client_addr) = request_meta(&request);
-    let principal = match authenticate(&state.auth, request.headers()) {
-        Ok(p) => p,
-        Err(message) => {
-            let mut response = error_response(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthenticated,
-                &message,
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            let code = Some(ErrorCode::Unauthenticated);
-            return audited(
-                &state,
-                None,
-                &request_id,
-                client_addr,
-                started,
-                code,
-                response,
-            )
-            .await;
-        }
-    };
+    let op = Operation::new("attachment", "download", Instant::now());
+    let (principal, request_id, client_addr) =
+        match authenticate_audited(&state, &request, op).await {
+            Ok(who) => who,
+            Err(refused) => return refused,
+        };
     let (response, code) = match serve(&state, &principal, &id).await {
         Ok(response) => (response, None),
         Err((status, code, message)) => (error_response(status, code, &message), Some(code)),
@@ -54,7 +34,7 @@ pub(crate) async fn download(
         Some(principal),
         &request_id,
         client_addr,
-        started,
+        op,
         code,
         response,
     )

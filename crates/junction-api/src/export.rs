@@ -24,7 +24,7 @@ use junction_store::{catalogue, sharing as store_sharing};
 use serde_json::Value;
 
 use crate::graphql::access::{access_for, lens_with};
-use crate::http::{ApiState, Operation, audited, authenticate, error_response, request_meta};
+use crate::http::{ApiState, Operation, audited, authenticate_audited, error_response};
 use crate::{ApiError, ErrorCode, RequestCtx};
 
 /// Rows in one export unless `limit` asks for fewer.
@@ -63,32 +63,12 @@ struct ExportQuery {
 
 /// `GET /export/cases.csv`.
 pub(crate) async fn cases_csv(State(state): State<ApiState>, request: Request) -> Response {
-    let started = Instant::now();
-    let (request_id, client_addr) = request_meta(&request);
-    let principal = match authenticate(&state.auth, request.headers()) {
-        Ok(p) => p,
-        Err(message) => {
-            let mut response = error_response(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthenticated,
-                &message,
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            let code = Some(ErrorCode::Unauthenticated);
-            return audited(
-                &state,
-                None,
-                &request_id,
-                client_addr,
-                Operation::new("cases.csv", "export", started),
-                code,
-                response,
-            )
-            .await;
-        }
-    };
+    let op = Operation::new("cases.csv", "export", Instant::now());
+    let (principal, request_id, client_addr) =
+        match authenticate_audited(&state, &request, op).await {
+            Ok(who) => who,
+            Err(refused) => return refused,
+        };
     let ctx = RequestCtx {
         principal: principal.clone(),
         request_id: request_id.clone(),
@@ -122,7 +102,7 @@ pub(crate) async fn cases_csv(State(state): State<ApiState>, request: Request) -
         Some(principal),
         &request_id,
         client_addr,
-        Operation::new("cases.csv", "export", started),
+        op,
         code,
         response,
     )

@@ -110,7 +110,54 @@ struct Outcome {
     error_code: Option<ErrorCode>,
 }
 
+/// A 401 asking for a bearer token.
+pub(crate) fn unauthenticated(message: &str) -> Response {
+    let mut response = error_response(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthenticated,
+        message,
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Who sent a request outside GraphQL: the principal, the request id and the client address.
+pub(crate) type Caller = (Principal, String, Option<String>);
+
+/// The [`Caller`] of a request outside GraphQL. Without a valid token the 401 is returned as
+/// the error, already audited.
+pub(crate) fn authenticate_audited<'a>(
+    state: &'a ApiState,
+    request: &Request,
+    op: Operation,
+) -> impl std::future::Future<Output = Result<Caller, Response>> + Send + 'a {
+    // Decided before any await: a request (its body) is not shared across threads.
+    let (request_id, client_addr) = request_meta(request);
+    let checked = authenticate(&state.auth, request.headers());
+    refuse_unless_authenticated(state, checked, request_id, client_addr, op)
+}
+
+async fn refuse_unless_authenticated(
+    state: &ApiState,
+    checked: Result<Principal, String>,
+    request_id: String,
+    client_addr: Option<String>,
+    op: Operation,
+) -> Result<Caller, Response> {
+    match checked {
+        Ok(principal) => Ok((principal, request_id, client_addr)),
+        Err(message) => {
+            let response = unauthenticated(&message);
+            let code = Some(ErrorCode::Unauthenticated);
+            Err(audited(state, None, &request_id, client_addr, op, code, response).await)
+        }
+    }
+}
+
 /// A request outside GraphQL, for its audit record.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Operation {
     pub name: &'static str,
     /// `export`, `download`.
@@ -276,15 +323,7 @@ async fn handle(
         Ok(p) => p,
         Err(message) => {
             outcome.error_code = Some(ErrorCode::Unauthenticated);
-            let mut response = error_response(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthenticated,
-                &message,
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return (response, outcome);
+            return (unauthenticated(&message), outcome);
         }
     };
     outcome.principal = Some(principal.clone());
