@@ -106,62 +106,18 @@ set = {{ connector = "backend" }}
         }
     }
 
-    /// Posts a FixMyStreet-style report with an uploaded photo (multipart, `photo1`) and returns
-    /// Junction's reference.
-    async fn report_with_photo(&self, depth: u32, fms_id: u32, photo: &[u8]) -> String {
-        let (depth, fms_id) = (depth.to_string(), fms_id.to_string());
-        let form = [
-            ("api_key", self.key.as_str()),
-            ("service_code", "POT"),
-            ("description", "hole with a photo"),
-            ("email", "test@example.com"),
-            ("lat", "50.710000"),
-            ("long", "-2.440000"),
-            ("attribute[depth_cm]", depth.as_str()),
-            ("attribute[road_type]", "carriageway"),
-            ("attribute[fixmystreet_id]", fms_id.as_str()),
-        ];
-        let boundary = "rigBoundary7";
-        let mut body = Vec::new();
-        for (k, v) in form {
-            body.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
-                )
-                .as_bytes(),
-            );
-        }
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photo1\"; filename=\"{fms_id}.0.full.jpeg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes(),
-        );
-        body.extend_from_slice(photo);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let resp = self
-            .server
-            .client
-            .post(format!("{}/open311/v2/requests.xml", self.server.base))
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        let text = resp.text().await.unwrap();
-        xml::parse(&text)
-            .unwrap()
-            .child("request")
-            .and_then(|r| r.text_of("service_request_id"))
-            .unwrap()
-            .to_string()
-    }
-
     /// Posts a FixMyStreet-style report and returns Junction's reference.
     async fn report(&self, depth: u32, fms_id: u32) -> String {
-        let depth = depth.to_string();
-        let fms_id = fms_id.to_string();
+        self.post_report(depth, fms_id, None).await
+    }
+
+    /// As [`Rig::report`], uploading a photo as FixMyStreet does (multipart, `photo1`).
+    async fn report_with_photo(&self, depth: u32, fms_id: u32, photo: &[u8]) -> String {
+        self.post_report(depth, fms_id, Some(photo)).await
+    }
+
+    async fn post_report(&self, depth: u32, fms_id: u32, photo: Option<&[u8]>) -> String {
+        let (depth, id) = (depth.to_string(), fms_id.to_string());
         let form = [
             ("api_key", self.key.as_str()),
             ("service_code", "POT"),
@@ -173,16 +129,38 @@ set = {{ connector = "backend" }}
             ("long", "-2.440000"),
             ("attribute[depth_cm]", depth.as_str()),
             ("attribute[road_type]", "carriageway"),
-            ("attribute[fixmystreet_id]", fms_id.as_str()),
+            ("attribute[fixmystreet_id]", id.as_str()),
         ];
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
+        let (content_type, body) = match photo {
+            None => (
+                "application/x-www-form-urlencoded".to_string(),
+                form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish()
+                    .into_bytes(),
+            ),
+            Some(photo) => {
+                let boundary = "rigBoundary7";
+                let mut body = Vec::new();
+                for (k, v) in form {
+                    body.extend_from_slice(
+                        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                            .as_bytes(),
+                    );
+                }
+                body.extend_from_slice(
+                    format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photo1\"; filename=\"{id}.0.full.jpeg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes(),
+                );
+                body.extend_from_slice(photo);
+                body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+                (format!("multipart/form-data; boundary={boundary}"), body)
+            }
+        };
         let resp = self
             .server
             .client
             .post(format!("{}/open311/v2/requests.xml", self.server.base))
-            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-type", content_type)
             .body(body)
             .send()
             .await

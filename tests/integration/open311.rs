@@ -101,6 +101,30 @@ impl Open311 {
     }
 }
 
+/// The boundary [`multipart`] uses.
+const BOUNDARY: &str = "fmsBoundary42";
+
+/// A multipart body as FixMyStreet sends one: `fields`, then `files` as
+/// (part, file name, content type, bytes).
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (part, name, kind, data) in files {
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{part}\"; filename=\"{name}\"\r\nContent-Type: {kind}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
 fn parse(body: &str) -> Element {
     xml::parse(body).unwrap_or_else(|e| panic!("not XML ({e}): {body}"))
 }
@@ -357,21 +381,15 @@ async fn the_specs_own_post_and_multipart_are_accepted() {
     assert_eq!(case.location.address.as_deref(), Some("1234 5th street"));
 
     // Multipart, as FixMyStreet posts when it uploads photos; the file part is not an argument.
-    let boundary = "XyZ123";
-    let mut body = String::new();
-    for (k, v) in fms_report(&o.key, "3") {
-        body.push_str(&format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
-        ));
-    }
-    body.push_str(&format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"photo1\"; filename=\"1.0.full.jpeg\"\r\nContent-Type: image/jpeg\r\n\r\n\u{1}\u{2}\u{3}\r\n--{boundary}--\r\n"
-    ));
+    let body = multipart(
+        &fms_report(&o.key, "3"),
+        &[("photo1", "1.0.full.jpeg", "image/jpeg", &[1, 2, 3])],
+    );
     let (status, text) = o
         .post_raw(
             "requests.xml",
-            &format!("multipart/form-data; boundary={boundary}"),
-            body.into_bytes(),
+            &format!("multipart/form-data; boundary={BOUNDARY}"),
+            body,
         )
         .await;
     assert_eq!(status, 200, "{text}");
@@ -401,25 +419,27 @@ async fn uploaded_photos_are_kept_with_the_case_for_staff_to_download() {
     .chain((0..=255u8).cycle().take(40_000))
     .chain([0xFF, 0xD9])
     .collect();
-    let boundary = "fmsBoundary42";
-    let mut body: Vec<u8> = Vec::new();
-    for (k, v) in fms_report(&o.key, "3") {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photo1\"; filename=\"C:\\\\fakepath\\\\77.0.full.jpeg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes(),
-    );
-    body.extend_from_slice(&photo);
-    body.extend_from_slice(
-        format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file_note\"; filename=\"note.html\"\r\nContent-Type: text/html\r\n\r\n<script>alert(1)</script>\r\n--{boundary}--\r\n").as_bytes(),
+    let body = multipart(
+        &fms_report(&o.key, "3"),
+        &[
+            (
+                "photo1",
+                "C:\\fakepath\\77.0.full.jpeg",
+                "image/jpeg",
+                &photo,
+            ),
+            (
+                "file_note",
+                "note.html",
+                "text/html",
+                b"<script>alert(1)</script>",
+            ),
+        ],
     );
     let (status, text) = o
         .post_raw(
             "requests.xml",
-            &format!("multipart/form-data; boundary={boundary}"),
+            &format!("multipart/form-data; boundary={BOUNDARY}"),
             body,
         )
         .await;
@@ -506,22 +526,14 @@ async fn uploaded_photos_are_kept_with_the_case_for_staff_to_download() {
         ("status", "OPEN"),
         ("updated_datetime", "2026-11-01T15:00:00Z"),
     ];
-    let mut body: Vec<u8> = Vec::new();
-    for (k, v) in update_form {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photo1\"; filename=\"9001.0.jpeg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes(),
+    let body = multipart(
+        &update_form,
+        &[("photo1", "9001.0.jpeg", "image/jpeg", &photo[..1000])],
     );
-    body.extend_from_slice(&photo[..1000]);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let (status, text) = o
         .post_raw(
             "servicerequestupdates.xml",
-            &format!("multipart/form-data; boundary={boundary}"),
+            &format!("multipart/form-data; boundary={BOUNDARY}"),
             body,
         )
         .await;
