@@ -87,6 +87,12 @@ impl Open311 {
             .await
     }
 
+    /// POSTs a body made by [`multipart`].
+    async fn post_multipart(&self, path: &str, body: Vec<u8>) -> (u16, String) {
+        let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+        self.post_raw(path, &content_type, body).await
+    }
+
     async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, String) {
         let resp = self
             .server
@@ -385,13 +391,7 @@ async fn the_specs_own_post_and_multipart_are_accepted() {
         &fms_report(&o.key, "3"),
         &[("photo1", "1.0.full.jpeg", "image/jpeg", &[1, 2, 3])],
     );
-    let (status, text) = o
-        .post_raw(
-            "requests.xml",
-            &format!("multipart/form-data; boundary={BOUNDARY}"),
-            body,
-        )
-        .await;
+    let (status, text) = o.post_multipart("requests.xml", body).await;
     assert_eq!(status, 200, "{text}");
     let id = parse(&text)
         .child("request")
@@ -436,13 +436,7 @@ async fn uploaded_photos_are_kept_with_the_case_for_staff_to_download() {
             ),
         ],
     );
-    let (status, text) = o
-        .post_raw(
-            "requests.xml",
-            &format!("multipart/form-data; boundary={BOUNDARY}"),
-            body,
-        )
-        .await;
+    let (status, text) = o.post_multipart("requests.xml", body).await;
     assert_eq!(status, 200, "{text}");
     let reference = parse(&text)
         .child("request")
@@ -530,13 +524,7 @@ async fn uploaded_photos_are_kept_with_the_case_for_staff_to_download() {
         &update_form,
         &[("photo1", "9001.0.jpeg", "image/jpeg", &photo[..1000])],
     );
-    let (status, text) = o
-        .post_raw(
-            "servicerequestupdates.xml",
-            &format!("multipart/form-data; boundary={BOUNDARY}"),
-            body,
-        )
-        .await;
+    let (status, text) = o.post_multipart("servicerequestupdates.xml", body).await;
     assert_eq!(status, 200, "{text}");
     let (_, body) = o
         .server
