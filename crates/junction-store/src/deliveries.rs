@@ -504,6 +504,8 @@ pub async fn settle_batch(
     let mut entries = Vec::new();
     let mut events = Vec::new();
     let mut refs = Vec::new();
+    // Successes: (id, payload, response, external reference), written in one statement.
+    let mut sent: Vec<(i64, String, Option<String>, Option<String>)> = Vec::new();
     let actor = Actor::internal("delivery");
     for outcome in outcomes {
         let (id, result) = match outcome {
@@ -521,15 +523,14 @@ pub async fn settle_batch(
                         format!("delivery {id} is {}, not sending", d.state.as_str()),
                     )),
                     Some(d) => {
-                        let (d, event, reference, entry) = sent_in(
-                            &*txn,
-                            d,
-                            external_ref.as_deref(),
-                            response.as_deref(),
-                            &actor,
-                            now,
-                        )
-                        .await?;
+                        let (d, event, reference, entry) =
+                            sent_rows(d, external_ref.as_deref(), &actor, now);
+                        sent.push((
+                            d.id,
+                            d.payload.to_string(),
+                            response.as_deref().map(truncate),
+                            d.external_ref.clone(),
+                        ));
                         events.push(event);
                         refs.extend(reference);
                         Ok((d, Some(entry)))
@@ -557,6 +558,45 @@ pub async fn settle_batch(
             }
             Err(e) => return Err(e),
         }
+    }
+    let backend = txn.get_database_backend();
+    for chunk in sent.chunks(100) {
+        let p = |n| placeholder(backend, n);
+        // Placeholders in order of appearance: SQLite's `?` binds by position.
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = i * 4;
+                format!(
+                    "(CAST({} AS BIGINT), {}, {}, {})",
+                    p(b + 1),
+                    p(b + 2),
+                    p(b + 3),
+                    p(b + 4)
+                )
+            })
+            .collect();
+        let n = chunk.len() * 4;
+        let sql = format!(
+            "WITH v(id, payload, last_response, external_ref) AS (VALUES {}) \
+             UPDATE deliveries SET state = 'sent', payload = v.payload, queued_until = NULL, \
+             lease_until = NULL, last_error = NULL, last_response = v.last_response, \
+             external_ref = v.external_ref, updated_at = {}, sent_at = {} \
+             FROM v WHERE deliveries.id = v.id",
+            rows.join(", "),
+            p(n + 1),
+            p(n + 2)
+        );
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(n + 2);
+        for (id, payload, response, external) in chunk {
+            values.push((*id).into());
+            values.push(payload.clone().into());
+            values.push(response.clone().into());
+            values.push(external.clone().into());
+        }
+        values.push(now.into());
+        values.push(now.into());
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
     }
     for chunk in events.chunks(200) {
         case_event::Entity::insert_many(chunk.to_vec())
@@ -589,36 +629,15 @@ type SentRows = (
     junction_domain::AuditEntry,
 );
 
-/// Marks `d` sent (one update) and returns the rows and audit entry that go with it.
-async fn sent_in<C: ConnectionTrait>(
-    conn: &C,
-    d: Delivery,
-    external: Option<&str>,
-    response: Option<&str>,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Result<SentRows, StoreError> {
+/// `d` as sent, with the event, reference and audit entry that go with it; the caller writes
+/// the delivery rows of a whole batch in one statement.
+fn sent_rows(d: Delivery, external: Option<&str>, actor: &Actor, now: DateTime<Utc>) -> SentRows {
     let id = d.id;
     let mut payload = d.payload.clone();
     if let Value::Object(map) = &mut payload {
         map.remove("ambiguous");
         map.remove("token");
     }
-    delivery::Entity::update(delivery::ActiveModel {
-        id: Set(id),
-        state: Set(DeliveryState::Sent.as_str().to_string()),
-        payload: Set(payload.to_string()),
-        queued_until: Set(None),
-        lease_until: Set(None),
-        last_error: Set(None),
-        last_response: Set(response.map(truncate)),
-        external_ref: Set(external.map(str::to_string)),
-        updated_at: Set(now),
-        sent_at: Set(Some(now)),
-        ..Default::default()
-    })
-    .exec(conn)
-    .await?;
     let reference =
         external
             .filter(|_| d.kind == DeliveryKind::Case)
@@ -651,7 +670,7 @@ async fn sent_in<C: ConnectionTrait>(
         json!({"state": d.state.as_str()}),
         data,
     );
-    Ok((
+    (
         Delivery {
             state: DeliveryState::Sent,
             payload,
@@ -663,7 +682,7 @@ async fn sent_in<C: ConnectionTrait>(
         event,
         reference,
         entry,
-    ))
+    )
 }
 
 async fn load_sending<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Delivery, StoreError> {
