@@ -92,18 +92,6 @@ impl Drop for Cohort {
 }
 
 impl Cohorts {
-    /// How many cohorts are running.
-    pub fn len(&self) -> usize {
-        self.0
-            .lock()
-            .map(|m| m.values().filter(|w| w.strong_count() > 0).count())
-            .unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The running cohort for `key` and a receiver of its messages, starting one (live from
     /// `from`) if there is none.
     fn join(
@@ -395,11 +383,12 @@ impl Member {
     /// Joins the cohort (or takes a new receiver after falling behind), reads the feed position
     /// after that, and starts this member's replay up to it.
     async fn join(&mut self) -> Result<(), String> {
-        let from = sharing::feed_head(&self.store)
-            .await
-            .map_err(|e| e.to_string())?;
         match &self.cohort {
             None => {
+                // A cohort started now runs live from the current head.
+                let from = sharing::feed_head(&self.store)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let (cohort, rx) = self.cohorts.join(
                     self.key.clone(),
                     &self.schema,

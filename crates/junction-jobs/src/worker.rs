@@ -272,13 +272,7 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
         .unwrap_or_default();
     // The case's files, for a connector that sends them; never in a notice to a partner.
     let stored = if connector.deliver.sends_files() && d.kind != DeliveryKind::PartnerNotice {
-        let mut stored = Vec::new();
-        for a in junction_store::attachments::of_case(&runner.store, &case.id).await? {
-            if let Some(file) = junction_store::attachments::get(&runner.store, a.id).await? {
-                stored.push(file);
-            }
-        }
-        stored
+        junction_store::attachments::of_case_with_data(&runner.store, &case.id).await?
     } else {
         Vec::new()
     };
@@ -382,14 +376,14 @@ async fn reconcile(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) {
         tracing::error!(error = %e, "could not reset queued marks at start");
     }
     let mut last_purge = std::time::Instant::now();
+    let ordered: Vec<String> = runner
+        .connectors
+        .iter()
+        .filter(|(_, c)| c.ordered)
+        .map(|(id, _)| id.clone())
+        .collect();
     loop {
         let now = chrono::Utc::now();
-        let ordered: Vec<String> = runner
-            .connectors
-            .iter()
-            .filter(|(_, c)| c.ordered)
-            .map(|(id, _)| id.clone())
-            .collect();
         match deliveries::take_for_queue(&runner.store, now, config.queue_hold, 1_000, &ordered)
             .await
         {

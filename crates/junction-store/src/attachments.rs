@@ -102,25 +102,41 @@ pub async fn of_case(store: &Store, case_id: &str) -> Result<Vec<Attachment>, St
         .collect())
 }
 
+/// The files of a case with their bytes, in the order they arrived: one read.
+pub async fn of_case_with_data(
+    store: &Store,
+    case_id: &str,
+) -> Result<Vec<(Attachment, Vec<u8>)>, StoreError> {
+    Ok(attachment::Entity::find()
+        .filter(attachment::Column::CaseId.eq(case_id))
+        .order_by_asc(attachment::Column::Id)
+        .all(store.conn())
+        .await?
+        .into_iter()
+        .map(with_data)
+        .collect())
+}
+
 /// One file with its bytes.
 pub async fn get(store: &Store, id: i64) -> Result<Option<(Attachment, Vec<u8>)>, StoreError> {
     Ok(attachment::Entity::find_by_id(id)
         .one(store.conn())
         .await?
-        .map(|m| {
-            let data = m.data;
-            (
-                Attachment {
-                    id: m.id,
-                    case_id: m.case_id,
-                    part: m.part,
-                    file_name: m.file_name,
-                    content_type: m.content_type,
-                    size: m.size,
-                    sha256: m.sha256,
-                    created_at: m.created_at,
-                },
-                data,
-            )
-        }))
+        .map(with_data))
+}
+
+fn with_data(m: attachment::Model) -> (Attachment, Vec<u8>) {
+    (
+        Attachment {
+            id: m.id,
+            case_id: m.case_id,
+            part: m.part,
+            file_name: m.file_name,
+            content_type: m.content_type,
+            size: m.size,
+            sha256: m.sha256,
+            created_at: m.created_at,
+        },
+        m.data,
+    )
 }
