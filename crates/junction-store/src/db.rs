@@ -6,6 +6,7 @@
 //! SQLite transaction that reads and then writes can otherwise fail at once with `SQLITE_BUSY`
 //! when another connection committed in between. PostgreSQL needs no such lock.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use sea_orm::{
     SqliteTransactionMode, SqlxPostgresConnector, SqlxSqliteConnector, TransactionOptions,
     TransactionTrait,
 };
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -35,6 +36,8 @@ pub struct Store {
     db: DatabaseConnection,
     backend: Backend,
     write_lock: Option<Arc<Mutex<()>>>,
+    /// The database file, on SQLite (not for an in-memory database).
+    sqlite_file: Option<Arc<PathBuf>>,
 }
 
 /// A write transaction. On SQLite it also holds the process's write lock until it ends.
@@ -73,6 +76,7 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(15));
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let sqlite_file = (!in_memory).then(|| Arc::new(options.get_filename().to_path_buf()));
             let pool = SqlitePoolOptions::new()
                 // An in-memory database exists per connection: keep exactly one.
                 .max_connections(if in_memory { 1 } else { 8 })
@@ -84,18 +88,32 @@ impl Store {
                 db: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
                 backend: Backend::Sqlite,
                 write_lock: Some(Arc::new(Mutex::new(()))),
+                sqlite_file,
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url).map_err(|e| {
+                DbErr::Conn(sea_orm::RuntimeErr::Internal(format!(
+                    "bad PostgreSQL URL: {e}"
+                )))
+            })?;
+            let port = options.get_port();
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(15))
-                .connect(url)
+                .after_connect(move |_, _| {
+                    Box::pin(async move {
+                        no_delay::to_port(port);
+                        Ok(())
+                    })
+                })
+                .connect_with(options)
                 .await
                 .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
             Ok(Store {
                 db: SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
                 backend: Backend::Postgres,
                 write_lock: None,
+                sqlite_file: None,
             })
         } else {
             Err(StoreError::Database(DbErr::Conn(
@@ -131,6 +149,16 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The SQLite database file, when the store is one.
+    pub(crate) fn sqlite_file(&self) -> Option<&Path> {
+        self.sqlite_file.as_deref().map(PathBuf::as_path)
+    }
+
+    /// The lock every SQLite writer in this process takes before `BEGIN`.
+    pub(crate) fn sqlite_write_lock(&self) -> Arc<Mutex<()>> {
+        self.write_lock.clone().unwrap_or_default()
     }
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {
@@ -177,4 +205,45 @@ pub(crate) fn placeholder(backend: DbBackend, n: usize) -> String {
         DbBackend::Postgres => format!("${n}"),
         _ => "?".to_string(),
     }
+}
+
+/// sqlx 0.9.0 opens its TCP connections without `TCP_NODELAY` (sqlx issue 4335; fixed upstream
+/// by pull request 4336, not yet released). Without it, a statement bigger than the socket's
+/// first send buffer (16 KiB on Linux) waits for the server's delayed ACK: about 40 ms. An audit
+/// batch of 30 records is that big. Until a fixed sqlx is out, every new connection sets the
+/// option on this process's TCP sockets connected to the database's port, which sqlx does not
+/// let us reach directly. Elsewhere than Linux this does nothing.
+mod no_delay {
+    #[cfg(target_os = "linux")]
+    pub fn to_port(port: u16) {
+        use std::mem::ManuallyDrop;
+        use std::net::TcpStream;
+        use std::os::fd::{FromRawFd, RawFd};
+
+        let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+            return;
+        };
+        for fd in fds.flatten() {
+            let Some(fd) = fd
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<RawFd>().ok())
+            else {
+                continue;
+            };
+            // SAFETY: the stream is never dropped, so the descriptor is not closed here; it is
+            // only asked for its peer and, when that is the database, given an option. A
+            // descriptor closed meanwhile fails both calls; one reused meanwhile is at worst
+            // another TCP socket to the same port given the same harmless option.
+            let stream = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) });
+            if stream.peer_addr().is_ok_and(|a| a.port() == port)
+                && let Err(e) = stream.set_nodelay(true)
+            {
+                tracing::debug!(fd, error = %e, "TCP_NODELAY not set");
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn to_port(_port: u16) {}
 }
