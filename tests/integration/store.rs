@@ -531,6 +531,44 @@ async fn group_commit_keeps_the_chain_whole_under_concurrency() {
 }
 
 #[tokio::test]
+async fn the_writer_and_transactions_store_times_alike() {
+    each_db!(|store| {
+        // Inside a transaction (through the pool) ...
+        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
+            .await
+            .unwrap();
+        // ... and through the group-commit writer (its own connection on a SQLite file).
+        let (writer, task) = audit::AuditWriter::start(store.clone());
+        let mut entry = Actor::internal("writer").entry();
+        entry.at = "2026-11-21T10:00:00.5Z".parse().unwrap();
+        writer.record(entry).await.unwrap();
+        drop(writer);
+        task.await.unwrap();
+        let all = audit::count(&store).await.unwrap();
+        if store.backend() == junction_store::Backend::Sqlite {
+            // One text format for every row, so range filters compare like with like.
+            let alike = store
+                .execute_sql(
+                    "UPDATE audit_log SET actor = actor WHERE at LIKE '____-__-__T__:__:__%+00:00'",
+                )
+                .await
+                .unwrap();
+            assert_eq!(alike, all);
+        }
+        let filter = audit::AuditFilter {
+            from: Some("2026-11-21T10:00:00.5Z".parse().unwrap()),
+            to: Some("2026-11-21T10:00:00.6Z".parse().unwrap()),
+            ..Default::default()
+        };
+        let (found, _) = audit::list(&store, &filter, 10, None).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].entry.actor, "junction:writer");
+        let report = audit::verify(&store).await.unwrap();
+        assert_eq!((report.checked, report.first_bad), (all, None));
+    });
+}
+
+#[tokio::test]
 async fn verify_names_the_first_tampered_record() {
     each_db!(|store| {
         catalogue::apply(&store, &Actor::internal("config"), &catalogue())

@@ -1,0 +1,392 @@
+//! The audit log: appending to the hash chain, group commit, queries and verification.
+//!
+//! The chain's head (last sequence number and hash) lives in one row that every append updates
+//! inside its own transaction, so appends are serialised and the chain has no forks, whether the
+//! append belongs to a state change or to the operation log, and however many processes write.
+
+mod sqlite_writer;
+mod writer;
+
+use chrono::{DateTime, Utc};
+use junction_domain::audit::{link_canonical, verify_link};
+use junction_domain::{AuditEntry, ChainLink};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+
+use crate::entity::{audit_head, audit_log};
+use crate::{Store, StoreError};
+
+pub use writer::AuditWriter;
+
+/// Appends `entries` to the chain inside the caller's transaction and returns their links.
+pub async fn append<C: ConnectionTrait>(
+    conn: &C,
+    entries: &[AuditEntry],
+) -> Result<Vec<ChainLink>, DbErr> {
+    let prepared: Vec<Prepared> = entries.iter().cloned().map(Prepared::new).collect();
+    append_prepared(conn, &prepared).await
+}
+
+/// An entry with its canonical content already computed, so the chaining step (which is
+/// sequential) does only hashing.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    entry: AuditEntry,
+    canonical: String,
+}
+
+impl Prepared {
+    pub fn new(entry: AuditEntry) -> Self {
+        let canonical = entry.canonical();
+        Prepared { entry, canonical }
+    }
+}
+
+/// Row counts for multi-row inserts: a batch is split into these sizes so that only a few
+/// distinct statements exist and each stays in the prepared-statement cache.
+const CHUNKS: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
+
+async fn append_prepared<C: ConnectionTrait>(
+    conn: &C,
+    entries: &[Prepared],
+) -> Result<Vec<ChainLink>, DbErr> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut head_query = audit_head::Entity::find_by_id(1);
+    if conn.get_database_backend() == DbBackend::Postgres {
+        head_query = head_query.lock_exclusive();
+    }
+    let head = head_query
+        .one(conn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("audit_head row 1".into()))?;
+    let links = chain(entries, head.seq, &head.hash);
+    let rows: Vec<audit_log::ActiveModel> = entries
+        .iter()
+        .zip(&links)
+        .map(|(p, l)| Row::new(&p.entry, l).into())
+        .collect();
+    insert_rows(conn, &rows).await?;
+    let last = links.last().expect("entries is not empty");
+    audit_head::Entity::update(audit_head::ActiveModel {
+        id: Set(1),
+        seq: Set(last.seq),
+        hash: Set(last.hash.clone()),
+        feed_seq: sea_orm::ActiveValue::NotSet,
+    })
+    .exec(conn)
+    .await?;
+    Ok(links)
+}
+
+/// Links `entries` one after another, starting after `seq`/`prev`.
+fn chain<'a>(
+    entries: impl IntoIterator<Item = &'a Prepared>,
+    seq: i64,
+    prev: &str,
+) -> Vec<ChainLink> {
+    let mut links: Vec<ChainLink> = Vec::new();
+    for (i, p) in entries.into_iter().enumerate() {
+        let prev_hash = links.last().map_or(prev, |l| l.hash.as_str());
+        links.push(link_canonical(seq + 1 + i as i64, prev_hash, &p.canonical));
+    }
+    links
+}
+
+async fn insert_rows<C: ConnectionTrait>(
+    conn: &C,
+    rows: &[audit_log::ActiveModel],
+) -> Result<(), DbErr> {
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = CHUNKS.into_iter().find(|c| *c <= rest.len()).unwrap_or(1);
+        let (chunk, tail) = rest.split_at(size);
+        audit_log::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// One audit row's column values, whichever way it is written.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Row {
+    seq: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    agency: Option<String>,
+    roles: String,
+    request_id: Option<String>,
+    client_addr: Option<String>,
+    kind: &'static str,
+    operation: Option<String>,
+    object_type: Option<String>,
+    object_id: Option<String>,
+    change: Option<String>,
+    disclosure: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+/// The columns of [`Row`], in its field order.
+pub(crate) const COLUMNS: [&str; 15] = [
+    "seq",
+    "at",
+    "actor",
+    "agency",
+    "roles",
+    "request_id",
+    "client_addr",
+    "kind",
+    "operation",
+    "object_type",
+    "object_id",
+    "change",
+    "disclosure",
+    "prev_hash",
+    "hash",
+];
+
+impl Row {
+    fn new(entry: &AuditEntry, link: &ChainLink) -> Row {
+        let change = entry.change.as_ref();
+        let disclosure = entry.disclosure.as_ref();
+        // A disclosure is filed under the case it disclosed, so `object` filters find it.
+        let object = change
+            .map(|c| (c.object_type.clone(), c.object_id.clone()))
+            .or_else(|| disclosure.map(|d| ("case".to_string(), d.case_id.clone())));
+        Row {
+            seq: link.seq,
+            at: entry.at,
+            actor: entry.actor.clone(),
+            agency: entry.agency.clone(),
+            roles: serde_json::to_string(&entry.roles).unwrap_or_else(|_| "[]".into()),
+            request_id: entry.request_id.clone(),
+            client_addr: entry.client_addr.clone(),
+            kind: if change.is_some() {
+                "change"
+            } else if disclosure.is_some() {
+                "disclosure"
+            } else {
+                "operation"
+            },
+            operation: entry
+                .operation
+                .as_ref()
+                .and_then(|o| serde_json::to_string(o).ok()),
+            object_type: object.as_ref().map(|o| o.0.clone()),
+            object_id: object.map(|o| o.1),
+            change: change.and_then(|c| serde_json::to_string(c).ok()),
+            disclosure: disclosure.and_then(|d| serde_json::to_string(d).ok()),
+            prev_hash: link.prev_hash.clone(),
+            hash: link.hash.clone(),
+        }
+    }
+}
+
+impl From<Row> for audit_log::ActiveModel {
+    fn from(row: Row) -> Self {
+        audit_log::ActiveModel {
+            seq: Set(row.seq),
+            at: Set(row.at),
+            actor: Set(row.actor),
+            agency: Set(row.agency),
+            roles: Set(row.roles),
+            request_id: Set(row.request_id),
+            client_addr: Set(row.client_addr),
+            kind: Set(row.kind.into()),
+            operation: Set(row.operation),
+            object_type: Set(row.object_type),
+            object_id: Set(row.object_id),
+            change: Set(row.change),
+            disclosure: Set(row.disclosure),
+            prev_hash: Set(row.prev_hash),
+            hash: Set(row.hash),
+        }
+    }
+}
+
+fn from_row(row: audit_log::Model) -> Result<StoredAudit, StoreError> {
+    let roles =
+        serde_json::from_str(&row.roles).map_err(|e| StoreError::corrupt("audit roles", e))?;
+    let operation = row
+        .operation
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StoreError::corrupt("audit operation", e))?;
+    let change = row
+        .change
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StoreError::corrupt("audit change", e))?;
+    let disclosure = row
+        .disclosure
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StoreError::corrupt("audit disclosure", e))?;
+    Ok(StoredAudit {
+        link: ChainLink {
+            seq: row.seq,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        },
+        entry: AuditEntry {
+            at: row.at,
+            actor: row.actor,
+            agency: row.agency,
+            roles,
+            request_id: row.request_id,
+            client_addr: row.client_addr,
+            operation,
+            change,
+            disclosure,
+        },
+    })
+}
+
+/// An entry as stored, with its place in the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAudit {
+    pub link: ChainLink,
+    pub entry: AuditEntry,
+}
+
+/// What to look for in the audit log; every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub request_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Newest first: up to `first` entries older than `before_seq`, and whether more follow.
+pub async fn list(
+    store: &Store,
+    filter: &AuditFilter,
+    first: u64,
+    before_seq: Option<i64>,
+) -> Result<(Vec<StoredAudit>, bool), StoreError> {
+    let mut q = audit_log::Entity::find();
+    if let Some(actor) = &filter.actor {
+        q = q.filter(audit_log::Column::Actor.eq(actor.as_str()));
+    }
+    if let Some(t) = &filter.object_type {
+        q = q.filter(audit_log::Column::ObjectType.eq(t.as_str()));
+    }
+    if let Some(id) = &filter.object_id {
+        q = q.filter(audit_log::Column::ObjectId.eq(id.as_str()));
+    }
+    if let Some(id) = &filter.request_id {
+        q = q.filter(audit_log::Column::RequestId.eq(id.as_str()));
+    }
+    if let Some(from) = filter.from {
+        q = q.filter(audit_log::Column::At.gte(from));
+    }
+    if let Some(to) = filter.to {
+        q = q.filter(audit_log::Column::At.lt(to));
+    }
+    if let Some(seq) = before_seq {
+        q = q.filter(audit_log::Column::Seq.lt(seq));
+    }
+    let rows = q
+        .order_by_desc(audit_log::Column::Seq)
+        .limit(first + 1)
+        .all(store.conn())
+        .await?;
+    let more = rows.len() as u64 > first;
+    let entries = rows
+        .into_iter()
+        .take(first as usize)
+        .map(from_row)
+        .collect::<Result<_, _>>()?;
+    Ok((entries, more))
+}
+
+/// The number of audit records.
+pub async fn count(store: &Store) -> Result<u64, StoreError> {
+    use sea_orm::PaginatorTrait;
+    Ok(audit_log::Entity::find().count(store.conn()).await?)
+}
+
+/// The outcome of walking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub checked: u64,
+    /// The first record that does not verify, and why.
+    pub first_bad: Option<(i64, String)>,
+}
+
+/// Walks the chain from the first record, recomputing every hash.
+pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
+    let mut expected_prev = junction_domain::GENESIS_HASH.to_string();
+    let mut expected_seq = 1i64;
+    let mut checked = 0u64;
+    loop {
+        let page = audit_log::Entity::find()
+            .filter(audit_log::Column::Seq.gte(expected_seq))
+            .order_by_asc(audit_log::Column::Seq)
+            .limit(2_000)
+            .all(store.conn())
+            .await?;
+        if page.is_empty() {
+            break;
+        }
+        for row in page {
+            let seq = row.seq;
+            if seq != expected_seq {
+                let why = format!("record {expected_seq} is missing (next present is {seq})");
+                return Ok(VerifyReport {
+                    checked,
+                    first_bad: Some((expected_seq, why)),
+                });
+            }
+            let stored = match from_row(row) {
+                Ok(s) => s,
+                Err(e) => {
+                    return Ok(VerifyReport {
+                        checked,
+                        first_bad: Some((seq, e.to_string())),
+                    });
+                }
+            };
+            if let Err(why) = verify_link(&expected_prev, &stored.entry, &stored.link) {
+                return Ok(VerifyReport {
+                    checked,
+                    first_bad: Some((seq, why)),
+                });
+            }
+            expected_prev = stored.link.hash;
+            expected_seq += 1;
+            checked += 1;
+        }
+    }
+    let head = audit_head::Entity::find_by_id(1).one(store.conn()).await?;
+    if let Some(head) = head
+        && (head.seq != expected_seq - 1 || head.hash != expected_prev)
+    {
+        let why = format!(
+            "chain head says record {} with hash {}, but the log ends at record {} with hash {expected_prev}",
+            head.seq,
+            head.hash,
+            expected_seq - 1
+        );
+        return Ok(VerifyReport {
+            checked,
+            first_bad: Some((head.seq, why)),
+        });
+    }
+    Ok(VerifyReport {
+        checked,
+        first_bad: None,
+    })
+}

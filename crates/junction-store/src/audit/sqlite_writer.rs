@@ -1,0 +1,144 @@
+//! The group-commit writer on a SQLite file: a thread with its own connection.
+//!
+//! Through the pool, a batch was a dozen hand-offs between the writer task and a pooled
+//! connection's worker thread (check-out, `BEGIN`, head, each insert, `COMMIT`), each a pair of
+//! context switches on a busy machine. Here a batch is a few calls into SQLite on one thread,
+//! with the insert prepared once for the life of the connection.
+//!
+//! The thread takes the store's process-wide SQLite write lock for each batch, as every other
+//! writer does, so it never waits on SQLite's busy handler behind one of them.
+
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, TransactionBehavior, params};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::writer::{MAX_BATCH, Pending, settle};
+use super::{COLUMNS, Prepared, Row, chain};
+
+/// Starts the writer thread. The returned task ends when the thread has written everything
+/// it was sent and stopped.
+pub(super) fn spawn(
+    path: PathBuf,
+    lock: Arc<Mutex<()>>,
+    rx: mpsc::Receiver<Pending>,
+) -> tokio::task::JoinHandle<()> {
+    let (stopped, on_stop) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("junction-audit".into())
+        .spawn(move || {
+            run(&path, &lock, rx);
+            let _ = stopped.send(());
+        });
+    if let Err(e) = thread {
+        // Without the thread nothing can be audited, and every request will say so.
+        tracing::error!(error = %e, "the audit writer thread could not start");
+    }
+    tokio::spawn(async move {
+        let _ = on_stop.await;
+    })
+}
+
+fn open(path: &PathBuf) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(15))?;
+    // The store's own connections use the same settings: WAL, and a commit is on disk before
+    // it returns.
+    conn.pragma_update(None, "journal_mode", "wal")?;
+    conn.pragma_update(None, "synchronous", "full")?;
+    Ok(conn)
+}
+
+fn run(path: &PathBuf, lock: &Mutex<()>, mut rx: mpsc::Receiver<Pending>) {
+    let mut conn = match open(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, path = %path.display(), "the audit writer could not open the database");
+            // Answer every request with a failure rather than leaving it waiting.
+            while let Some(p) = rx.blocking_recv() {
+                let _ = p.done.send(Err(()));
+            }
+            return;
+        }
+    };
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        // Whatever arrived while the last batch was being written joins this one.
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let entries: Vec<&Prepared> = batch.iter().map(|p| &p.entry).collect();
+        let mut result = write(&mut conn, lock, &entries);
+        if let Err(e) = &result {
+            // One retry after a pause rides out a brief lock or I/O hiccup.
+            tracing::warn!(error = %e, entries = entries.len(), "audit batch failed; retrying once");
+            std::thread::sleep(Duration::from_millis(50));
+            result = write(&mut conn, lock, &entries);
+        }
+        if let Err(e) = &result {
+            tracing::error!(error = %e, entries = entries.len(), "audit batch could not be written");
+        }
+        drop(entries);
+        settle(&mut batch, result.is_ok(), started);
+    }
+}
+
+/// Appends one batch in one transaction: read the head, chain, insert, move the head, commit.
+fn write(conn: &mut Connection, lock: &Mutex<()>, entries: &[&Prepared]) -> rusqlite::Result<()> {
+    let _guard = lock.blocking_lock();
+    let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (seq, prev): (i64, String) = txn
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let links = chain(entries.iter().copied(), seq, &prev);
+    {
+        let mut insert = txn.prepare_cached(&INSERT)?;
+        for (p, link) in entries.iter().zip(&links) {
+            let row = Row::new(&p.entry, link);
+            insert.execute(params![
+                row.seq,
+                sqlite_time(&row.at),
+                row.actor,
+                row.agency,
+                row.roles,
+                row.request_id,
+                row.client_addr,
+                row.kind,
+                row.operation,
+                row.object_type,
+                row.object_id,
+                row.change,
+                row.disclosure,
+                row.prev_hash,
+                row.hash,
+            ])?;
+        }
+    }
+    let last = links.last().expect("batches are never empty");
+    txn.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")?
+        .execute(params![last.seq, last.hash])?;
+    txn.commit()
+}
+
+/// The insert for one row, prepared once and kept for the life of the connection.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|n| format!("?{n}")).collect();
+    format!(
+        "INSERT INTO audit_log ({}) VALUES ({})",
+        COLUMNS.join(", "),
+        placeholders.join(", ")
+    )
+});
+
+/// A time as the store's SQLite driver writes it (RFC 3339, `+00:00`), so that reads and
+/// range filters see one format whichever path wrote the row.
+pub(super) fn sqlite_time(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
