@@ -5,9 +5,9 @@
 //! computed by whoever makes the entry, in parallel; only the chaining is sequential.
 //! Editing, inserting, deleting or reordering any stored entry breaks every hash after it.
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first entry in a chain.
@@ -143,44 +143,42 @@ impl AuditEntry {
     }
 
     /// The entry's content in one canonical form: keys sorted at every depth, no whitespace.
+    ///
+    /// Written straight out, its top-level keys in sorted order: this runs once per request.
     pub fn canonical(&self) -> String {
-        let mut m = Map::new();
-        m.insert(
-            "at".into(),
-            Value::from(self.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+        let mut out: Vec<u8> = Vec::with_capacity(384);
+        out.extend_from_slice(b"{\"actor\":");
+        write_str(&mut out, &self.actor);
+        out.extend_from_slice(b",\"agency\":");
+        write_opt_str(&mut out, self.agency.as_deref());
+        out.extend_from_slice(b",\"at\":\"");
+        out.extend_from_slice(
+            self.at
+                .to_rfc3339_opts(SecondsFormat::Micros, true)
+                .as_bytes(),
         );
-        m.insert("actor".into(), Value::from(self.actor.clone()));
-        m.insert(
-            "agency".into(),
-            self.agency.clone().map_or(Value::Null, Value::from),
-        );
-        m.insert("roles".into(), Value::from(self.roles.clone()));
-        m.insert(
-            "request_id".into(),
-            self.request_id.clone().map_or(Value::Null, Value::from),
-        );
-        m.insert(
-            "client_addr".into(),
-            self.client_addr.clone().map_or(Value::Null, Value::from),
-        );
-        m.insert(
-            "operation".into(),
-            serde_json::to_value(&self.operation).unwrap_or(Value::Null),
-        );
-        m.insert(
-            "change".into(),
-            serde_json::to_value(&self.change).unwrap_or(Value::Null),
-        );
+        out.extend_from_slice(b"\",\"change\":");
+        write_serialized(&mut out, &self.change);
+        out.extend_from_slice(b",\"client_addr\":");
+        write_opt_str(&mut out, self.client_addr.as_deref());
         // Absent rather than null, so entries written before disclosures existed keep their hash.
         if let Some(d) = &self.disclosure {
-            m.insert(
-                "disclosure".into(),
-                serde_json::to_value(d).unwrap_or(Value::Null),
-            );
+            out.extend_from_slice(b",\"disclosure\":");
+            write_serialized(&mut out, d);
         }
-        let mut out = String::with_capacity(256);
-        write_canonical(&Value::Object(m), &mut out);
-        out
+        out.extend_from_slice(b",\"operation\":");
+        write_serialized(&mut out, &self.operation);
+        out.extend_from_slice(b",\"request_id\":");
+        write_opt_str(&mut out, self.request_id.as_deref());
+        out.extend_from_slice(b",\"roles\":[");
+        for (i, role) in self.roles.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(&mut out, role);
+        }
+        out.extend_from_slice(b"]}");
+        String::from_utf8(out).expect("JSON written from strings is UTF-8")
     }
 
     /// Chains this entry after `prev_hash` at position `seq`.
@@ -237,34 +235,52 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            out.push('{');
+            out.push(b'{');
             for (i, key) in keys.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
+                write_str(out, key);
+                out.push(b':');
                 write_canonical(&map[key], out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("writing to a Vec cannot fail"),
     }
+}
+
+/// A JSON string, escaped as serde_json escapes it.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+}
+
+fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => write_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// A nested value in canonical form: serialised, then its keys sorted at every depth.
+fn write_serialized<T: Serialize>(out: &mut Vec<u8>, value: &T) {
+    let value = serde_json::to_value(value).unwrap_or(Value::Null);
+    write_canonical(&value, out);
 }
 
 #[cfg(test)]
@@ -296,6 +312,106 @@ mod tests {
             !c.contains("seq"),
             "the place in the chain is hashed separately"
         );
+    }
+
+    /// The canonical form as first defined: a JSON object of every field, written with its
+    /// keys sorted at every depth. Hashes already stored depend on it, byte for byte.
+    fn reference_canonical(e: &AuditEntry) -> String {
+        fn write(value: &Value, out: &mut String) {
+            match value {
+                Value::Object(map) => {
+                    let mut keys: Vec<&String> = map.keys().collect();
+                    keys.sort();
+                    out.push('{');
+                    for (i, key) in keys.into_iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(&Value::String(key.clone()).to_string());
+                        out.push(':');
+                        write(&map[key], out);
+                    }
+                    out.push('}');
+                }
+                Value::Array(items) => {
+                    out.push('[');
+                    for (i, item) in items.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        write(item, out);
+                    }
+                    out.push(']');
+                }
+                other => out.push_str(&other.to_string()),
+            }
+        }
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "at".into(),
+            Value::from(e.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+        );
+        m.insert("actor".into(), Value::from(e.actor.clone()));
+        m.insert(
+            "agency".into(),
+            e.agency.clone().map_or(Value::Null, Value::from),
+        );
+        m.insert("roles".into(), Value::from(e.roles.clone()));
+        m.insert(
+            "request_id".into(),
+            e.request_id.clone().map_or(Value::Null, Value::from),
+        );
+        m.insert(
+            "client_addr".into(),
+            e.client_addr.clone().map_or(Value::Null, Value::from),
+        );
+        m.insert(
+            "operation".into(),
+            serde_json::to_value(&e.operation).unwrap(),
+        );
+        m.insert("change".into(), serde_json::to_value(&e.change).unwrap());
+        if let Some(d) = &e.disclosure {
+            m.insert("disclosure".into(), serde_json::to_value(d).unwrap());
+        }
+        let mut out = String::new();
+        write(&Value::Object(m), &mut out);
+        out
+    }
+
+    #[test]
+    fn canonical_form_is_byte_for_byte_the_reference_form() {
+        let plain = AuditEntry::now("anonymous");
+        let mut full = entry();
+        full.actor = "o'brien \"the\" \u{1f}\\ café ✓".into();
+        full.agency = Some("highways".into());
+        full.roles = vec!["OFFICER".into(), "MANAGER".into()];
+        full.request_id = Some("req-1".into());
+        full.client_addr = Some("::1".into());
+        full.at = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .to_utc();
+        full.operation = Some(AuditOperation {
+            operation_name: Some("Me".into()),
+            operation_type: "query".into(),
+            variables_hash: None,
+            outcome: "rejected".into(),
+            error_code: Some("FORBIDDEN".into()),
+            duration_us: 1234,
+        });
+        let mut disclosed = full.clone();
+        disclosed.change = None;
+        disclosed.disclosure = Some(AuditDisclosure {
+            case_id: "c1".into(),
+            case_reference: "BOR-1".into(),
+            partner_agency: "police".into(),
+            agreement_id: "roads".into(),
+            purpose: "crime_prevention".into(),
+            fields: vec!["submitter.name".into(), "description".into()],
+            channel: "http".into(),
+        });
+        for e in [plain, entry(), full, disclosed] {
+            assert_eq!(e.canonical(), reference_canonical(&e));
+        }
     }
 
     #[test]
