@@ -57,7 +57,31 @@ pub struct Authenticator {
     issuer: String,
     audience: String,
     leeway_secs: u64,
+    /// Tokens already verified, by their exact text, with what they proved. A caller sends the
+    /// same token with every request until it expires; its signature need be checked once.
+    verified: quick_cache::sync::Cache<Box<str>, Verified>,
 }
+
+/// What a verified token proved, and the times that bound it.
+#[derive(Debug, Clone)]
+struct Verified {
+    principal: Principal,
+    exp: i64,
+    nbf: Option<i64>,
+}
+
+impl Verified {
+    /// The same test the full verification applies to `exp` and `nbf`, with the same leeway.
+    fn current(&self, now: i64, leeway: i64) -> bool {
+        self.exp >= now - leeway && self.nbf.is_none_or(|nbf| nbf <= now + leeway)
+    }
+}
+
+/// How many verified tokens are remembered.
+const VERIFIED_CAPACITY: usize = 10_000;
+
+/// Longer tokens are verified every time rather than remembered.
+const MAX_REMEMBERED_LEN: usize = 4_096;
 
 enum Keys {
     Shared {
@@ -145,11 +169,27 @@ impl Authenticator {
             issuer: issuer.into(),
             audience: audience.into(),
             leeway_secs: 30,
+            verified: quick_cache::sync::Cache::new(VERIFIED_CAPACITY),
         })
     }
 
     /// Checks a token and returns who it speaks for, with its expiry (Unix seconds).
     pub fn verify(&self, token: &str) -> Result<(Principal, i64), AuthError> {
+        let leeway = self.leeway_secs as i64;
+        if let Some(known) = self.verified.get(token)
+            && known.current(chrono::Utc::now().timestamp(), leeway)
+        {
+            return Ok((known.principal, known.exp));
+        }
+        // Not seen, or no longer current: the full check, which also says why it fails.
+        let verified = self.verify_fully(token)?;
+        if token.len() <= MAX_REMEMBERED_LEN {
+            self.verified.insert(token.into(), verified.clone());
+        }
+        Ok((verified.principal, verified.exp))
+    }
+
+    fn verify_fully(&self, token: &str) -> Result<Verified, AuthError> {
         let refuse = |why: &str| AuthError::Refused(why.to_string());
         let header =
             decode_header(token).map_err(|_| refuse("malformed token or unsupported algorithm"))?;
@@ -224,14 +264,15 @@ impl Authenticator {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((
-            Principal {
+        Ok(Verified {
+            principal: Principal {
                 subject: claims.sub,
                 agency: claims.agency,
                 roles,
             },
-            claims.exp,
-        ))
+            exp: claims.exp,
+            nbf: claims.nbf,
+        })
     }
 
     /// Issues a token for `subject`, valid for `ttl`. Only a shared-secret authenticator can.
@@ -316,6 +357,33 @@ mod tests {
         let (p, _) = auth().verify(&t).unwrap();
         assert_eq!(p.subject, "bob");
         assert_eq!(p.roles, vec![Role::Admin]);
+    }
+
+    #[test]
+    fn a_remembered_token_is_held_to_its_times_and_its_exact_text() {
+        let auth = auth();
+        let token = sign(&Header::new(Algorithm::HS256), &claims(60));
+        assert_eq!(auth.verify(&token).unwrap().0.subject, "alice");
+        assert_eq!(auth.verified.len(), 1);
+        assert_eq!(auth.verify(&token).unwrap().0.subject, "alice");
+
+        // One character changed in the signature: not the remembered token, so checked, and bad.
+        let mut forged = token.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(auth.verify(&forged).is_err());
+
+        // Remembered times are judged as the full check judges them, leeway (30 s) included.
+        let now = 1_000_000;
+        let at = |exp, nbf| Verified {
+            principal: auth.verify(&token).unwrap().0,
+            exp,
+            nbf,
+        };
+        assert!(at(now - 30, None).current(now, 30));
+        assert!(!at(now - 31, None).current(now, 30));
+        assert!(at(now + 60, Some(now + 30)).current(now, 30));
+        assert!(!at(now + 60, Some(now + 31)).current(now, 30));
     }
 
     #[test]

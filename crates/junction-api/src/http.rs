@@ -44,6 +44,8 @@ pub struct ApiState {
     pub sharing: crate::SharingPolicy,
     /// Becomes true when the server starts shutting down: WebSocket connections close (1001).
     pub closing: tokio::sync::watch::Receiver<bool>,
+    /// Documents already parsed.
+    pub documents: crate::graphql::DocumentCache,
 }
 
 /// The `/graphql` routes.
@@ -346,7 +348,7 @@ async fn handle(
             );
         }
     };
-    let gql_request: async_graphql::Request = match parse_body(&bytes) {
+    let mut gql_request: async_graphql::Request = match parse_body(&bytes) {
         Ok(r) => r,
         Err(message) => {
             outcome.error_code = Some(ErrorCode::BadRequest);
@@ -356,6 +358,7 @@ async fn handle(
             );
         }
     };
+    state.documents.prime(&mut gql_request);
     outcome.operation_name = gql_request.operation_name.clone();
     outcome.variables_hash = Some(sha256_hex(
         serde_json::to_string(&gql_request.variables)
@@ -472,11 +475,18 @@ pub(crate) fn authenticate(auth: &Authenticator, headers: &HeaderMap) -> Result<
 
 /// One GraphQL request as JSON. Batches are refused: they would let one request stand for many.
 fn parse_body(bytes: &[u8]) -> Result<async_graphql::Request, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("request body is not JSON: {e}"))?;
-    if value.is_array() {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err("batched requests are not accepted; send one operation per request".into());
     }
+    // The usual case in one pass; anything it does not take is looked at again below, only to
+    // say what is wrong.
+    if let Ok(request) = serde_json::from_slice::<async_graphql::Request>(bytes)
+        && !request.query.is_empty()
+    {
+        return Ok(request);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("request body is not JSON: {e}"))?;
     if !value.get("query").is_some_and(|q| q.is_string()) {
         return Err("request body needs a `query` string".into());
     }

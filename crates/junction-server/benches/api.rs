@@ -214,6 +214,7 @@ async fn run_backend(
     bare: &Target,
     rows: &mut Vec<Row>,
     server_rt: &tokio::runtime::Handle,
+    graphql: bool,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("junction.toml");
@@ -268,10 +269,14 @@ async fn run_backend(
         if backend != "sqlite" && t.name == "B bare axum" {
             continue; // measured once, with the SQLite run
         }
+        if !graphql && t.body.is_some() {
+            continue;
+        }
         let before = junction_store::audit::count(&store).await.unwrap();
         let (mut max_rps, mut closed_failures, mut closed_sent, mut best_c) = (0.0, 0, 0, 0);
         for c in CONCURRENCY {
             let (rps, failures, sent) = closed_loop(client, t, c).await;
+            eprintln!("  {backend} {} closed loop c={c}: {rps:.0} req/s", t.name);
             closed_failures += failures;
             closed_sent += sent;
             if rps > max_rps {
@@ -393,11 +398,13 @@ fn main() {
         let sqlite_dir = tempfile::tempdir().unwrap();
         let sqlite_url = format!("sqlite://{}", sqlite_dir.path().join("bench.db").display());
         eprintln!("running on SQLite ({CLOSED_SECS}s closed loop + {OPEN_SECS}s open loop per endpoint)");
-        run_backend("sqlite", &sqlite_url, &client, &bare, &mut rows, &server_handle).await;
+        // JUNCTION_BENCH_ONLY=postgres measures the bare endpoint and PostgreSQL only.
+        let sqlite_too = std::env::var("JUNCTION_BENCH_ONLY").map_or(true, |v| v != "postgres");
+        run_backend("sqlite", &sqlite_url, &client, &bare, &mut rows, &server_handle, sqlite_too).await;
         if let Ok(base) = std::env::var("JUNCTION_TEST_DATABASE_URL") {
             eprintln!("running on PostgreSQL");
             let url = fresh_postgres(&base).await;
-            run_backend("postgres", &url, &client, &bare, &mut rows, &server_handle).await;
+            run_backend("postgres", &url, &client, &bare, &mut rows, &server_handle, true).await;
         }
         let bare_rps = rows.iter().find(|r| r.endpoint == "B bare axum").map(|r| r.max_rps).unwrap_or(f64::NAN);
         println!("\n| backend | endpoint | max req/s | at c | ratio to bare | open-loop rate | p50 ms | p99 ms | p99.9 ms | failures |");

@@ -142,6 +142,7 @@ impl App {
             cohorts: Default::default(),
             sharing: loaded.sharing.policy.clone(),
             closing: closing_rx,
+            documents: Default::default(),
         };
         let router = Router::new()
             .merge(junction_api::router(state))

@@ -1,6 +1,7 @@
 //! The GraphQL schema: queries, mutations, their guards, and the limits that bound them.
 
 pub mod access;
+mod documents;
 mod extension;
 mod guard;
 mod mutation;
@@ -17,6 +18,7 @@ use crate::feed::FeedHub;
 use crate::intake::Intake;
 
 pub use access::SharingPolicy;
+pub use documents::DocumentCache;
 pub use extension::{OperationSlot, OperationSummary};
 pub use guard::Can;
 pub use subscription::SubscriptionRoot;
