@@ -162,3 +162,81 @@ impl From<ApiError> for async_graphql::Error {
 
 /// Resolver results.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// `error` with `code` in its extensions.
+pub(crate) fn with_code(
+    mut error: async_graphql::ServerError,
+    code: ErrorCode,
+) -> async_graphql::ServerError {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code.as_str());
+    error
+}
+
+/// The validation messages async-graphql uses for the limits we set.
+fn is_limit(message: &str) -> bool {
+    message.starts_with("Query is nested too deep") || message.starts_with("Query is too complex")
+}
+
+/// Codes the errors raised before any resolver ran: parsing, validation, the depth and
+/// complexity limits, choosing the operation. Those carry no path; a resolver's error always
+/// does. Limits are `LIMIT_EXCEEDED`, the rest `BAD_REQUEST`. Errors that already have a code
+/// keep it; a resolver's error without one is left for the endpoint to make `INTERNAL`.
+pub(crate) fn code_request_errors(errors: &mut [async_graphql::ServerError]) {
+    for error in errors {
+        let coded = error
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some());
+        if coded || !error.path.is_empty() {
+            continue;
+        }
+        let code = if is_limit(&error.message) {
+            ErrorCode::LimitExceeded
+        } else {
+            ErrorCode::BadRequest
+        };
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code.as_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{PathSegment, ServerError, Value};
+
+    use super::*;
+
+    fn code_of(e: &ServerError) -> Option<Value> {
+        e.extensions.as_ref().and_then(|x| x.get("code")).cloned()
+    }
+
+    #[test]
+    fn errors_before_any_resolver_get_a_code_and_resolver_errors_keep_theirs() {
+        let mut resolver = ServerError::new("boom", None);
+        resolver.path = vec![PathSegment::Field("me".into())];
+        let mut errors = vec![
+            ServerError::new("Unknown field \"nope\" on type \"QueryRoot\".", None),
+            ServerError::new("Query is nested too deep.", None),
+            ServerError::new("Query is too complex.", None),
+            with_code(ServerError::new("not yours", None), ErrorCode::Forbidden),
+            resolver,
+        ];
+        code_request_errors(&mut errors);
+        let codes: Vec<Option<Value>> = errors.iter().map(code_of).collect();
+        assert_eq!(
+            codes,
+            vec![
+                Some(Value::from("BAD_REQUEST")),
+                Some(Value::from("LIMIT_EXCEEDED")),
+                Some(Value::from("LIMIT_EXCEEDED")),
+                Some(Value::from("FORBIDDEN")),
+                None,
+            ]
+        );
+    }
+}

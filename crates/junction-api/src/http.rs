@@ -24,7 +24,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::graphql::access::DisclosureLog;
-use crate::graphql::{JunctionSchema, Limits, OperationSlot};
+use crate::graphql::{JunctionSchema, Limits};
 
 /// The header a partner states its purpose in.
 pub const PURPOSE_HEADER: &str = "junction-purpose";
@@ -358,7 +358,7 @@ async fn handle(
             );
         }
     };
-    state.documents.prime(&mut gql_request);
+    let prepared = state.documents.prepare(&mut gql_request);
     outcome.operation_name = gql_request.operation_name.clone();
     outcome.variables_hash = Some(sha256_hex(
         serde_json::to_string(&gql_request.variables)
@@ -366,7 +366,6 @@ async fn handle(
             .as_bytes(),
     ));
 
-    let slot = OperationSlot::default();
     let ctx = RequestCtx {
         principal,
         request_id: request_id.to_string(),
@@ -380,15 +379,16 @@ async fn handle(
         channel: "http",
     };
     let disclosures = DisclosureLog::default();
-    let mut response = state
-        .schema
-        .execute(
-            gql_request
-                .data(ctx.clone())
-                .data(slot.clone())
-                .data(disclosures.clone()),
-        )
-        .await;
+    let mut response = match &prepared {
+        Ok(_) => {
+            state
+                .schema
+                .execute(gql_request.data(ctx.clone()).data(disclosures.clone()))
+                .await
+        }
+        Err(parse_error) => async_graphql::Response::from_errors(vec![parse_error.clone()]),
+    };
+    crate::error::code_request_errors(&mut response.errors);
     // Personal data shown to a partner is on the record before it leaves.
     let entries = disclosures.entries(&ctx);
     if !entries.is_empty()
@@ -406,7 +406,7 @@ async fn handle(
             outcome,
         );
     }
-    if let Some(summary) = slot.0.lock().ok().and_then(|g| g.clone()) {
+    if let Ok(summary) = &prepared {
         outcome.operation_type = summary
             .selected(outcome.operation_name.as_deref())
             .unwrap_or("unknown");

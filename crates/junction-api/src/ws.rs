@@ -74,7 +74,9 @@ struct AuditedExecutor {
 
 impl Executor for AuditedExecutor {
     async fn execute(&self, request: GqlRequest) -> GqlResponse {
-        self.schema.execute(request).await
+        let mut response = self.schema.execute(request).await;
+        crate::error::code_request_errors(&mut response.errors);
+        response
     }
 
     fn execute_stream(
@@ -111,6 +113,8 @@ impl Executor for AuditedExecutor {
                 let operation_name = operation_name.clone();
                 let variables_hash = variables_hash.clone();
                 async move {
+                    let mut response = response;
+                    crate::error::code_request_errors(&mut response.errors);
                     // The first response of an operation that did not audit itself records it.
                     if first.swap(false, Ordering::SeqCst) && !flag.load(Ordering::SeqCst) {
                         let code = response.errors.first().and_then(|e| {

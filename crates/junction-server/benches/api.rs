@@ -160,17 +160,22 @@ struct Row {
 }
 
 async fn bare_server() -> String {
-    // The same request-id and logging middleware as Junction, no GraphQL, no audit.
+    // The same middleware as Junction (request id, request span, completion log line),
+    // no GraphQL, no audit: the method's B.
     let body = r#"{"data":{"me":{"subject":"bench","agency":null,"roles":["OFFICER"]}},"padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
-    let app = Router::new().route(
-        "/bench/json",
-        get(move || async move {
-            (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-        }),
-    );
+    let app = Router::new()
+        .route(
+            "/bench/json",
+            get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }),
+        )
+        .layer(axum::middleware::from_fn(
+            junction_server::request_id::layer,
+        ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

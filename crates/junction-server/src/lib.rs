@@ -6,7 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 mod health;
-mod request_id;
+pub mod request_id;
 mod route_cli;
 mod secret_file;
 pub mod serve;

@@ -2,7 +2,6 @@
 
 pub mod access;
 mod documents;
-mod extension;
 mod guard;
 mod mutation;
 mod query;
@@ -18,8 +17,7 @@ use crate::feed::FeedHub;
 use crate::intake::Intake;
 
 pub use access::SharingPolicy;
-pub use documents::DocumentCache;
-pub use extension::{OperationSlot, OperationSummary};
+pub use documents::{DocumentCache, OperationSummary};
 pub use guard::Can;
 pub use subscription::SubscriptionRoot;
 
@@ -80,7 +78,6 @@ pub fn build_schema(store: Store, deps: SchemaDeps, limits: Limits) -> JunctionS
         .data(deps.feed)
         .data(deps.audit)
         .data(limits.clone())
-        .extension(extension::OperationCapture)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)

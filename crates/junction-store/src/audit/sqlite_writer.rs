@@ -64,13 +64,19 @@ fn run(path: &PathBuf, lock: &Mutex<()>, mut rx: mpsc::Receiver<Pending>) {
         }
     };
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let mut last_commit = Instant::now() - BUSY;
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         // Whatever arrived while the last batch was being written joins this one.
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
+        drain(&mut rx, &mut batch);
+        // Under load (the last commit was moments ago) more records are on their way from
+        // requests already running: waiting a little for them turns many small commits, each
+        // writing its pages to the log and flushing, into one. An idle server commits at once.
+        if last_commit.elapsed() < BUSY {
+            let deadline = Instant::now() + LINGER;
+            while batch.len() < LINGER_ENOUGH && Instant::now() < deadline {
+                std::thread::sleep(LINGER_STEP);
+                drain(&mut rx, &mut batch);
             }
         }
         let started = Instant::now();
@@ -87,6 +93,24 @@ fn run(path: &PathBuf, lock: &Mutex<()>, mut rx: mpsc::Receiver<Pending>) {
         }
         drop(entries);
         settle(&mut batch, result.is_ok(), started);
+        last_commit = Instant::now();
+    }
+}
+
+/// A commit this recent means the writer is under load.
+const BUSY: Duration = Duration::from_millis(2);
+/// The longest a batch waits for company under load.
+const LINGER: Duration = Duration::from_micros(300);
+const LINGER_STEP: Duration = Duration::from_micros(50);
+/// A batch this big stops waiting.
+const LINGER_ENOUGH: usize = 64;
+
+fn drain(rx: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(p) => batch.push(p),
+            Err(_) => break,
+        }
     }
 }
 
