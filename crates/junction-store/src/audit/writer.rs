@@ -82,18 +82,7 @@ impl AuditWriter {
 
     /// Appends one entry to the chain and waits until it is durable.
     pub async fn record(&self, entry: AuditEntry) -> Result<(), StoreError> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Pending {
-                entry: Prepared::new(entry),
-                done,
-            })
-            .await
-            .map_err(|_| StoreError::AuditUnavailable)?;
-        match wait.await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(StoreError::AuditUnavailable),
-        }
+        self.record_all(vec![entry]).await
     }
 }
 
