@@ -1,12 +1,17 @@
-//! GraphQL object types over the domain's types.
+//! GraphQL object types over the domain's types: the catalogue and cases here, the audit
+//! log and deliveries in their own files.
+
+mod audit;
+mod delivery;
+
+pub use audit::{AuditConnection, AuditEdge, AuditRecord};
+pub use delivery::{Attachment, Connector, Delivery, ExternalRef};
 
 use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use d::Lens;
 use junction_domain as d;
-use junction_store::{
-    Store, audit::StoredAudit, cases, catalogue, deliveries, sharing as store_sharing,
-};
+use junction_store::{Store, cases, catalogue, deliveries, sharing as store_sharing};
 
 use super::access::DisclosureLog;
 use super::guard::Can;
@@ -552,109 +557,6 @@ pub struct CaseConnection {
     pub total_count: u64,
 }
 
-/// One audit record.
-pub struct AuditRecord(pub StoredAudit);
-
-#[Object]
-impl AuditRecord {
-    async fn seq(&self) -> i64 {
-        self.0.link.seq
-    }
-    async fn at(&self) -> DateTime<Utc> {
-        self.0.entry.at
-    }
-    async fn actor(&self) -> &str {
-        &self.0.entry.actor
-    }
-    async fn agency(&self) -> Option<&str> {
-        self.0.entry.agency.as_deref()
-    }
-    async fn roles(&self) -> &[String] {
-        &self.0.entry.roles
-    }
-    async fn request_id(&self) -> Option<&str> {
-        self.0.entry.request_id.as_deref()
-    }
-    async fn client_addr(&self) -> Option<&str> {
-        self.0.entry.client_addr.as_deref()
-    }
-    /// `operation` for an API request, `change` for a state change.
-    async fn kind(&self) -> &str {
-        if self.0.entry.change.is_some() {
-            "change"
-        } else {
-            "operation"
-        }
-    }
-    async fn operation_name(&self) -> Option<&str> {
-        self.0
-            .entry
-            .operation
-            .as_ref()
-            .and_then(|o| o.operation_name.as_deref())
-    }
-    async fn operation_type(&self) -> Option<&str> {
-        self.0
-            .entry
-            .operation
-            .as_ref()
-            .map(|o| o.operation_type.as_str())
-    }
-    async fn variables_hash(&self) -> Option<&str> {
-        self.0
-            .entry
-            .operation
-            .as_ref()
-            .and_then(|o| o.variables_hash.as_deref())
-    }
-    async fn outcome(&self) -> Option<&str> {
-        self.0.entry.operation.as_ref().map(|o| o.outcome.as_str())
-    }
-    async fn error_code(&self) -> Option<&str> {
-        self.0
-            .entry
-            .operation
-            .as_ref()
-            .and_then(|o| o.error_code.as_deref())
-    }
-    async fn duration_us(&self) -> Option<i64> {
-        self.0.entry.operation.as_ref().map(|o| o.duration_us)
-    }
-    async fn object_type(&self) -> Option<&str> {
-        self.0.entry.change.as_ref().map(|c| c.object_type.as_str())
-    }
-    async fn object_id(&self) -> Option<&str> {
-        self.0.entry.change.as_ref().map(|c| c.object_id.as_str())
-    }
-    async fn action(&self) -> Option<&str> {
-        self.0.entry.change.as_ref().map(|c| c.action.as_str())
-    }
-    async fn before(&self) -> Option<Json<serde_json::Value>> {
-        self.0.entry.change.as_ref().map(|c| Json(c.before.clone()))
-    }
-    async fn after(&self) -> Option<Json<serde_json::Value>> {
-        self.0.entry.change.as_ref().map(|c| Json(c.after.clone()))
-    }
-    async fn prev_hash(&self) -> &str {
-        &self.0.link.prev_hash
-    }
-    async fn hash(&self) -> &str {
-        &self.0.link.hash
-    }
-}
-
-#[derive(SimpleObject)]
-pub struct AuditEdge {
-    pub cursor: String,
-    pub node: AuditRecord,
-}
-
-#[derive(SimpleObject)]
-pub struct AuditConnection {
-    pub edges: Vec<AuditEdge>,
-    pub page_info: PageInfo,
-}
-
 /// Opaque cursors: a tag and a value, hex encoded.
 pub(crate) fn encode_cursor(tag: &str, value: &str) -> String {
     hex::encode(format!("{tag}:{value}"))
@@ -677,169 +579,5 @@ pub(crate) fn page_size(first: Option<i32>, default: u64, max: u64) -> ApiResult
             Err(ApiError::invalid("first", format!("must be at most {max}")))
         }
         Some(n) => Ok(n as u64),
-    }
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(remote = "junction_domain::DeliveryState")]
-pub enum DeliveryState {
-    Pending,
-    Sending,
-    Sent,
-    Failed,
-    Dead,
-    Cancelled,
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(remote = "junction_domain::DeliveryKind")]
-pub enum DeliveryKind {
-    Case,
-    AlsoEmail,
-    PartnerNotice,
-}
-
-/// A connector's reference for a case.
-#[derive(SimpleObject)]
-pub struct ExternalRef {
-    pub connector: String,
-    pub external_id: String,
-}
-
-/// Sending one thing to one connector.
-pub struct Delivery(pub deliveries::Delivery);
-
-#[Object]
-impl Delivery {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn case_id(&self) -> ID {
-        ID(self.0.case_id.clone())
-    }
-    async fn connector(&self) -> &str {
-        &self.0.connector_id
-    }
-    async fn agency_id(&self) -> &str {
-        &self.0.agency_id
-    }
-    async fn kind(&self) -> DeliveryKind {
-        self.0.kind.into()
-    }
-    async fn state(&self) -> DeliveryState {
-        self.0.state.into()
-    }
-    async fn attempts(&self) -> i32 {
-        self.0.attempts as i32
-    }
-    /// When the next attempt is due (for pending and failed deliveries).
-    async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
-        (!self.0.state.is_final()).then_some(self.0.next_attempt_at)
-    }
-    async fn last_error(&self) -> Option<&str> {
-        self.0.last_error.as_deref()
-    }
-    /// The back-end's raw answer to the last attempt, truncated.
-    async fn last_response(&self) -> Option<&str> {
-        self.0.last_response.as_deref()
-    }
-    async fn external_ref(&self) -> Option<&str> {
-        self.0.external_ref.as_deref()
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
-    }
-    async fn sent_at(&self) -> Option<DateTime<Utc>> {
-        self.0.sent_at
-    }
-}
-
-/// A connector and how its deliveries are going.
-pub struct Connector {
-    pub id: String,
-    pub kind: String,
-    pub paused: Option<deliveries::Pause>,
-}
-
-#[Object]
-impl Connector {
-    async fn id(&self) -> &str {
-        &self.id
-    }
-    async fn kind(&self) -> &str {
-        &self.kind
-    }
-    async fn paused(&self) -> bool {
-        self.paused.is_some()
-    }
-    async fn paused_reason(&self) -> Option<&str> {
-        self.paused.as_ref().map(|p| p.reason.as_str())
-    }
-    async fn paused_at(&self) -> Option<DateTime<Utc>> {
-        self.paused.as_ref().map(|p| p.paused_at)
-    }
-    /// Delivery counts and the latest success and error.
-    async fn health(&self, ctx: &Context<'_>) -> ApiResult<ConnectorHealth> {
-        let store = ctx.data_unchecked::<Store>();
-        let h = deliveries::health(store, &self.id).await?;
-        Ok(ConnectorHealth {
-            pending: h.pending as i64,
-            failing: h.failing as i64,
-            dead: h.dead as i64,
-            sent: h.sent as i64,
-            last_success: h.last_success,
-            last_error: h.last_error,
-            last_error_at: h.last_error_at,
-        })
-    }
-}
-
-#[derive(SimpleObject)]
-pub struct ConnectorHealth {
-    pub pending: i64,
-    pub failing: i64,
-    pub dead: i64,
-    pub sent: i64,
-    pub last_success: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-    pub last_error_at: Option<DateTime<Utc>>,
-}
-
-/// A file that came with a case.
-pub struct Attachment(pub d::Attachment);
-
-#[Object]
-impl Attachment {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    /// The multipart part it arrived in (`photo1`, …).
-    async fn part(&self) -> &str {
-        &self.0.part
-    }
-    async fn file_name(&self) -> &str {
-        &self.0.file_name
-    }
-    /// As declared by the sender.
-    async fn content_type(&self) -> &str {
-        &self.0.content_type
-    }
-    /// Bytes.
-    async fn size(&self) -> i64 {
-        self.0.size
-    }
-    /// SHA-256 of the bytes, hex.
-    async fn sha256(&self) -> &str {
-        &self.0.sha256
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    /// Where to download it (`GET`, bearer token as for the API).
-    async fn url(&self) -> String {
-        format!("/attachments/{}", self.0.id)
     }
 }
