@@ -8,7 +8,7 @@
 //! The thread takes the store's process-wide SQLite write lock for each batch, as every other
 //! writer does, so it never waits on SQLite's busy handler behind one of them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,7 @@ pub(super) fn spawn(
     })
 }
 
-fn open(path: &PathBuf) -> rusqlite::Result<Connection> {
+fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(15))?;
     // The store's own connections use the same settings: WAL, and a commit is on disk before
@@ -51,7 +51,7 @@ fn open(path: &PathBuf) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn run(path: &PathBuf, lock: &Mutex<()>, mut rx: mpsc::Receiver<Pending>) {
+fn run(path: &Path, lock: &Mutex<()>, mut rx: mpsc::Receiver<Pending>) {
     let mut conn = match open(path) {
         Ok(c) => c,
         Err(e) => {
@@ -64,7 +64,7 @@ fn run(path: &PathBuf, lock: &Mutex<()>, mut rx: mpsc::Receiver<Pending>) {
         }
     };
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-    let mut last_commit = Instant::now() - BUSY;
+    let mut last_commit: Option<Instant> = None;
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         // Whatever arrived while the last batch was being written joins this one.
@@ -72,7 +72,7 @@ fn run(path: &PathBuf, lock: &Mutex<()>, mut rx: mpsc::Receiver<Pending>) {
         // Under load (the last commit was moments ago) more records are on their way from
         // requests already running: waiting a little for them turns many small commits, each
         // writing its pages to the log and flushing, into one. An idle server commits at once.
-        if last_commit.elapsed() < BUSY {
+        if last_commit.is_some_and(|t| t.elapsed() < BUSY) {
             let deadline = Instant::now() + LINGER;
             while batch.len() < LINGER_ENOUGH && Instant::now() < deadline {
                 std::thread::sleep(LINGER_STEP);
@@ -93,7 +93,7 @@ fn run(path: &PathBuf, lock: &Mutex<()>, mut rx: mpsc::Receiver<Pending>) {
         }
         drop(entries);
         settle(&mut batch, result.is_ok(), started);
-        last_commit = Instant::now();
+        last_commit = Some(Instant::now());
     }
 }
 
@@ -163,6 +163,6 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
 
 /// A time as the store's SQLite driver writes it (RFC 3339, `+00:00`), so that reads and
 /// range filters see one format whichever path wrote the row.
-pub(super) fn sqlite_time(at: &chrono::DateTime<chrono::Utc>) -> String {
+fn sqlite_time(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }
