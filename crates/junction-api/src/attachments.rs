@@ -2,6 +2,7 @@
 //! request. Only known image and PDF types are served as themselves; anything else goes out as
 //! `application/octet-stream`, always as a download, so an uploaded file never runs as a page.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -15,7 +16,7 @@ use crate::ErrorCode;
 use crate::http::{ApiState, Operation, audited, authenticate_audited, error_response};
 
 pub(crate) async fn download(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {

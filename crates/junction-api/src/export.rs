@@ -62,7 +62,7 @@ struct ExportQuery {
 }
 
 /// `GET /export/cases.csv`.
-pub(crate) async fn cases_csv(State(state): State<ApiState>, request: Request) -> Response {
+pub(crate) async fn cases_csv(State(state): State<Arc<ApiState>>, request: Request) -> Response {
     let op = Operation::new("cases.csv", "export", Instant::now());
     let (principal, request_id, client_addr) =
         match authenticate_audited(&state, &request, op).await {

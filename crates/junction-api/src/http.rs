@@ -30,13 +30,15 @@ use crate::graphql::{JunctionSchema, Limits};
 pub const PURPOSE_HEADER: &str = "junction-purpose";
 use crate::{Authenticator, ErrorCode, RequestCtx};
 
-/// What the GraphQL endpoint needs.
-#[derive(Clone)]
+/// What the GraphQL endpoint needs. The routes share one, behind an [`Arc`]: a request costs
+/// one reference count, not one per field.
 pub struct ApiState {
     pub store: Store,
     pub audit: AuditWriter,
     pub auth: Arc<Authenticator>,
     pub schema: JunctionSchema,
+    /// The same schema for documents that have already passed every validation rule.
+    pub prevalidated: JunctionSchema,
     pub limits: Limits,
     /// Subscriptions that share one execution (see [`crate::cohort`]).
     pub cohorts: crate::cohort::Cohorts,
@@ -50,6 +52,7 @@ pub struct ApiState {
 
 /// The `/graphql` routes.
 pub fn router(state: ApiState) -> Router {
+    let state = Arc::new(state);
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql))
         .route("/export/cases.csv", get(crate::export::cases_csv))
@@ -59,7 +62,7 @@ pub fn router(state: ApiState) -> Router {
 
 /// `GET /graphql`: a WebSocket upgrade (`graphql-transport-ws`), or GraphiQL in development.
 async fn graphql_get(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     request: Request,
 ) -> Response {
@@ -80,11 +83,11 @@ async fn graphql_get(
             let (request_id, client_addr) = request_meta(&request);
             crate::ws::upgrade(state, upgrade, request_id, client_addr)
         }
-        Err(_) => graphiql(state).await,
+        Err(_) => graphiql(&state).await,
     }
 }
 
-async fn graphiql(state: ApiState) -> Response {
+async fn graphiql(state: &ApiState) -> Response {
     if state.limits.development {
         Html(
             GraphiQLSource::build()
@@ -236,7 +239,7 @@ pub(crate) fn request_meta(request: &Request) -> (String, Option<String>) {
 
 /// Runs each request in its own task: if the caller hangs up, axum drops this handler's
 /// future, but the request still finishes and its audit record is still written.
-async fn graphql(State(state): State<ApiState>, request: Request) -> Response {
+async fn graphql(State(state): State<Arc<ApiState>>, request: Request) -> Response {
     match tokio::spawn(graphql_audited(state, request).in_current_span()).await {
         Ok(response) => response,
         Err(e) => {
@@ -250,7 +253,7 @@ async fn graphql(State(state): State<ApiState>, request: Request) -> Response {
     }
 }
 
-async fn graphql_audited(state: ApiState, request: Request) -> Response {
+async fn graphql_audited(state: Arc<ApiState>, request: Request) -> Response {
     let started = Instant::now();
     let (request_id, client_addr) = request_meta(&request);
     let (response, outcome) = handle(&state, request, &request_id, client_addr.clone()).await;
@@ -360,11 +363,7 @@ async fn handle(
     };
     let prepared = state.documents.prepare(&mut gql_request);
     outcome.operation_name = gql_request.operation_name.clone();
-    outcome.variables_hash = Some(sha256_hex(
-        serde_json::to_string(&gql_request.variables)
-            .unwrap_or_default()
-            .as_bytes(),
-    ));
+    outcome.variables_hash = Some(variables_hash(&gql_request.variables));
 
     let ctx = RequestCtx {
         principal,
@@ -380,11 +379,22 @@ async fn handle(
     };
     let disclosures = DisclosureLog::default();
     let mut response = match &prepared {
-        Ok(_) => {
-            state
-                .schema
+        Ok(document) => {
+            let validated = document.validated();
+            let schema = if validated {
+                &state.prevalidated
+            } else {
+                &state.schema
+            };
+            let response = schema
                 .execute(gql_request.data(ctx.clone()).data(disclosures.clone()))
-                .await
+                .await;
+            // Request errors (parse, validation, limits, operation selection) have no path;
+            // a run without any means the document passed every rule.
+            if !validated && response.errors.iter().all(|e| !e.path.is_empty()) {
+                document.mark_validated();
+            }
+            response
         }
         Err(parse_error) => async_graphql::Response::from_errors(vec![parse_error.clone()]),
     };
@@ -406,7 +416,8 @@ async fn handle(
             outcome,
         );
     }
-    if let Ok(summary) = &prepared {
+    if let Ok(document) = &prepared {
+        let summary = document.summary();
         outcome.operation_type = summary
             .selected(outcome.operation_name.as_deref())
             .unwrap_or("unknown");
@@ -445,6 +456,19 @@ async fn handle(
         HeaderValue::from_static("application/json"),
     );
     (http, outcome)
+}
+
+/// SHA-256 of the variables as JSON. Most requests have none, and share one hash.
+pub(crate) fn variables_hash(variables: &async_graphql::Variables) -> String {
+    static NONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| sha256_hex(b"{}"));
+    if variables.is_empty() {
+        return NONE.clone();
+    }
+    sha256_hex(
+        serde_json::to_string(variables)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
 }
 
 /// The code an error carries in `extensions.code`, if it is one of ours.
@@ -510,5 +534,18 @@ fn metric_label(name: &str) -> &str {
         name
     } else {
         "invalid_name"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_variables_hash_as_the_empty_json_object_and_others_as_their_json() {
+        let none = async_graphql::Variables::default();
+        assert_eq!(variables_hash(&none), sha256_hex(b"{}"));
+        let some = async_graphql::Variables::from_json(json!({"id": "7"}));
+        assert_eq!(variables_hash(&some), sha256_hex(br#"{"id":"7"}"#));
     }
 }

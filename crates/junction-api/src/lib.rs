@@ -23,6 +23,8 @@ pub use auth::{AuthError, Authenticator, Claims, KeySource};
 pub use context::RequestCtx;
 pub use error::{ApiError, ErrorCode};
 pub use feed::FeedHub;
-pub use graphql::{JunctionSchema, Limits, SchemaDeps, SharingPolicy, build_schema};
+pub use graphql::{
+    JunctionSchema, Limits, SchemaDeps, SharingPolicy, build_prevalidated_schema, build_schema,
+};
 pub use http::{ApiState, router};
 pub use intake::{DeliveryWaker, Intake, NoWaker};

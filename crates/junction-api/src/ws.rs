@@ -19,7 +19,6 @@ use std::collections::HashMap;
 
 use futures::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
 use futures::{SinkExt, StreamExt};
-use junction_domain::audit::sha256_hex;
 use junction_domain::{AuditDisclosure, AuditEntry, AuditOperation};
 use junction_store::audit::AuditWriter;
 
@@ -48,7 +47,7 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Upgrades the request and serves the connection.
 pub(crate) fn upgrade(
-    state: ApiState,
+    state: Arc<ApiState>,
     upgrade: WebSocketUpgrade,
     request_id: String,
     client_addr: Option<String>,
@@ -94,11 +93,7 @@ impl Executor for AuditedExecutor {
                 summary.selected(operation_name.as_deref())
             })
             .unwrap_or("unknown");
-        let variables_hash = sha256_hex(
-            serde_json::to_string(&request.variables)
-                .unwrap_or_default()
-                .as_bytes(),
-        );
+        let variables_hash = crate::http::variables_hash(&request.variables);
         let started = Instant::now();
         let inner = Executor::execute_stream(&self.schema, request.data(audited), session_data);
         let audit = self.audit.clone();
@@ -161,7 +156,7 @@ impl Executor for AuditedExecutor {
 }
 
 async fn serve(
-    state: ApiState,
+    state: Arc<ApiState>,
     socket: WebSocket,
     request_id: String,
     client_addr: Option<String>,

@@ -201,10 +201,10 @@ pub fn chain_hash(prev_hash: &str, seq: i64, canonical: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
     hasher.update(b"\n");
-    hasher.update(seq.to_string().as_bytes());
+    hasher.update(itoa::Buffer::new().format(seq).as_bytes());
     hasher.update(b"\n");
     hasher.update(canonical.as_bytes());
-    hex::encode(hasher.finalize())
+    digest_hex(&hasher.finalize())
 }
 
 /// Checks one stored link against the hash the chain expects before it.
@@ -232,7 +232,14 @@ pub fn verify_link(
 
 /// SHA-256 of arbitrary bytes, hex encoded.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    digest_hex(&Sha256::digest(bytes))
+}
+
+/// A digest in lower-case hex, through a fixed buffer (hashing is on every request's path).
+fn digest_hex(digest: &[u8]) -> String {
+    let mut out = [0u8; 64];
+    hex::encode_to_slice(digest, &mut out).expect("a SHA-256 digest is 32 bytes");
+    String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
 }
 
 fn write_canonical(value: &Value, out: &mut Vec<u8>) {

@@ -117,16 +117,15 @@ impl App {
         };
         let intake = Intake::new(store.clone(), Arc::new(loaded.routing.clone()), waker);
         let (feed, _feed_task) = junction_api::FeedHub::start(store.clone());
-        let schema = junction_api::build_schema(
-            store.clone(),
-            junction_api::SchemaDeps {
-                intake: intake.clone(),
-                sharing: loaded.sharing.policy.clone(),
-                feed,
-                audit: audit.clone(),
-            },
-            limits.clone(),
-        );
+        let deps = junction_api::SchemaDeps {
+            intake: intake.clone(),
+            sharing: loaded.sharing.policy.clone(),
+            feed,
+            audit: audit.clone(),
+        };
+        let schema = junction_api::build_schema(store.clone(), deps.clone(), limits.clone());
+        let prevalidated =
+            junction_api::build_prevalidated_schema(store.clone(), deps, limits.clone());
         let open311 = Open311State {
             store: store.clone(),
             audit: audit.clone(),
@@ -138,6 +137,7 @@ impl App {
             audit,
             auth,
             schema,
+            prevalidated,
             limits,
             cohorts: Default::default(),
             sharing: loaded.sharing.policy.clone(),

@@ -277,3 +277,45 @@ async fn callers_that_hang_up_are_still_audited() {
     }
     server.stop().await;
 }
+
+/// A document that passed validation once skips the rules fixed by its text on later requests;
+/// one that failed is checked in full every time, and a pass is never borrowed by another
+/// choice of operation in the same text.
+#[tokio::test]
+async fn a_repeated_document_gets_the_same_answer_every_time() {
+    let server = TestServer::start("").await;
+    let token = server.token_for("olive", Some("highways"), &[Role::Officer]);
+    let post = |query: &str, operation: Option<&str>| {
+        json!({"query": query, "operationName": operation}).to_string()
+    };
+    let text = "query Mine { me { subject roles } } query Agency { me { agency } }";
+    for _ in 0..3 {
+        let (status, body) = server.post(Some(&token), post(text, Some("Mine"))).await;
+        assert_eq!(status, 200);
+        assert!(body["errors"].is_null(), "{body}");
+        assert_eq!(body["data"]["me"]["subject"], "olive");
+    }
+    // The same text selecting no operation is ambiguous every time.
+    for _ in 0..2 {
+        let (_, body) = server.post(Some(&token), post(text, None)).await;
+        assert_eq!(code(&body), Some("BAD_REQUEST"), "{body}");
+    }
+    let broken = "query Broken { me { subject nosuch } }";
+    for _ in 0..3 {
+        let (_, body) = server
+            .post(Some(&token), post(broken, Some("Broken")))
+            .await;
+        assert_eq!(code(&body), Some("BAD_REQUEST"), "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("nosuch"), "{message}");
+        assert!(body["data"].is_null(), "{body}");
+    }
+    let outcomes: Vec<String> = operation_records(&server)
+        .await
+        .iter()
+        .map(|r| r.entry.operation.as_ref().unwrap().outcome.clone())
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| *o == "ok").count(), 3);
+    assert_eq!(outcomes.iter().filter(|o| *o == "rejected").count(), 5);
+    server.stop().await;
+}

@@ -1,9 +1,9 @@
 //! Parsed documents, kept by their text: a client sends the same few documents over and over,
 //! and parsing is the largest single cost of a small query. Also what a document declares,
-//! for the audit record.
+//! for the audit record, and whether a document has already passed validation.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::ServerError;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
@@ -18,7 +18,7 @@ const CAPACITY: usize = 1_024;
 
 /// Documents already parsed. Cheap to clone.
 #[derive(Clone)]
-pub struct DocumentCache(Arc<quick_cache::sync::Cache<String, ExecutableDocument>>);
+pub struct DocumentCache(Arc<quick_cache::sync::Cache<String, Arc<Kept>>>);
 
 impl Default for DocumentCache {
     fn default() -> Self {
@@ -34,30 +34,96 @@ impl std::fmt::Debug for DocumentCache {
     }
 }
 
+/// A parsed document, what it declares, and the operations it has passed full validation for.
+#[derive(Debug)]
+pub struct Kept {
+    doc: ExecutableDocument,
+    summary: OperationSummary,
+    /// No operation in the document declares variables. Validation then depends on nothing
+    /// but the text and the operation selected, so a pass holds for every later request that
+    /// sends the same text and selects the same operation.
+    variable_free: bool,
+    /// The operation names (as the requests gave them) that passed.
+    passed: Mutex<Vec<Option<String>>>,
+}
+
+/// Most operation names remembered as validated for one document.
+const MAX_PASSED: usize = 16;
+
+/// A request's document, ready to execute.
+#[derive(Debug, Clone)]
+pub struct PreparedDocument {
+    kept: Arc<Kept>,
+    operation_name: Option<String>,
+}
+
+impl PreparedDocument {
+    /// What the document declares.
+    pub fn summary(&self) -> &OperationSummary {
+        &self.kept.summary
+    }
+
+    /// True when the same text, selecting the same operation, has already passed every
+    /// validation rule: the request may run on the schema that only checks limits.
+    pub fn validated(&self) -> bool {
+        self.kept.variable_free
+            && self
+                .kept
+                .passed
+                .lock()
+                .is_ok_and(|p| p.contains(&self.operation_name))
+    }
+
+    /// Notes that the document passed every validation rule for this request's operation.
+    /// Call it only after a run on the fully validating schema that raised no request error.
+    pub fn mark_validated(&self) {
+        if !self.kept.variable_free {
+            return;
+        }
+        if let Ok(mut passed) = self.kept.passed.lock()
+            && passed.len() < MAX_PASSED
+            && !passed.contains(&self.operation_name)
+        {
+            passed.push(self.operation_name.clone());
+        }
+    }
+}
+
 impl DocumentCache {
     /// Gives `request` its parsed document, from the cache when the text has been seen before,
     /// and says what the document declares. A document that does not parse is refused here
-    /// with `BAD_REQUEST`; depth, complexity and validation still run on every request.
+    /// with `BAD_REQUEST`; depth and complexity are still checked on every request.
     pub fn prepare(
         &self,
         request: &mut async_graphql::Request,
-    ) -> Result<OperationSummary, ServerError> {
+    ) -> Result<PreparedDocument, ServerError> {
         let keep = request.query.len() <= MAX_KEPT_LEN;
-        let doc = match keep.then(|| self.0.get(request.query.as_str())).flatten() {
-            Some(doc) => doc,
+        let kept = match keep.then(|| self.0.get(request.query.as_str())).flatten() {
+            Some(kept) => kept,
             None => {
                 let doc = async_graphql::parser::parse_query(&request.query).map_err(|e| {
                     crate::error::with_code(ServerError::from(e), ErrorCode::BadRequest)
                 })?;
+                let kept = Arc::new(Kept {
+                    summary: OperationSummary::from_document(&doc),
+                    variable_free: doc
+                        .operations
+                        .iter()
+                        .all(|(_, op)| op.node.variable_definitions.is_empty()),
+                    doc,
+                    passed: Mutex::new(Vec::new()),
+                });
                 if keep {
-                    self.0.insert(request.query.clone(), doc.clone());
+                    self.0.insert(request.query.clone(), kept.clone());
                 }
-                doc
+                kept
             }
         };
-        let summary = OperationSummary::from_document(&doc);
-        request.set_parsed_query(doc);
-        Ok(summary)
+        request.set_parsed_query(kept.doc.clone());
+        Ok(PreparedDocument {
+            kept,
+            operation_name: request.operation_name.clone(),
+        })
     }
 }
 
@@ -125,8 +191,8 @@ mod tests {
     fn a_document_seen_before_is_not_parsed_again() {
         let cache = DocumentCache::default();
         let mut first = async_graphql::Request::new("query Me { me { subject } }");
-        let summary = cache.prepare(&mut first).unwrap();
-        assert_eq!(summary.selected(None), Some("query"));
+        let prepared = cache.prepare(&mut first).unwrap();
+        assert_eq!(prepared.summary().selected(None), Some("query"));
         assert_eq!(cache.0.len(), 1);
         let mut again = async_graphql::Request::new("query Me { me { subject } }");
         cache.prepare(&mut again).unwrap();
@@ -149,10 +215,45 @@ mod tests {
             "mutation Long {{ me {{ subject }} }} #{}",
             "x".repeat(MAX_KEPT_LEN)
         );
-        let summary = cache
+        let prepared = cache
             .prepare(&mut async_graphql::Request::new(long))
             .unwrap();
-        assert_eq!(summary.selected(Some("Long")), Some("mutation"));
+        assert_eq!(prepared.summary().selected(Some("Long")), Some("mutation"));
         assert_eq!(cache.0.len(), 1);
+    }
+
+    #[test]
+    fn a_pass_counts_only_for_the_same_text_and_operation_and_never_with_variables() {
+        let cache = DocumentCache::default();
+        let text = "query A { me { subject } } query B { me { roles } }";
+        let request = |name: &str| async_graphql::Request::new(text).operation_name(name);
+
+        let a = cache.prepare(&mut request("A")).unwrap();
+        assert!(!a.validated(), "nothing has passed yet");
+        a.mark_validated();
+        assert!(cache.prepare(&mut request("A")).unwrap().validated());
+        // The other operation in the same text has not passed.
+        assert!(!cache.prepare(&mut request("B")).unwrap().validated());
+        // Nor has the same text with no operation chosen.
+        assert!(
+            !cache
+                .prepare(&mut async_graphql::Request::new(text))
+                .unwrap()
+                .validated()
+        );
+
+        // A document with variables is validated afresh every time: its variables' values
+        // take part.
+        let with_vars = "query C($id: ID!) { case(id: $id) { reference } }";
+        let c = cache
+            .prepare(&mut async_graphql::Request::new(with_vars))
+            .unwrap();
+        c.mark_validated();
+        assert!(
+            !cache
+                .prepare(&mut async_graphql::Request::new(with_vars))
+                .unwrap()
+                .validated()
+        );
     }
 }

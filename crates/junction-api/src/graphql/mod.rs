@@ -17,7 +17,7 @@ use crate::feed::FeedHub;
 use crate::intake::Intake;
 
 pub use access::SharingPolicy;
-pub use documents::{DocumentCache, OperationSummary};
+pub use documents::{DocumentCache, OperationSummary, PreparedDocument};
 pub use guard::Can;
 pub use subscription::SubscriptionRoot;
 
@@ -71,6 +71,24 @@ impl Default for Limits {
 
 /// Builds the schema with `store`, `deps` and `limits` available to every resolver.
 pub fn build_schema(store: Store, deps: SchemaDeps, limits: Limits) -> JunctionSchema {
+    builder(store, deps, limits).finish()
+}
+
+/// The same schema, for documents that have already passed every validation rule (see
+/// [`PreparedDocument::validated`]): it checks only depth, complexity and fragment cycles,
+/// which may differ from one request to the next, and skips the rules whose outcome is fixed
+/// by the document's text.
+pub fn build_prevalidated_schema(store: Store, deps: SchemaDeps, limits: Limits) -> JunctionSchema {
+    builder(store, deps, limits)
+        .validation_mode(async_graphql::ValidationMode::Fast)
+        .finish()
+}
+
+fn builder(
+    store: Store,
+    deps: SchemaDeps,
+    limits: Limits,
+) -> async_graphql::SchemaBuilder<Query, Mutation, SubscriptionRoot> {
     let mut builder = Schema::build(Query::default(), Mutation::default(), SubscriptionRoot)
         .data(store)
         .data(deps.intake)
@@ -85,7 +103,7 @@ pub fn build_schema(store: Store, deps: SchemaDeps, limits: Limits) -> JunctionS
     if !limits.development {
         builder = builder.disable_introspection().disable_suggestions();
     }
-    builder.finish()
+    builder
 }
 
 /// The schema in SDL, exactly as served (introspection settings do not change the SDL).
