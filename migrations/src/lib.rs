@@ -10,6 +10,7 @@ mod m0002_delivery;
 mod m0003_sharing;
 mod m0004_share_feed_position;
 mod m0005_attachments;
+mod m0006_audit_object_index;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_sharing::Migration),
             Box::new(m0004_share_feed_position::Migration),
             Box::new(m0005_attachments::Migration),
+            Box::new(m0006_audit_object_index::Migration),
         ]
     }
 }

@@ -113,7 +113,7 @@ async fn insert_rows<C: ConnectionTrait>(
 }
 
 /// One audit row's column values, whichever way it is written.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub(crate) struct Row {
     seq: i64,
     at: DateTime<Utc>,

@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::DbErr;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{COLUMNS, Prepared, Row, append_prepared, chain};
@@ -159,50 +159,65 @@ async fn write_on_cached_head(
     seq: i64,
     hash: &str,
 ) -> Result<Head, DbErr> {
+    let pool = store
+        .pg_pool()
+        .ok_or_else(|| DbErr::Custom("the cached-head append is for PostgreSQL".into()))?;
     let links = chain(entries, seq, hash);
     let rows: Vec<Row> = entries
         .iter()
         .zip(&links)
         .map(|(p, l)| Row::new(&p.entry, l))
         .collect();
-    let statement = guarded_insert_postgres(&rows, seq, hash);
-    let written = store.conn().execute_raw(statement).await?.rows_affected();
     let last = links.last().expect("batches are never empty");
+    let column = |f: fn(&Row) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
+    let written = sqlx::query(GUARDED_INSERT.as_str())
+        .bind(last.seq)
+        .bind(&last.hash)
+        .bind(seq)
+        .bind(hash)
+        .bind(rows.iter().map(|r| r.seq).collect::<Vec<i64>>())
+        .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+        .bind(column(|r| Some(&r.actor)))
+        .bind(column(|r| r.agency.as_deref()))
+        .bind(column(|r| Some(&r.roles)))
+        .bind(column(|r| r.request_id.as_deref()))
+        .bind(column(|r| r.client_addr.as_deref()))
+        .bind(column(|r| Some(r.kind)))
+        .bind(column(|r| r.operation.as_deref()))
+        .bind(column(|r| r.object_type.as_deref()))
+        .bind(column(|r| r.object_id.as_deref()))
+        .bind(column(|r| r.change.as_deref()))
+        .bind(column(|r| r.disclosure.as_deref()))
+        .bind(column(|r| Some(&r.prev_hash)))
+        .bind(column(|r| Some(&r.hash)))
+        .execute(&pool)
+        .await
+        .map_err(|e| DbErr::Custom(format!("audit append: {e}")))?
+        .rows_affected();
     Ok((written == entries.len() as u64).then(|| (last.seq, last.hash.clone())))
 }
 
-/// One statement that moves the head from `seq`/`hash` to the batch's last link and inserts
-/// the batch, or does neither. The rows travel as one JSON parameter, so every batch size
-/// shares one statement, prepared once per connection.
-fn guarded_insert_postgres(rows: &[Row], seq: i64, hash: &str) -> Statement {
-    let last = rows.last().expect("batches are never empty");
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        let columns = COLUMNS.join(", ");
-        let record: Vec<String> = COLUMNS
-            .iter()
-            .map(|c| match *c {
-                "seq" => format!("{c} bigint"),
-                "at" => format!("{c} timestamptz"),
-                _ => format!("{c} text"),
-            })
-            .collect();
-        format!(
-            "WITH head AS (UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING id) \
-             INSERT INTO audit_log ({columns}) SELECT {columns} FROM json_to_recordset($5::text::json) AS r({}) \
-             WHERE EXISTS (SELECT 1 FROM head)",
-            record.join(", ")
-        )
-    });
-    let json = serde_json::to_string(rows).expect("audit rows serialise");
-    Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        SQL.as_str(),
-        [
-            last.seq.into(),
-            last.hash.clone().into(),
-            seq.into(),
-            hash.to_string().into(),
-            json.into(),
-        ],
+/// One statement that moves the head from `$3`/`$4` to `$1`/`$2` and inserts the batch, or
+/// does neither. Each column travels as one typed array (binary on the wire, nothing for the
+/// server to parse), so every batch size shares one statement, prepared once per connection.
+static GUARDED_INSERT: LazyLock<String> = LazyLock::new(|| {
+    let arrays: Vec<String> = COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = match *c {
+                "seq" => "bigint",
+                "at" => "timestamptz",
+                _ => "text",
+            };
+            format!("${}::{ty}[]", i + 5)
+        })
+        .collect();
+    format!(
+        "WITH head AS (UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING id) \
+         INSERT INTO audit_log ({}) SELECT * FROM unnest({}) \
+         WHERE EXISTS (SELECT 1 FROM head)",
+        COLUMNS.join(", "),
+        arrays.join(", ")
     )
-}
+});
