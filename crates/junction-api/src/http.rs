@@ -48,6 +48,8 @@ pub struct ApiState {
     pub closing: tokio::sync::watch::Receiver<bool>,
     /// Documents already parsed.
     pub documents: crate::graphql::DocumentCache,
+    /// Request counts and latencies by operation, for `/metrics`.
+    pub metrics: crate::request_metrics::RequestMetrics,
 }
 
 /// The `/graphql` routes.
@@ -256,14 +258,8 @@ async fn graphql(State(state): State<Arc<ApiState>>, request: Request) -> Respon
 async fn graphql_audited(state: Arc<ApiState>, request: Request) -> Response {
     let started = Instant::now();
     let (request_id, client_addr) = request_meta(&request);
-    let (response, outcome) = handle(&state, request, &request_id, client_addr.clone()).await;
+    let (response, mut outcome) = handle(&state, request, &request_id, client_addr.clone()).await;
 
-    let operation = outcome
-        .operation_name
-        .as_deref()
-        .map(metric_label)
-        .unwrap_or("anonymous")
-        .to_string();
     let elapsed = started.elapsed();
     let entry = AuditEntry {
         agency: outcome.principal.as_ref().and_then(|p| p.agency.clone()),
@@ -277,7 +273,7 @@ async fn graphql_audited(state: Arc<ApiState>, request: Request) -> Response {
         operation: Some(AuditOperation {
             operation_name: outcome.operation_name.clone(),
             operation_type: outcome.operation_type.to_string(),
-            variables_hash: outcome.variables_hash.clone(),
+            variables_hash: outcome.variables_hash.take(),
             outcome: outcome.outcome.to_string(),
             error_code: outcome.error_code.map(|c| c.as_str().to_string()),
             duration_us: elapsed.as_micros() as i64,
@@ -298,13 +294,11 @@ async fn graphql_audited(state: Arc<ApiState>, request: Request) -> Response {
             "internal error",
         );
     }
-    let labels = [
-        ("operation", operation),
-        ("outcome", outcome.outcome.to_string()),
-    ];
-    metrics::counter!("junction_graphql_requests_total", &labels).increment(1);
-    metrics::histogram!("junction_graphql_request_duration_seconds", &labels)
-        .record(elapsed.as_secs_f64());
+    let operation = outcome
+        .operation_name
+        .as_deref()
+        .map_or("anonymous", metric_label);
+    state.metrics.record(operation, outcome.outcome, elapsed);
     response
 }
 

@@ -17,6 +17,7 @@ pub mod graphql;
 mod http;
 pub mod intake;
 pub mod open311;
+mod request_metrics;
 mod ws;
 
 pub use auth::{AuthError, Authenticator, Claims, KeySource};

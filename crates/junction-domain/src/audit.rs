@@ -27,6 +27,34 @@ pub struct AuditOperation {
     pub duration_us: i64,
 }
 
+impl AuditOperation {
+    /// This operation as canonical JSON (keys sorted): its part of the chained content, and
+    /// the form the store keeps it in.
+    pub fn canonical_json(&self) -> String {
+        let mut out = Vec::with_capacity(192);
+        self.write_canonical(&mut out);
+        String::from_utf8(out).expect("JSON written from strings is UTF-8")
+    }
+
+    /// Writes the object directly, keys in sorted order: the same bytes as serialising it and
+    /// sorting the keys, without the intermediate value (this is on every request's path).
+    fn write_canonical(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"duration_us\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.duration_us).as_bytes());
+        out.extend_from_slice(b",\"error_code\":");
+        write_opt_str(out, self.error_code.as_deref());
+        out.extend_from_slice(b",\"operation_name\":");
+        write_opt_str(out, self.operation_name.as_deref());
+        out.extend_from_slice(b",\"operation_type\":");
+        write_str(out, &self.operation_type);
+        out.extend_from_slice(b",\"outcome\":");
+        write_str(out, &self.outcome);
+        out.extend_from_slice(b",\"variables_hash\":");
+        write_opt_str(out, self.variables_hash.as_deref());
+        out.push(b'}');
+    }
+}
+
 /// One state change: the fields of an object before and after.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditChange {
@@ -167,7 +195,10 @@ impl AuditEntry {
             write_serialized(&mut out, d);
         }
         out.extend_from_slice(b",\"operation\":");
-        write_serialized(&mut out, &self.operation);
+        match &self.operation {
+            Some(op) => op.write_canonical(&mut out),
+            None => out.extend_from_slice(b"null"),
+        }
         out.extend_from_slice(b",\"request_id\":");
         write_opt_str(&mut out, self.request_id.as_deref());
         out.extend_from_slice(b",\"roles\":[");
@@ -416,8 +447,22 @@ mod tests {
             fields: vec!["submitter.name".into(), "description".into()],
             channel: "http".into(),
         });
-        for e in [plain, entry(), full, disclosed] {
+        let mut hashed = full.clone();
+        hashed.operation = Some(AuditOperation {
+            operation_name: Some("Odd \"name\" \u{7}".into()),
+            operation_type: "mutation".into(),
+            variables_hash: Some(sha256_hex(b"{}")),
+            outcome: "ok".into(),
+            error_code: None,
+            duration_us: 0,
+        });
+        for e in [plain, entry(), full, disclosed, hashed] {
             assert_eq!(e.canonical(), reference_canonical(&e));
+            if let Some(op) = &e.operation {
+                let reference = reference_canonical(&e);
+                let start = reference.find("\"operation\":").unwrap() + "\"operation\":".len();
+                assert!(reference[start..].starts_with(&op.canonical_json()));
+            }
         }
     }
 

@@ -143,6 +143,7 @@ impl App {
             sharing: loaded.sharing.policy.clone(),
             closing: closing_rx,
             documents: Default::default(),
+            metrics: Default::default(),
         };
         let router = Router::new()
             .merge(junction_api::router(state))

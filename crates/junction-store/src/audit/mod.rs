@@ -174,10 +174,7 @@ impl Row {
             } else {
                 "operation"
             },
-            operation: entry
-                .operation
-                .as_ref()
-                .and_then(|o| serde_json::to_string(o).ok()),
+            operation: entry.operation.as_ref().map(|o| o.canonical_json()),
             object_type: object.as_ref().map(|o| o.0.clone()),
             object_id: object.map(|o| o.1),
             change: change.and_then(|c| serde_json::to_string(c).ok()),
