@@ -5,7 +5,7 @@
 //! handles are looked up once and kept, rather than found by label on every request.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram};
@@ -19,8 +19,9 @@ pub const OTHER: &str = "other";
 /// The outcomes an operation is counted under.
 const OUTCOMES: [&str; 3] = ["ok", "error", "rejected"];
 
-/// One operation's series, one per outcome.
-type Series = [(Counter, Histogram); OUTCOMES.len()];
+/// One operation's series, one per outcome, each made when first used (so `/metrics` shows
+/// only outcomes that happened).
+type Series = [OnceLock<(Counter, Histogram)>; OUTCOMES.len()];
 
 #[derive(Default)]
 pub struct RequestMetrics {
@@ -41,11 +42,15 @@ impl RequestMetrics {
     pub fn record(&self, operation: &str, outcome: &str, elapsed: Duration) {
         let i = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(1);
         let seconds = elapsed.as_secs_f64();
+        let count = |name: &str, series: &Series| {
+            let (requests, duration) = series[i].get_or_init(|| handles(name, OUTCOMES[i]));
+            requests.increment(1);
+            duration.record(seconds);
+        };
         if let Ok(known) = self.by_operation.read()
             && let Some(series) = known.get(operation)
         {
-            series[i].0.increment(1);
-            series[i].1.record(seconds);
+            count(operation, series);
             return;
         }
         let mut known = self
@@ -57,23 +62,20 @@ impl RequestMetrics {
         } else {
             operation
         };
-        let series = known.entry(name.into()).or_insert_with(|| series(name));
-        series[i].0.increment(1);
-        series[i].1.record(seconds);
+        let series = known.entry(name.into()).or_default();
+        count(name, series);
     }
 }
 
-fn series(operation: &str) -> Series {
-    OUTCOMES.map(|outcome| {
-        let labels = [
-            ("operation", operation.to_string()),
-            ("outcome", outcome.to_string()),
-        ];
-        (
-            metrics::counter!("junction_graphql_requests_total", &labels),
-            metrics::histogram!("junction_graphql_request_duration_seconds", &labels),
-        )
-    })
+fn handles(operation: &str, outcome: &str) -> (Counter, Histogram) {
+    let labels = [
+        ("operation", operation.to_string()),
+        ("outcome", outcome.to_string()),
+    ];
+    (
+        metrics::counter!("junction_graphql_requests_total", &labels),
+        metrics::histogram!("junction_graphql_request_duration_seconds", &labels),
+    )
 }
 
 #[cfg(test)]
@@ -90,7 +92,10 @@ mod tests {
         let known = m.by_operation.read().unwrap();
         assert_eq!(known.len(), MAX_OPERATIONS + 1);
         assert!(known.contains_key(OTHER));
-        assert!(known.contains_key("Op0"));
+        // Only the outcomes that happened have series.
+        let op0 = &known["Op0"];
+        assert!(op0[0].get().is_some() && op0[2].get().is_some());
+        assert!(op0[1].get().is_none());
         assert!(!known.contains_key(format!("Op{}", MAX_OPERATIONS + 1).as_str()));
     }
 }
