@@ -651,6 +651,48 @@ async fn the_writer_follows_the_head_when_others_append() {
     });
 }
 
+/// Many callers at once, with state changes appending behind the writer's back meanwhile: on
+/// PostgreSQL two batches are in flight, the second chained on the first; whenever the head
+/// moves under them they go the locked way. Nothing is lost, nothing forks.
+#[tokio::test]
+async fn concurrent_records_and_changes_make_one_unbroken_chain() {
+    each_db!(|store| {
+        let (writer, task) = audit::AuditWriter::start(store.clone());
+        let mut callers = tokio::task::JoinSet::new();
+        for c in 0..16 {
+            let writer = writer.clone();
+            callers.spawn(async move {
+                for i in 0..40 {
+                    writer
+                        .record(Actor::internal(&format!("caller{c}-{i}")).entry())
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+        let mut changes = 0;
+        for round in 0..5 {
+            let mut txn = store.begin_write().await.unwrap();
+            audit::append(&*txn, &[Actor::internal(&format!("change{round}")).entry()])
+                .await
+                .unwrap();
+            txn.commit().await.unwrap();
+            changes += 1;
+            tokio::task::yield_now().await;
+        }
+        while let Some(done) = callers.join_next().await {
+            done.unwrap();
+        }
+        drop(writer);
+        task.await.unwrap();
+        let report = audit::verify(&store).await.unwrap();
+        assert_eq!(
+            (report.checked, report.first_bad),
+            (16 * 40 + changes, None)
+        );
+    });
+}
+
 fn police_agreement(id: &str) -> junction_domain::Agreement {
     junction_domain::Agreement {
         id: id.into(),
