@@ -672,7 +672,7 @@ async fn concurrent_records_and_changes_make_one_unbroken_chain() {
         }
         let mut changes = 0;
         for round in 0..5 {
-            let mut txn = store.begin_write().await.unwrap();
+            let txn = store.begin_write().await.unwrap();
             audit::append(&*txn, &[Actor::internal(&format!("change{round}")).entry()])
                 .await
                 .unwrap();
