@@ -207,27 +207,22 @@ impl From<Row> for audit_log::ActiveModel {
     }
 }
 
+/// A nullable JSON column, read back; `what` names it if it does not parse.
+fn optional_json<T: serde::de::DeserializeOwned>(
+    text: Option<&str>,
+    what: &'static str,
+) -> Result<Option<T>, StoreError> {
+    text.map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StoreError::corrupt(what, e))
+}
+
 fn from_row(row: audit_log::Model) -> Result<StoredAudit, StoreError> {
     let roles =
         serde_json::from_str(&row.roles).map_err(|e| StoreError::corrupt("audit roles", e))?;
-    let operation = row
-        .operation
-        .as_deref()
-        .map(serde_json::from_str)
-        .transpose()
-        .map_err(|e| StoreError::corrupt("audit operation", e))?;
-    let change = row
-        .change
-        .as_deref()
-        .map(serde_json::from_str)
-        .transpose()
-        .map_err(|e| StoreError::corrupt("audit change", e))?;
-    let disclosure = row
-        .disclosure
-        .as_deref()
-        .map(serde_json::from_str)
-        .transpose()
-        .map_err(|e| StoreError::corrupt("audit disclosure", e))?;
+    let operation = optional_json(row.operation.as_deref(), "audit operation")?;
+    let change = optional_json(row.change.as_deref(), "audit change")?;
+    let disclosure = optional_json(row.disclosure.as_deref(), "audit disclosure")?;
     Ok(StoredAudit {
         link: ChainLink {
             seq: row.seq,
