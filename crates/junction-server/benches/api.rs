@@ -12,8 +12,14 @@
 //! Load tool: this file's own generator (hyper client, HdrHistogram). Closed loop at 32, 128
 //! and 256 connections, the best being the endpoint's maximum; then open loop at half of each
 //! endpoint's maximum, latency measured from each request's scheduled send time (no coordinated
-//! omission). Every response body is checked: a GraphQL 200 carrying `errors` counts as a
+//! omission), the schedule kept to within microseconds rather than tokio's millisecond timer
+//! ticks. Every response body is checked: a GraphQL 200 carrying `errors` counts as a
 //! failure. After each run the audit log must hold exactly one record per GraphQL request.
+//!
+//! Each pinned run also prints a machine check, the cross-CPU wake-up round trip before and
+//! after, because on this virtual machine every figure moves with the host's load.
+//! `JUNCTION_BENCH_PROFILE=N` runs N G0a requests and exits, for instruction counts under
+//! callgrind (see `profile_run`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,30 +118,53 @@ async fn closed_loop(client: &HttpClient, t: &Target, connections: usize) -> (f6
 /// Latency percentiles (ms) at a fixed rate, measured from each request's scheduled time.
 /// `CONNECTIONS` workers share the schedule (worker `w` takes slots `w`, `w + K`, …); a late
 /// worker's delay counts against the requests that waited for it.
+///
+/// One pacer task keeps the schedule to within a pass of the load generator's scheduler: it
+/// sleeps on tokio's timer until shortly before a slot is due and then yields until it is.
+/// Tokio's timers alone tick in whole milliseconds: every request started up to 1 ms late and
+/// a millisecond's worth left together, so the load tool's rounding showed up in every
+/// percentile. (A pacer thread of its own cost the load generator's core a context switch per
+/// wake and could not keep up with the bare endpoint's rate.)
 async fn open_loop(client: &HttpClient, t: &Target, rate: f64) -> (f64, f64, f64, u64, u64) {
     let interval = Duration::from_secs_f64(1.0 / rate);
     let total = (rate * OPEN_SECS as f64) as u64;
     let start = Instant::now() + Duration::from_millis(50);
     let mut tasks = Vec::new();
-    for w in 0..CONNECTIONS as u64 {
+    let mut slots = Vec::new();
+    for _ in 0..CONNECTIONS {
         let (client, t) = (client.clone(), t.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+        slots.push(tx);
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
             let mut failed = 0u64;
-            let mut slot = w;
-            while slot < total {
-                let scheduled = start + interval.mul_f64(slot as f64);
-                tokio::time::sleep_until(scheduled.into()).await;
+            while let Some(scheduled) = rx.recv().await {
                 if !send(&client, &t).await {
                     failed += 1;
                 }
                 hist.record((scheduled.elapsed().as_micros() as u64).max(1))
                     .unwrap();
-                slot += CONNECTIONS as u64;
             }
             (hist, failed)
         }));
     }
+    let pacer = tokio::spawn(async move {
+        for slot in 0..total {
+            let due = start + interval.mul_f64(slot as f64);
+            // Tokio's timer for the long stretches; the last millisecond or two by yielding,
+            // which checks the clock again after every other task and the I/O poll have had
+            // their turn.
+            if let Some(far) = due.checked_sub(Duration::from_millis(2))
+                && far > Instant::now()
+            {
+                tokio::time::sleep_until(far.into()).await;
+            }
+            while Instant::now() < due {
+                tokio::task::yield_now().await;
+            }
+            let _ = slots[(slot % CONNECTIONS as u64) as usize].send(due);
+        }
+    });
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
     let mut failed = 0;
     for task in tasks {
@@ -143,6 +172,7 @@ async fn open_loop(client: &HttpClient, t: &Target, rate: f64) -> (f64, f64, f64
         hist.add(h).unwrap();
         failed += f;
     }
+    pacer.await.unwrap();
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     (ms(0.5), ms(0.99), ms(0.999), total, failed)
 }
@@ -212,15 +242,11 @@ fn pin(cpu: usize) {
     }
 }
 
-async fn run_backend(
-    backend: &'static str,
+/// A Junction server on `url` with the bench catalogue, and an officer's token for it.
+async fn start_junction(
     url: &str,
-    client: &HttpClient,
-    bare: &Target,
-    rows: &mut Vec<Row>,
     server_rt: &tokio::runtime::Handle,
-    graphql: bool,
-) {
+) -> (junction_server::RunningServer, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("junction.toml");
     std::fs::write(
@@ -243,6 +269,29 @@ async fn run_backend(
         .await
         .unwrap()
         .unwrap();
+    (server, token, dir)
+}
+
+/// The G0a request.
+fn me_target(base: &str, token: &str) -> Target {
+    Target {
+        name: "G0a { me }",
+        url: base.to_string(),
+        body: Some(r#"{"query":"query Me { me { subject agency roles } }"}"#.into()),
+        token: Some(token.to_string()),
+    }
+}
+
+async fn run_backend(
+    backend: &'static str,
+    url: &str,
+    client: &HttpClient,
+    bare: &Target,
+    rows: &mut Vec<Row>,
+    server_rt: &tokio::runtime::Handle,
+    graphql: bool,
+) {
+    let (server, token, _dir) = start_junction(url, server_rt).await;
     let store = server.store.clone();
     let base = format!("http://{}/graphql", server.addr);
     // One case for the indexed read.
@@ -254,12 +303,7 @@ async fn run_backend(
     };
     assert!(send(client, &create).await, "seed case");
     let targets = [
-        Target {
-            name: "G0a { me }",
-            url: base.clone(),
-            body: Some(r#"{"query":"query Me { me { subject agency roles } }"}"#.into()),
-            token: Some(token.clone()),
-        },
+        me_target(&base, &token),
         Target {
             name: "G1a case(id)",
             url: base.clone(),
@@ -360,6 +404,76 @@ async fn fresh_postgres(base: &str) -> String {
     format!("{head}/{name}")
 }
 
+/// `JUNCTION_BENCH_PROFILE=N`: exactly `N` G0a requests from 32 callers against SQLite, then
+/// exit. For instruction counts, which stay the same however busy the machine is:
+///
+///     JUNCTION_BENCH_PROFILE=2000 valgrind --tool=callgrind target/release/deps/api-… --bench
+///
+/// Two runs with different `N` give the cost of one request as the difference over the
+/// difference in `N`, start-up cancelled out.
+async fn profile_run(n: u64, server_rt: &tokio::runtime::Handle) {
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let (server, token, _dir) = start_junction(&url, server_rt).await;
+    let target = me_target(&format!("http://{}/graphql", server.addr), &token);
+    let next = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (client, target, next, failed) =
+            (client.clone(), target.clone(), next.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                if !send(&client, &target).await {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let records = junction_store::audit::count(&server.store).await.unwrap();
+    server_rt.spawn(server.shutdown()).await.unwrap().unwrap();
+    eprintln!(
+        "{n} requests, {} failed, {records} audit records",
+        failed.load(Ordering::Relaxed)
+    );
+}
+
+/// The median time (µs) for a thread on one CPU to wake a thread on the other and be woken
+/// back. On this kind of virtual machine it moves with the host's load (seen from about 15
+/// to over 150 µs), and every figure of a run moves with it, so each run prints it.
+fn wake_round_trip(a: usize, b: usize) -> f64 {
+    let (to_b, at_b) = std::sync::mpsc::channel::<()>();
+    let (to_a, at_a) = std::sync::mpsc::channel::<()>();
+    let echo = std::thread::spawn(move || {
+        pin(b);
+        while at_b.recv().is_ok() {
+            if to_a.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut times = std::thread::spawn(move || {
+        pin(a);
+        let mut times = Vec::with_capacity(2_000);
+        for _ in 0..2_000 {
+            let sent = Instant::now();
+            to_b.send(()).unwrap();
+            at_a.recv().unwrap();
+            times.push(sent.elapsed());
+        }
+        times
+    })
+    .join()
+    .unwrap();
+    echo.join().unwrap();
+    times.sort();
+    times[times.len() / 2].as_secs_f64() * 1e6
+}
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -376,6 +490,11 @@ fn main() {
     } else {
         (usize::MAX, usize::MAX)
     };
+    let wake_before = if pinned {
+        wake_round_trip(client_cpu, server_cpu)
+    } else {
+        f64::NAN
+    };
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(if pinned { 1 } else { cpus })
         .on_thread_start(move || pin(server_cpu))
@@ -390,8 +509,16 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some(n) = std::env::var("JUNCTION_BENCH_PROFILE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        rt.block_on(profile_run(n, &server_handle));
+        return;
+    }
     if pinned {
         eprintln!("server on CPU {server_cpu}, load generator on CPU {client_cpu}");
+        eprintln!("machine check: cross-CPU wake-up round trip {wake_before:.0} µs (median)");
     } else {
         eprintln!("server and load generator share all {cpus} CPUs");
     }
@@ -421,4 +548,10 @@ fn main() {
             );
         }
     });
+    if pinned {
+        let wake_after = wake_round_trip(client_cpu, server_cpu);
+        println!(
+            "\nMachine check, cross-CPU wake-up round trip (median): {wake_before:.0} µs before, {wake_after:.0} µs after."
+        );
+    }
 }
