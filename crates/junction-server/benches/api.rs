@@ -22,7 +22,7 @@
 //! callgrind (see `profile_run`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -37,6 +37,9 @@ use junction_domain::Role;
 
 /// Closed-loop concurrencies tried; the best is the endpoint's maximum.
 const CONCURRENCY: [usize; 3] = [32, 128, 256];
+/// Whether the open loop's pacer may keep the load generator's core busy (it has one of its
+/// own).
+static PRECISE_PACING: AtomicBool = AtomicBool::new(false);
 /// Workers sharing the open-loop schedule.
 const CONNECTIONS: usize = 256;
 const CLOSED_SECS: u64 = 5;
@@ -124,7 +127,9 @@ async fn closed_loop(client: &HttpClient, t: &Target, connections: usize) -> (f6
 /// Tokio's timers alone tick in whole milliseconds: every request started up to 1 ms late and
 /// a millisecond's worth left together, so the load tool's rounding showed up in every
 /// percentile. (A pacer thread of its own cost the load generator's core a context switch per
-/// wake and could not keep up with the bare endpoint's rate.)
+/// wake and could not keep up with the bare endpoint's rate.) The yielding keeps the load
+/// generator's core busy, so it is done only when that core is the generator's alone
+/// (pinned); sharing cores with the server, the pacer keeps to tokio's timer.
 async fn open_loop(client: &HttpClient, t: &Target, rate: f64) -> (f64, f64, f64, u64, u64) {
     let interval = Duration::from_secs_f64(1.0 / rate);
     let total = (rate * OPEN_SECS as f64) as u64;
@@ -154,13 +159,17 @@ async fn open_loop(client: &HttpClient, t: &Target, rate: f64) -> (f64, f64, f64
             // Tokio's timer for the long stretches; the last millisecond or two by yielding,
             // which checks the clock again after every other task and the I/O poll have had
             // their turn.
-            if let Some(far) = due.checked_sub(Duration::from_millis(2))
-                && far > Instant::now()
-            {
-                tokio::time::sleep_until(far.into()).await;
-            }
-            while Instant::now() < due {
-                tokio::task::yield_now().await;
+            if !PRECISE_PACING.load(Ordering::Relaxed) {
+                tokio::time::sleep_until(due.into()).await;
+            } else {
+                if let Some(far) = due.checked_sub(Duration::from_millis(2))
+                    && far > Instant::now()
+                {
+                    tokio::time::sleep_until(far.into()).await;
+                }
+                while Instant::now() < due {
+                    tokio::task::yield_now().await;
+                }
             }
             let _ = slots[(slot % CONNECTIONS as u64) as usize].send(due);
         }
@@ -490,6 +499,7 @@ fn main() {
     } else {
         (usize::MAX, usize::MAX)
     };
+    PRECISE_PACING.store(pinned, Ordering::Relaxed);
     let wake_before = if pinned {
         wake_round_trip(client_cpu, server_cpu)
     } else {
