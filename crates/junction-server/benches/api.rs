@@ -156,12 +156,12 @@ async fn open_loop(client: &HttpClient, t: &Target, rate: f64) -> (f64, f64, f64
     let pacer = tokio::spawn(async move {
         for slot in 0..total {
             let due = start + interval.mul_f64(slot as f64);
-            // Tokio's timer for the long stretches; the last millisecond or two by yielding,
-            // which checks the clock again after every other task and the I/O poll have had
-            // their turn.
             if !PRECISE_PACING.load(Ordering::Relaxed) {
                 tokio::time::sleep_until(due.into()).await;
             } else {
+                // Tokio's timer for the long stretches; the last millisecond or two by
+                // yielding, which checks the clock again after every other task and the I/O
+                // poll have had their turn.
                 if let Some(far) = due.checked_sub(Duration::from_millis(2))
                     && far > Instant::now()
                 {
@@ -452,8 +452,8 @@ async fn profile_run(n: u64, server_rt: &tokio::runtime::Handle) {
 }
 
 /// The median time (µs) for a thread on one CPU to wake a thread on the other and be woken
-/// back. On this kind of virtual machine it moves with the host's load (seen from about 15
-/// to over 150 µs), and every figure of a run moves with it, so each run prints it.
+/// back. On this kind of virtual machine it moves with the host's load (31 to 58 µs over one
+/// session), and the figures of a run move with it, so each run prints it.
 fn wake_round_trip(a: usize, b: usize) -> f64 {
     let (to_b, at_b) = std::sync::mpsc::channel::<()>();
     let (to_a, at_a) = std::sync::mpsc::channel::<()>();
