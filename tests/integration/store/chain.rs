@@ -156,8 +156,8 @@ async fn the_writer_follows_the_head_when_others_append() {
 }
 
 /// Many callers at once, with state changes appending behind the writer's back meanwhile: on
-/// PostgreSQL two batches are in flight, the second chained on the first; whenever the head
-/// moves under them they go the locked way. Nothing is lost, nothing forks.
+/// PostgreSQL the writer's batches go on its cached head until a change moves the head under
+/// it, and then the locked way. Nothing is lost, nothing forks.
 #[tokio::test]
 async fn concurrent_records_and_changes_make_one_unbroken_chain() {
     each_db!(|store| {
