@@ -2,9 +2,11 @@
 //! database and broadcasts them, with their case and live shares, to every subscription here.
 //!
 //! The pump learns of new events from PostgreSQL `NOTIFY` (sent by the committing transaction,
-//! in whichever Junction process it ran) or, on SQLite, by polling every few milliseconds
-//! (see [`sharing::FeedWaiter`]). Subscriptions filter and redact what they receive; one that falls behind the
-//! broadcast reads the gap back from the database, so nothing is skipped.
+//! in whichever Junction process it ran) or, on SQLite, by polling every 10 ms while events
+//! keep coming and waiting for this process's next commit once they stop, with a one-second
+//! poll behind both (see [`sharing::FeedWaiter`]). Subscriptions filter and
+//! redact what they receive; one that falls behind the broadcast reads the gap back from the
+//! database, so nothing is skipped.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,6 +66,8 @@ impl FeedHub {
 }
 
 async fn pump(store: Store, tx: broadcast::Sender<Arc<FeedItem>>) {
+    // Made before the head is read, so a commit in between still wakes the first wait.
+    let mut waiter = sharing::FeedWaiter::new(&store).await;
     let mut last = loop {
         match sharing::feed_head(&store).await {
             Ok(seq) => break seq,
@@ -73,23 +77,24 @@ async fn pump(store: Store, tx: broadcast::Sender<Arc<FeedItem>>) {
             }
         }
     };
-    let mut waiter = sharing::FeedWaiter::new(&store).await;
     loop {
-        match read_new(&store, last).await {
+        let busy = match read_new(&store, last).await {
             Ok(items) => {
+                let busy = !items.is_empty();
                 for item in items {
                     last = item.entry.seq;
                     // No receivers is fine: nobody is subscribed in this process.
                     let _ = tx.send(Arc::new(item));
                 }
+                busy
             }
             Err(e) => {
                 tracing::warn!(error = %e, "feed read failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-        }
-        waiter.wait().await;
+        };
+        waiter.wait(busy).await;
     }
 }
 

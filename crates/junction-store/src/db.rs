@@ -19,7 +19,7 @@ use sea_orm::{
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::StoreError;
 
@@ -36,6 +36,9 @@ pub struct Store {
     db: DatabaseConnection,
     backend: Backend,
     write_lock: Option<Arc<Mutex<()>>>,
+    /// On SQLite, counts committed write transactions, so an idle partner feed in this process
+    /// waits for one rather than polling. PostgreSQL has `NOTIFY` for that.
+    commits: Option<Arc<watch::Sender<u64>>>,
     /// The database file, on SQLite (not for an in-memory database).
     sqlite_file: Option<Arc<PathBuf>>,
 }
@@ -43,6 +46,7 @@ pub struct Store {
 /// A write transaction. On SQLite it also holds the process's write lock until it ends.
 pub struct WriteTxn {
     txn: DatabaseTransaction,
+    commits: Option<Arc<watch::Sender<u64>>>,
     _guard: Option<OwnedMutexGuard<()>>,
 }
 
@@ -54,8 +58,14 @@ impl std::ops::Deref for WriteTxn {
 }
 
 impl WriteTxn {
+    /// Commits, then (on SQLite) tells this process's commit watchers, before the write lock
+    /// is released.
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        self.txn.commit().await?;
+        if let Some(commits) = &self.commits {
+            commits.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(())
     }
 }
 
@@ -88,6 +98,7 @@ impl Store {
                 db: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
                 backend: Backend::Sqlite,
                 write_lock: Some(Arc::new(Mutex::new(()))),
+                commits: Some(Arc::new(watch::Sender::new(0))),
                 sqlite_file,
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -113,6 +124,7 @@ impl Store {
                 db: SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
                 backend: Backend::Postgres,
                 write_lock: None,
+                commits: None,
                 sqlite_file: None,
             })
         } else {
@@ -156,6 +168,12 @@ impl Store {
         self.sqlite_file.as_deref().map(PathBuf::as_path)
     }
 
+    /// On SQLite, a receiver that sees every write transaction this process commits through
+    /// [`Store::begin_write`] (it counts them); `None` on PostgreSQL.
+    pub(crate) fn commit_watch(&self) -> Option<watch::Receiver<u64>> {
+        self.commits.as_ref().map(|c| c.subscribe())
+    }
+
     /// The lock every SQLite writer in this process takes before `BEGIN`.
     pub(crate) fn sqlite_write_lock(&self) -> Arc<Mutex<()>> {
         self.write_lock.clone().unwrap_or_default()
@@ -185,7 +203,11 @@ impl Store {
             }
             Backend::Postgres => self.db.begin().await?,
         };
-        Ok(WriteTxn { txn, _guard: guard })
+        Ok(WriteTxn {
+            txn,
+            commits: self.commits.clone(),
+            _guard: guard,
+        })
     }
 
     /// Runs raw SQL; for tests and operators' tools, never for request paths.
