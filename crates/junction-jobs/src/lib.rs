@@ -10,6 +10,7 @@
 //! before each attempt, so two jobs for one delivery never both send it.
 
 mod queue;
+mod wake;
 mod worker;
 
 pub use queue::{Queue, QueueError};

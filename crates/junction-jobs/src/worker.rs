@@ -17,6 +17,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::queue::Queue;
+use crate::wake::Pushed;
 
 /// A queued job: "attempt delivery N now". Everything else is read from the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,8 +49,11 @@ pub struct RunnerConfig {
     pub queue_workers: usize,
     /// How often the reconciler looks for due work when nothing wakes it.
     pub tick: Duration,
-    /// How often an idle worker asks the queue for jobs.
+    /// How often a worker asks the queue for jobs while jobs have been coming (in the last
+    /// 5 s); it also asks at once whenever this process's reconciler pushes some.
     pub poll: Duration,
+    /// How often a worker asks once none have come for 5 s.
+    pub idle_poll: Duration,
     /// How long a delivery handed to the queue is left to its job before it is queued again.
     pub queue_hold: Duration,
     /// This process's worker name; unique per process, so a restarted process never waits
@@ -64,6 +68,7 @@ impl Default for RunnerConfig {
             queue_workers: 4,
             tick: Duration::from_millis(500),
             poll: Duration::from_millis(50),
+            idle_poll: Duration::from_secs(1),
             queue_hold: Duration::from_secs(120),
             worker_name: format!("junction-{}", uuid_like()),
         }
@@ -371,7 +376,7 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, junction_store
 }
 
 /// The reconciler: hands the queue every due delivery that has no queued job.
-async fn reconcile(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) {
+async fn reconcile(runner: Arc<Runner>, queue: Queue, config: RunnerConfig, mut pushed: Pushed) {
     if let Err(e) = deliveries::forget_queued(&runner.store).await {
         tracing::error!(error = %e, "could not reset queued marks at start");
     }
@@ -389,12 +394,15 @@ async fn reconcile(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) {
         {
             Ok(ids) if !ids.is_empty() => {
                 let full = ids.len() == 1_000;
-                if let Err(e) = queue.push(&ids).await {
-                    tracing::error!(error = %e, count = ids.len(), "could not queue deliveries; they will be taken again");
-                    if let Err(e) = deliveries::forget_queued(&runner.store).await {
-                        tracing::error!(error = %e, "could not reset queued marks");
+                match queue.push(&ids).await {
+                    Ok(()) => pushed.ring(),
+                    Err(e) => {
+                        tracing::error!(error = %e, count = ids.len(), "could not queue deliveries; they will be taken again");
+                        if let Err(e) = deliveries::forget_queued(&runner.store).await {
+                            tracing::error!(error = %e, "could not reset queued marks");
+                        }
+                        tokio::time::sleep(config.tick).await;
                     }
-                    tokio::time::sleep(config.tick).await;
                 }
                 if full {
                     continue;
@@ -446,20 +454,17 @@ async fn handle(job: DeliveryJob, runner: Data<Arc<Runner>>) -> Result<(), BoxDy
 /// aborted; nothing they hold is lost by stopping them anywhere.
 pub fn start(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(reconcile(
-        runner.clone(),
-        queue.clone(),
-        config.clone(),
-    )));
+    let mut pushed = Pushed::default();
     let workers = config.queue_workers.max(1);
     let concurrency = config.concurrency.max(1).div_ceil(workers);
     for n in 0..workers {
         let name = format!("{}-{n}", config.worker_name);
         let runner = runner.clone();
+        let strategy = pushed.strategy(config.poll, config.idle_poll);
         let worker_task = match queue.clone() {
             Queue::Sqlite(storage) => {
                 let worker = WorkerBuilder::new(name)
-                    .backend(storage.poll_with_interval(config.poll))
+                    .backend(storage.poll_with_strategy(strategy))
                     .data(runner)
                     .concurrency(concurrency)
                     .build(handle);
@@ -470,11 +475,12 @@ pub fn start(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) -> Vec<Joi
                 })
             }
             Queue::Postgres(storage) => {
-                // Polled on an interval. apalis's LISTEN/NOTIFY wake-up (alone, or combined
-                // with an interval) left a steady trickle of jobs waiting ~2 s for the
-                // heartbeat in our measurements (docs/BENCHMARKS.md), so it is not used.
+                // Woken by this process's pushes, and polled on an interval (see `wake`).
+                // apalis's LISTEN/NOTIFY wake-up (alone, or combined with an interval) left a
+                // steady trickle of jobs waiting ~2 s for the heartbeat in our measurements
+                // (docs/BENCHMARKS.md), so it is not used.
                 let worker = WorkerBuilder::new(name)
-                    .backend(storage.poll_with_interval(config.poll))
+                    .backend(storage.poll_with_strategy(strategy))
                     .data(runner)
                     .concurrency(concurrency)
                     .build(handle);
@@ -487,6 +493,7 @@ pub fn start(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) -> Vec<Joi
         };
         tasks.push(worker_task);
     }
+    tasks.push(tokio::spawn(reconcile(runner, queue, config, pushed)));
     tasks
 }
 
