@@ -37,6 +37,7 @@ macro_rules! each_db {
 }
 
 mod chain;
+mod feed;
 
 fn catalogue() -> Catalogue {
     Catalogue {
@@ -681,42 +682,5 @@ async fn shares_the_feed_and_disclosures_on_every_database() {
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::InUse(_)), "{err}");
-    });
-}
-
-#[tokio::test]
-async fn the_feed_waiter_wakes_on_a_commit_not_on_a_clock() {
-    use junction_store::sharing::{self, FeedWaiter};
-    use std::time::Duration;
-    each_db!(|store| {
-        catalogue::apply(&store, &Actor::internal("config"), &catalogue())
-            .await
-            .unwrap();
-        // An hour's safety poll: only the commit (SQLite) or NOTIFY (PostgreSQL) can end a
-        // wait here.
-        let mut waiter = FeedWaiter::with_safety_poll(&store, Duration::from_secs(3600)).await;
-        let head = sharing::feed_head(&store).await.unwrap();
-        assert!(
-            tokio::time::timeout(Duration::from_millis(300), waiter.wait(false))
-                .await
-                .is_err(),
-            "nothing committed, so the wait must not end"
-        );
-        let case = cases::create(
-            &store,
-            &actor(),
-            "bor",
-            pothole(5),
-            &RoutingTable::default(),
-        )
-        .await
-        .unwrap();
-        tokio::time::timeout(Duration::from_secs(60), waiter.wait(false))
-            .await
-            .expect("a fed commit wakes the waiter");
-        // What woke it is already readable.
-        let feed = sharing::feed_after(&store, head, 100, None).await.unwrap();
-        assert_eq!(feed[0].event.case_id, case.id);
-        assert_eq!(feed[0].event.kind.as_str(), "created");
     });
 }
