@@ -17,8 +17,8 @@ use futures::StreamExt;
 use futures::channel::mpsc;
 use tokio::time::{Instant, Sleep};
 
-/// Tells this process's queue workers that jobs were pushed. Cheap to clone.
-#[derive(Clone, Default)]
+/// Tells this process's queue workers that jobs were pushed.
+#[derive(Default)]
 pub(crate) struct Pushed {
     workers: Vec<mpsc::Sender<()>>,
 }

@@ -40,11 +40,11 @@ pub(crate) async fn next_feed_seq<C: ConnectionTrait>(conn: &C) -> Result<i64, S
 pub const FEED_CHANNEL: &str = "junction_feed";
 
 /// Waits for new feed events. On PostgreSQL: a `NOTIFY` from any Junction process. On SQLite:
-/// while events keep coming, a read every [`SQLITE_BUSY_POLL`]; once a read finds nothing, a
-/// commit by this process (every write transaction rings; the read that follows filters out
-/// those that fed nothing), so an idle server reads nothing. Either way a slow poll is the
-/// safety net, for a lost `LISTEN` connection or a write to the SQLite file from outside this
-/// process.
+/// while events keep coming, a read every 10 ms (`SQLITE_BUSY_POLL`); once a read finds
+/// nothing, a commit by this process (every write transaction rings; the read that follows
+/// filters out those that fed nothing), so an idle server reads nothing. Either way a slow
+/// poll is the safety net, for a lost `LISTEN` connection or a write to the SQLite file from
+/// outside this process.
 pub struct FeedWaiter {
     pool: Option<sqlx::PgPool>,
     listener: Option<sqlx::postgres::PgListener>,
@@ -61,7 +61,7 @@ const SAFETY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// one. Measured with the subscriptions bench on one host (docs/BENCHMARKS.md): reading at
 /// every commit, even no sooner than 10 ms after the wait began, cut its throughput from about
 /// 135,000 to 80,000–100,000 events/s; polling while busy keeps it where polling alone had it.
-pub const SQLITE_BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+const SQLITE_BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl FeedWaiter {
     /// A waiter that sees every commit from the moment it is made: make it before reading the
