@@ -97,6 +97,8 @@ impl Queue {
             // mode still never corrupts it). Junction's own file stays `synchronous=FULL`.
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
+                // apalis binds the size of each fetch as a `LIMIT ?`.
+                .after_connect(|conn, _| Box::pin(junction_store::stable_plans(conn)))
                 .connect_with(options.synchronous(SqliteSynchronous::Normal))
                 .await
                 .map_err(err)?;

@@ -281,6 +281,30 @@ async fn start_junction(
     (server, token, dir)
 }
 
+/// Creates the case that G1a reads (id 1).
+async fn seed_case(client: &HttpClient, base: &str, token: &str) {
+    let create = Target {
+        name: "create",
+        url: base.to_string(),
+        body: Some(r#"{"query":"mutation { createCase(input: {caseType: \"POT\", description: \"bench\", location: {address: \"Bench Lane\"}}) { id } }"}"#.into()),
+        token: Some(token.to_string()),
+    };
+    assert!(send(client, &create).await, "seed case");
+}
+
+/// The G1a request: one indexed read.
+fn case_target(base: &str, token: &str) -> Target {
+    Target {
+        name: "G1a case(id)",
+        url: base.to_string(),
+        body: Some(
+            r#"{"query":"query Case { case(id: \"1\") { reference status caseTypeCode } }"}"#
+                .into(),
+        ),
+        token: Some(token.to_string()),
+    }
+}
+
 /// The G0a request.
 fn me_target(base: &str, token: &str) -> Target {
     Target {
@@ -303,26 +327,8 @@ async fn run_backend(
     let (server, token, _dir) = start_junction(url, server_rt).await;
     let store = server.store.clone();
     let base = format!("http://{}/graphql", server.addr);
-    // One case for the indexed read.
-    let create = Target {
-        name: "create",
-        url: base.clone(),
-        body: Some(r#"{"query":"mutation { createCase(input: {caseType: \"POT\", description: \"bench\", location: {address: \"Bench Lane\"}}) { id } }"}"#.into()),
-        token: Some(token.clone()),
-    };
-    assert!(send(client, &create).await, "seed case");
-    let targets = [
-        me_target(&base, &token),
-        Target {
-            name: "G1a case(id)",
-            url: base.clone(),
-            body: Some(
-                r#"{"query":"query Case { case(id: \"1\") { reference status caseTypeCode } }"}"#
-                    .into(),
-            ),
-            token: Some(token.clone()),
-        },
-    ];
+    seed_case(client, &base, &token).await;
+    let targets = [me_target(&base, &token), case_target(&base, &token)];
     for t in [bare.clone()].iter().chain(targets.iter()) {
         if backend != "sqlite" && t.name == "B bare axum" {
             continue; // measured once, with the SQLite run
@@ -372,8 +378,10 @@ async fn run_backend(
         });
     }
     let metrics = reqwest_free_get(&format!("http://{}/metrics", server.addr)).await;
+    // Batch sizes and times; the time buckets show the slow commits behind a high p99.
     for line in metrics.lines().filter(|l| {
-        l.starts_with("junction_audit_batch") && (l.contains("_sum") || l.contains("_count"))
+        l.starts_with("junction_audit_batch")
+            && (l.contains("_sum") || l.contains("_count") || l.contains("seconds_bucket"))
     }) {
         eprintln!("  {backend} {line}");
     }
@@ -413,8 +421,8 @@ async fn fresh_postgres(base: &str) -> String {
     format!("{head}/{name}")
 }
 
-/// `JUNCTION_BENCH_PROFILE=N`: exactly `N` G0a requests from 32 callers against SQLite, then
-/// exit. For instruction counts, which stay the same however busy the machine is:
+/// `JUNCTION_BENCH_PROFILE=N`: exactly `N` G0a requests (G1a with
+/// `JUNCTION_BENCH_PROFILE_READ=1`) from 32 callers against SQLite, then exit. For instruction counts, which stay the same however busy the machine is:
 ///
 ///     JUNCTION_BENCH_PROFILE=2000 valgrind --tool=callgrind target/release/deps/api-… --bench
 ///
@@ -425,7 +433,14 @@ async fn profile_run(n: u64, server_rt: &tokio::runtime::Handle) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let (server, token, _dir) = start_junction(&url, server_rt).await;
-    let target = me_target(&format!("http://{}/graphql", server.addr), &token);
+    let base = format!("http://{}/graphql", server.addr);
+    // JUNCTION_BENCH_PROFILE_READ=1 profiles G1a (one indexed read) instead.
+    let target = if std::env::var_os("JUNCTION_BENCH_PROFILE_READ").is_some() {
+        seed_case(&client, &base, &token).await;
+        case_target(&base, &token)
+    } else {
+        me_target(&base, &token)
+    };
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();

@@ -43,6 +43,54 @@ pub struct Store {
     sqlite_file: Option<Arc<PathBuf>>,
 }
 
+/// Has SQLite plan each statement once, whatever values are later bound to it (its "query
+/// planner stability guarantee"), on a new pooled connection.
+///
+/// Without it, SQLite (since 3.47) reads the value bound to a `LIMIT ?` while preparing, and
+/// marks the statement to be prepared afresh whenever that parameter is bound again. sea-orm
+/// binds every limit, `one()` included, so each execution of a cached statement was parsed
+/// and planned again: about 480,000 instructions for one read of a case by id. With the
+/// guarantee, a bound limit is executed as a value, as every other parameter is.
+pub async fn stable_plans(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    use rusqlite::ffi;
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: `db` is this connection's open handle, held locked for the call, and
+    // `SQLITE_DBCONFIG_ENABLE_QPSG` takes an int (1: on) and an int pointer that may be null.
+    let rc = unsafe {
+        ffi::sqlite3_db_config(
+            db,
+            ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+            1 as std::ffi::c_int,
+            std::ptr::null_mut::<std::ffi::c_int>(),
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        return Err(sqlx::Error::Configuration(
+            format!("SQLite refused the query planner stability guarantee (code {rc})").into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a connection has the guarantee [`stable_plans`] asks for.
+pub async fn has_stable_plans(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use rusqlite::ffi;
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    let mut on: std::ffi::c_int = -1;
+    // SAFETY: as in `stable_plans`; -1 leaves the setting as it is and writes it to `on`.
+    let rc = unsafe {
+        ffi::sqlite3_db_config(
+            db,
+            ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+            -1 as std::ffi::c_int,
+            &mut on as *mut std::ffi::c_int,
+        )
+    };
+    Ok(rc == ffi::SQLITE_OK && on == 1)
+}
+
 /// A write transaction. On SQLite it also holds the process's write lock until it ends.
 pub struct WriteTxn {
     txn: DatabaseTransaction,
@@ -91,6 +139,7 @@ impl Store {
                 // An in-memory database exists per connection: keep exactly one.
                 .max_connections(if in_memory { 1 } else { 8 })
                 .min_connections(1)
+                .after_connect(|conn, _| Box::pin(stable_plans(conn)))
                 .connect_with(options)
                 .await
                 .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
@@ -157,6 +206,11 @@ impl Store {
     /// The PostgreSQL pool, for LISTEN connections; `None` on SQLite.
     pub fn pg_pool(&self) -> Option<sqlx::PgPool> {
         (self.backend == Backend::Postgres).then(|| self.db.get_postgres_connection_pool().clone())
+    }
+
+    /// The SQLite pool; `None` on PostgreSQL.
+    pub fn sqlite_pool(&self) -> Option<sqlx::SqlitePool> {
+        (self.backend == Backend::Sqlite).then(|| self.db.get_sqlite_connection_pool().clone())
     }
 
     pub fn backend(&self) -> Backend {
