@@ -97,7 +97,9 @@ impl Queue {
             // mode still never corrupts it). Junction's own file stays `synchronous=FULL`.
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
-                // apalis binds the size of each fetch as a `LIMIT ?`.
+                // As the store's pool (`junction_store::Store::connect`): no ping before each
+                // check-out, and plans kept (apalis binds each fetch's size as a `LIMIT ?`).
+                .test_before_acquire(false)
                 .after_connect(|conn, _| Box::pin(junction_store::stable_plans(conn)))
                 .connect_with(options.synchronous(SqliteSynchronous::Normal))
                 .await

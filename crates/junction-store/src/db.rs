@@ -139,6 +139,10 @@ impl Store {
                 // An in-memory database exists per connection: keep exactly one.
                 .max_connections(if in_memory { 1 } else { 8 })
                 .min_connections(1)
+                // A check-out would otherwise first send the connection's thread a message it
+                // only answers: a round trip between threads that tests nothing, since an
+                // in-process connection cannot have been dropped by a server.
+                .test_before_acquire(false)
                 .after_connect(|conn, _| Box::pin(stable_plans(conn)))
                 .connect_with(options)
                 .await
