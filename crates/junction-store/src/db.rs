@@ -91,6 +91,11 @@ pub async fn has_stable_plans(conn: &mut sqlx::SqliteConnection) -> Result<bool,
     Ok(rc == ffi::SQLITE_OK && on == 1)
 }
 
+/// A PostgreSQL connection idle this long is checked with a round trip before it is handed
+/// out; one used more recently is not. (HikariCP, the JVM's common pool, skips its check
+/// within the same window.)
+const RECHECK_IDLE_AFTER: Duration = Duration::from_millis(500);
+
 /// A write transaction. On SQLite it also holds the process's write lock until it ends.
 pub struct WriteTxn {
     txn: DatabaseTransaction,
@@ -164,6 +169,21 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(15))
+                // sqlx checks a connection with a round trip to the server before each
+                // check-out, and again when it comes back. The check on the way back stays;
+                // the one on the way out is kept for connections idle long enough to have been
+                // dropped unnoticed. One used moments ago (by the audit writer's last batch, or
+                // the last request) goes out at once: under load that is one round trip per
+                // query fewer.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= RECHECK_IDLE_AFTER {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .after_connect(move |_, _| {
                     Box::pin(async move {
                         no_delay::to_port(port);

@@ -38,7 +38,7 @@ macro_rules! each_db {
 
 mod chain;
 mod feed;
-mod plans;
+mod pool;
 
 fn catalogue() -> Catalogue {
     Catalogue {
