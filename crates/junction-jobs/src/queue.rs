@@ -12,7 +12,6 @@ use std::time::Duration;
 use apalis::prelude::TaskSink;
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::worker::DeliveryJob;
@@ -111,7 +110,8 @@ impl Queue {
                 .missed_heartbeats(3);
             Ok(Queue::Sqlite(SqliteStorage::new(&pool).with_config(config)))
         } else {
-            let pool = PgPoolOptions::new()
+            // As the store's pool: a connection is checked before use only after sitting idle.
+            let pool = junction_store::pg_pool_options()
                 .max_connections(8)
                 .connect(url)
                 .await

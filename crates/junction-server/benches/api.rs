@@ -18,8 +18,8 @@
 //!
 //! Each pinned run also prints a machine check, the cross-CPU wake-up round trip before and
 //! after, because on this virtual machine every figure moves with the host's load.
-//! `JUNCTION_BENCH_PROFILE=N` runs N G0a requests and exits, for instruction counts under
-//! callgrind (see `profile_run`).
+//! `JUNCTION_BENCH_PROFILE=N` runs N G0a requests (G1a with `JUNCTION_BENCH_PROFILE_READ=1`)
+//! and exits, for instruction counts under callgrind (see `profile_run`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -422,7 +422,8 @@ async fn fresh_postgres(base: &str) -> String {
 }
 
 /// `JUNCTION_BENCH_PROFILE=N`: exactly `N` G0a requests (G1a with
-/// `JUNCTION_BENCH_PROFILE_READ=1`) from 32 callers against SQLite, then exit. For instruction counts, which stay the same however busy the machine is:
+/// `JUNCTION_BENCH_PROFILE_READ=1`) from 32 callers against SQLite, then exit. For instruction
+/// counts, which stay the same however busy the machine is:
 ///
 ///     JUNCTION_BENCH_PROFILE=2000 valgrind --tool=callgrind target/release/deps/api-… --bench
 ///

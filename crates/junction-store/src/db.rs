@@ -49,7 +49,7 @@ pub struct Store {
 /// Without it, SQLite (since 3.47) reads the value bound to a `LIMIT ?` while preparing, and
 /// marks the statement to be prepared afresh whenever that parameter is bound again. sea-orm
 /// binds every limit, `one()` included, so each execution of a cached statement was parsed
-/// and planned again: about 480,000 instructions for one read of a case by id. With the
+/// and planned again: about 300,000 instructions for one read of a case by id. With the
 /// guarantee, a bound limit is executed as a value, as every other parameter is.
 pub async fn stable_plans(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
     use rusqlite::ffi;
@@ -95,6 +95,26 @@ pub async fn has_stable_plans(conn: &mut sqlx::SqliteConnection) -> Result<bool,
 /// out; one used more recently is not. (HikariCP, the JVM's common pool, skips its check
 /// within the same window.)
 const RECHECK_IDLE_AFTER: Duration = Duration::from_millis(500);
+
+/// Pool options for Junction's PostgreSQL pools (the store's and the queue's).
+///
+/// sqlx checks a connection with a round trip to the server before each check-out, and again
+/// when it comes back. The check on the way back stays; the one on the way out is kept for
+/// connections idle long enough to have been dropped unnoticed. One used moments ago (by the
+/// audit writer's last batch, the last request or the last poll) goes out at once: under load
+/// that is one round trip per query fewer (ADR 0010).
+pub fn pg_pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= RECHECK_IDLE_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
 
 /// A write transaction. On SQLite it also holds the process's write lock until it ends.
 pub struct WriteTxn {
@@ -166,24 +186,9 @@ impl Store {
                 )))
             })?;
             let port = options.get_port();
-            let pool = PgPoolOptions::new()
+            let pool = pg_pool_options()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(15))
-                // sqlx checks a connection with a round trip to the server before each
-                // check-out, and again when it comes back. The check on the way back stays;
-                // the one on the way out is kept for connections idle long enough to have been
-                // dropped unnoticed. One used moments ago (by the audit writer's last batch, or
-                // the last request) goes out at once: under load that is one round trip per
-                // query fewer.
-                .test_before_acquire(false)
-                .before_acquire(|conn, meta| {
-                    Box::pin(async move {
-                        if meta.idle_for >= RECHECK_IDLE_AFTER {
-                            sqlx::Connection::ping(conn).await?;
-                        }
-                        Ok(true)
-                    })
-                })
                 .after_connect(move |_, _| {
                     Box::pin(async move {
                         no_delay::to_port(port);

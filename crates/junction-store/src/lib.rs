@@ -17,5 +17,5 @@ pub mod pauses;
 pub mod sharing;
 pub mod updates;
 
-pub use db::{Backend, Store, WriteTxn, has_stable_plans, stable_plans};
+pub use db::{Backend, Store, WriteTxn, has_stable_plans, pg_pool_options, stable_plans};
 pub use error::StoreError;
