@@ -94,12 +94,8 @@ impl Queue {
             // The queue file is disposable: every job in it can be rebuilt from the delivery
             // rows by the reconciler, so its commits need not wait for the disk (NORMAL in WAL
             // mode still never corrupts it). Junction's own file stays `synchronous=FULL`.
-            let pool = SqlitePoolOptions::new()
+            let pool = junction_store::sqlite_pool_options()
                 .max_connections(4)
-                // As the store's pool (`junction_store::Store::connect`): no ping before each
-                // check-out, and plans kept (apalis binds each fetch's size as a `LIMIT ?`).
-                .test_before_acquire(false)
-                .after_connect(|conn, _| Box::pin(junction_store::stable_plans(conn)))
                 .connect_with(options.synchronous(SqliteSynchronous::Normal))
                 .await
                 .map_err(err)?;
@@ -110,7 +106,6 @@ impl Queue {
                 .missed_heartbeats(3);
             Ok(Queue::Sqlite(SqliteStorage::new(&pool).with_config(config)))
         } else {
-            // As the store's pool: a connection is checked before use only after sitting idle.
             let pool = junction_store::pg_pool_options()
                 .max_connections(8)
                 .connect(url)

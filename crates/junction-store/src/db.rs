@@ -17,11 +17,12 @@ use sea_orm::{
     SqliteTransactionMode, SqlxPostgresConnector, SqlxSqliteConnector, TransactionOptions,
     TransactionTrait,
 };
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::StoreError;
+use crate::pool::{pg_pool_options, sqlite_pool_options};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,79 +42,6 @@ pub struct Store {
     commits: Option<Arc<watch::Sender<u64>>>,
     /// The database file, on SQLite (not for an in-memory database).
     sqlite_file: Option<Arc<PathBuf>>,
-}
-
-/// Has SQLite plan each statement once, whatever values are later bound to it (its "query
-/// planner stability guarantee"), on a new pooled connection.
-///
-/// Without it, SQLite (since 3.47) reads the value bound to a `LIMIT ?` while preparing, and
-/// marks the statement to be prepared afresh whenever that parameter is bound again. sea-orm
-/// binds every limit, `one()` included, so each execution of a cached statement was parsed
-/// and planned again: about 300,000 instructions for one read of a case by id. With the
-/// guarantee, a bound limit is executed as a value, as every other parameter is.
-pub async fn stable_plans(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
-    use rusqlite::ffi;
-    let mut handle = conn.lock_handle().await?;
-    let db = handle.as_raw_handle().as_ptr();
-    // SAFETY: `db` is this connection's open handle, held locked for the call, and
-    // `SQLITE_DBCONFIG_ENABLE_QPSG` takes an int (1: on) and an int pointer that may be null.
-    let rc = unsafe {
-        ffi::sqlite3_db_config(
-            db,
-            ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
-            1 as std::ffi::c_int,
-            std::ptr::null_mut::<std::ffi::c_int>(),
-        )
-    };
-    if rc != ffi::SQLITE_OK {
-        return Err(sqlx::Error::Configuration(
-            format!("SQLite refused the query planner stability guarantee (code {rc})").into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Whether a connection has the guarantee [`stable_plans`] asks for.
-pub async fn has_stable_plans(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
-    use rusqlite::ffi;
-    let mut handle = conn.lock_handle().await?;
-    let db = handle.as_raw_handle().as_ptr();
-    let mut on: std::ffi::c_int = -1;
-    // SAFETY: as in `stable_plans`; -1 leaves the setting as it is and writes it to `on`.
-    let rc = unsafe {
-        ffi::sqlite3_db_config(
-            db,
-            ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
-            -1 as std::ffi::c_int,
-            &mut on as *mut std::ffi::c_int,
-        )
-    };
-    Ok(rc == ffi::SQLITE_OK && on == 1)
-}
-
-/// A PostgreSQL connection idle this long is checked with a round trip before it is handed
-/// out; one used more recently is not. (HikariCP, the JVM's common pool, skips its check
-/// within the same window.)
-const RECHECK_IDLE_AFTER: Duration = Duration::from_millis(500);
-
-/// Pool options for Junction's PostgreSQL pools (the store's and the queue's).
-///
-/// sqlx checks a connection with a round trip to the server before each check-out, and again
-/// when it comes back. The check on the way back stays; the one on the way out is kept for
-/// connections idle long enough to have been dropped unnoticed. One used moments ago (by the
-/// audit writer's last batch, the last request or the last poll) goes out at once: under load
-/// that is one round trip per query fewer (ADR 0010).
-pub fn pg_pool_options() -> PgPoolOptions {
-    PgPoolOptions::new()
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for >= RECHECK_IDLE_AFTER {
-                    sqlx::Connection::ping(conn).await?;
-                }
-                Ok(true)
-            })
-        })
 }
 
 /// A write transaction. On SQLite it also holds the process's write lock until it ends.
@@ -160,15 +88,10 @@ impl Store {
                 .busy_timeout(Duration::from_secs(15));
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let sqlite_file = (!in_memory).then(|| Arc::new(options.get_filename().to_path_buf()));
-            let pool = SqlitePoolOptions::new()
+            let pool = sqlite_pool_options()
                 // An in-memory database exists per connection: keep exactly one.
                 .max_connections(if in_memory { 1 } else { 8 })
                 .min_connections(1)
-                // A check-out would otherwise first send the connection's thread a message it
-                // only answers: a round trip between threads that tests nothing, since an
-                // in-process connection cannot have been dropped by a server.
-                .test_before_acquire(false)
-                .after_connect(|conn, _| Box::pin(stable_plans(conn)))
                 .connect_with(options)
                 .await
                 .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;

@@ -14,8 +14,10 @@ pub mod deliveries;
 mod entity;
 mod error;
 pub mod pauses;
+mod pool;
 pub mod sharing;
 pub mod updates;
 
-pub use db::{Backend, Store, WriteTxn, has_stable_plans, pg_pool_options, stable_plans};
+pub use db::{Backend, Store, WriteTxn};
 pub use error::StoreError;
+pub use pool::{has_stable_plans, pg_pool_options, sqlite_pool_options, stable_plans};
