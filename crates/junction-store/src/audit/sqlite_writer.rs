@@ -64,21 +64,11 @@ fn run(path: &Path, lock: &Mutex<()>, mut rx: mpsc::Receiver<Pending>) {
         }
     };
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-    let mut last_commit: Option<Instant> = None;
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         // Whatever arrived while the last batch was being written joins this one.
         drain(&mut rx, &mut batch);
-        // Under load (the last commit was moments ago) more records are on their way from
-        // requests already running: waiting a little for them turns many small commits, each
-        // writing its pages to the log and flushing, into one. An idle server commits at once.
-        if last_commit.is_some_and(|t| t.elapsed() < BUSY) {
-            let deadline = Instant::now() + LINGER;
-            while batch.len() < LINGER_ENOUGH && Instant::now() < deadline {
-                std::thread::sleep(LINGER_STEP);
-                drain(&mut rx, &mut batch);
-            }
-        }
+        gather(&mut rx, &mut batch);
         let started = Instant::now();
         let entries: Vec<&Prepared> = batch.iter().map(|p| &p.entry).collect();
         let mut result = write(&mut conn, lock, &entries);
@@ -93,17 +83,39 @@ fn run(path: &Path, lock: &Mutex<()>, mut rx: mpsc::Receiver<Pending>) {
         }
         drop(entries);
         settle(&mut batch, result.is_ok(), started);
-        last_commit = Some(Instant::now());
     }
 }
 
-/// A commit this recent means the writer is under load.
-const BUSY: Duration = Duration::from_millis(2);
-/// The longest a batch waits for company under load.
-const LINGER: Duration = Duration::from_micros(300);
-const LINGER_STEP: Duration = Duration::from_micros(50);
-/// A batch this big stops waiting.
-const LINGER_ENOUGH: usize = 64;
+/// The longest a batch waits for company.
+const GATHER_FOR: Duration = Duration::from_millis(2);
+
+/// Lets the requests already running finish and add their records before the batch is
+/// written: one commit (its pages written to the log, one flush) for many records is what
+/// makes auditing cheap under load.
+///
+/// The writer gives up its CPU (`sched_yield`), takes what arrived meanwhile, and stops as
+/// soon as a turn brings nothing new: the request handlers have run dry, or have work that is
+/// not yet a record. On a saturated core a turn is a scheduler slice of request work, and
+/// batches grow to fifty records or more; on an idle server, or when the writer has a core to
+/// itself, the yield returns at once and the batch is written without delay. A fixed linger
+/// (sleeping in 50 µs steps for up to 300 µs) cost a timer and a wake-up per step and cut
+/// batches short on a busy core (ADR 0002).
+fn gather(rx: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) {
+    gather_with(rx, batch, std::thread::yield_now);
+}
+
+/// [`gather`], with `turn` for the yield.
+fn gather_with(rx: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, mut turn: impl FnMut()) {
+    let until = Instant::now() + GATHER_FOR;
+    while batch.len() < MAX_BATCH && Instant::now() < until {
+        let before = batch.len();
+        turn();
+        drain(rx, batch);
+        if batch.len() == before {
+            break;
+        }
+    }
+}
 
 fn drain(rx: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) {
     while batch.len() < MAX_BATCH {
@@ -165,4 +177,47 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
 /// range filters see one format whichever path wrote the row.
 fn sqlite_time(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use junction_domain::AuditEntry;
+
+    fn send(tx: &mpsc::Sender<Pending>, n: usize) {
+        for i in 0..n {
+            let (done, _) = tokio::sync::oneshot::channel();
+            let entry = Prepared::new(AuditEntry::now(format!("caller {i}")));
+            tx.try_send(Pending { entry, done }).unwrap();
+        }
+    }
+
+    #[test]
+    fn gathering_goes_on_while_turns_bring_records_and_stops_at_the_first_that_brings_none() {
+        let (tx, mut rx) = mpsc::channel(1_024);
+        send(&tx, 1);
+        let mut batch = Vec::new();
+        drain(&mut rx, &mut batch);
+        // Three turns in which requests finish (2, 5, then 1 record), then a quiet one.
+        let mut arrivals = [2, 5, 1, 0, 7].into_iter();
+        let mut turns = 0;
+        gather_with(&mut rx, &mut batch, || {
+            turns += 1;
+            send(&tx, arrivals.next().unwrap());
+        });
+        assert_eq!(turns, 4);
+        assert_eq!(batch.len(), 9);
+    }
+
+    #[test]
+    fn gathering_stops_at_a_full_batch_and_leaves_the_rest_queued() {
+        let (tx, mut rx) = mpsc::channel(1_024);
+        send(&tx, MAX_BATCH + 88);
+        let mut batch = Vec::new();
+        gather_with(&mut rx, &mut batch, || {});
+        assert_eq!(batch.len(), MAX_BATCH);
+        let mut next = Vec::new();
+        drain(&mut rx, &mut next);
+        assert_eq!(next.len(), 88, "the rest waits for the next batch");
+    }
 }
