@@ -19,7 +19,9 @@
 //! Each pinned run also prints a machine check, the cross-CPU wake-up round trip before and
 //! after, because on this virtual machine every figure moves with the host's load.
 //! `JUNCTION_BENCH_PROFILE=N` runs N G0a requests (G1a with `JUNCTION_BENCH_PROFILE_READ=1`)
-//! and exits, for instruction counts under callgrind (see `profile_run`).
+//! and exits, for instruction counts under callgrind (see `profile_run`);
+//! `JUNCTION_BENCH_QUICK=N` alternates B and G0a N times, for comparing builds (see
+//! `quick_run`). Both run on PostgreSQL with `JUNCTION_BENCH_ONLY=postgres`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -94,9 +96,18 @@ async fn send(client: &HttpClient, t: &Target) -> bool {
 /// Requests per second with `connections` callers sending back to back; also failures and the
 /// number of requests sent.
 async fn closed_loop(client: &HttpClient, t: &Target, connections: usize) -> (f64, u64, u64) {
+    closed_loop_for(client, t, connections, CLOSED_SECS).await
+}
+
+async fn closed_loop_for(
+    client: &HttpClient,
+    t: &Target,
+    connections: usize,
+    secs: u64,
+) -> (f64, u64, u64) {
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(CLOSED_SECS);
+    let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..connections {
@@ -404,8 +415,38 @@ async fn reqwest_free_get(url: &str) -> String {
     String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).to_string()
 }
 
+/// The database of a single-backend run (quick and profile): PostgreSQL with
+/// `JUNCTION_BENCH_ONLY=postgres` and `JUNCTION_TEST_DATABASE_URL`, else SQLite in `dir`.
+async fn one_database(dir: &std::path::Path) -> String {
+    match std::env::var("JUNCTION_TEST_DATABASE_URL") {
+        Ok(base) if std::env::var("JUNCTION_BENCH_ONLY").is_ok_and(|v| v == "postgres") => {
+            fresh_postgres(&base).await
+        }
+        _ => format!("sqlite://{}", dir.join("bench.db").display()),
+    }
+}
+
+/// This run's PostgreSQL database.
+fn bench_database_name() -> String {
+    format!("junction_bench_{}", std::process::id())
+}
+
+/// Drops this run's PostgreSQL database, if it made one.
+async fn drop_fresh_postgres() {
+    let Ok(base) = std::env::var("JUNCTION_TEST_DATABASE_URL") else {
+        return;
+    };
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    let drop = format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        bench_database_name()
+    );
+    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await;
+    admin.close().await;
+}
+
 async fn fresh_postgres(base: &str) -> String {
-    let name = format!("junction_bench_{}", std::process::id());
+    let name = bench_database_name();
     let admin = sqlx::PgPool::connect(base).await.unwrap();
     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
@@ -422,17 +463,19 @@ async fn fresh_postgres(base: &str) -> String {
 }
 
 /// `JUNCTION_BENCH_PROFILE=N`: exactly `N` G0a requests (G1a with
-/// `JUNCTION_BENCH_PROFILE_READ=1`) from 32 callers against SQLite, then exit. For instruction
-/// counts, which stay the same however busy the machine is:
+/// `JUNCTION_BENCH_PROFILE_READ=1`) from 32 callers (`JUNCTION_BENCH_PROFILE_C` to change)
+/// against SQLite, then exit, printing the audit writer's mean batch. For instruction counts,
+/// which stay the same however busy the machine is:
 ///
 ///     JUNCTION_BENCH_PROFILE=2000 valgrind --tool=callgrind target/release/deps/api-… --bench
 ///
 /// Two runs with different `N` give the cost of one request as the difference over the
-/// difference in `N`, start-up cancelled out.
+/// difference in `N`, start-up cancelled out. Without valgrind, the server core's busy time
+/// over `N` (from `/proc/stat`) is its CPU time per request.
 async fn profile_run(n: u64, server_rt: &tokio::runtime::Handle) {
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let url = one_database(dir.path()).await;
     let (server, token, _dir) = start_junction(&url, server_rt).await;
     let base = format!("http://{}/graphql", server.addr);
     // JUNCTION_BENCH_PROFILE_READ=1 profiles G1a (one indexed read) instead.
@@ -445,7 +488,11 @@ async fn profile_run(n: u64, server_rt: &tokio::runtime::Handle) {
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..32 {
+    let callers: usize = std::env::var("JUNCTION_BENCH_PROFILE_C")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    for _ in 0..callers {
         let (client, target, next, failed) =
             (client.clone(), target.clone(), next.clone(), failed.clone());
         tasks.push(tokio::spawn(async move {
@@ -460,11 +507,56 @@ async fn profile_run(n: u64, server_rt: &tokio::runtime::Handle) {
         task.await.unwrap();
     }
     let records = junction_store::audit::count(&server.store).await.unwrap();
+    let metrics = reqwest_free_get(&format!("http://{}/metrics", server.addr)).await;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(f64::NAN)
+    };
+    let batches = value("junction_audit_batch_size_count");
+    eprintln!(
+        "mean audit batch {:.1} records, {:.0} µs",
+        value("junction_audit_batch_size_sum") / batches,
+        value("junction_audit_batch_seconds_sum") / batches * 1e6
+    );
     server_rt.spawn(server.shutdown()).await.unwrap().unwrap();
     eprintln!(
         "{n} requests, {} failed, {records} audit records",
         failed.load(Ordering::Relaxed)
     );
+}
+
+/// `JUNCTION_BENCH_QUICK=N`: N rounds of B then G0a (SQLite, or PostgreSQL with
+/// `JUNCTION_BENCH_ONLY=postgres`), closed loop at 128 callers for 3 s each, printing each
+/// round's ratio and their median. B and G0a alternate within seconds of each other, so a
+/// host whose speed drifts moves both; for comparing two builds, run them in turn.
+async fn quick_run(rounds: usize, server_rt: &tokio::runtime::Handle) {
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(CONNECTIONS * 2)
+        .build_http();
+    let bare_url = server_rt.spawn(bare_server()).await.unwrap();
+    let bare = Target {
+        name: "B bare axum",
+        url: bare_url,
+        body: None,
+        token: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = one_database(dir.path()).await;
+    let (server, token, _dir) = start_junction(&url, server_rt).await;
+    let me = me_target(&format!("http://{}/graphql", server.addr), &token);
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let (b, _, _) = closed_loop_for(&client, &bare, 128, 3).await;
+        let (g, failed, _) = closed_loop_for(&client, &me, 128, 3).await;
+        assert_eq!(failed, 0);
+        ratios.push(g / b);
+        eprintln!("round {round}: B {b:.0}, G0a {g:.0}, ratio {:.3}", g / b);
+    }
+    ratios.sort_by(f64::total_cmp);
+    eprintln!("median ratio {:.3}", ratios[ratios.len() / 2]);
+    server_rt.spawn(server.shutdown()).await.unwrap().unwrap();
 }
 
 /// The median time (µs) for a thread on one CPU to wake a thread on the other and be woken
@@ -535,11 +627,20 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some(rounds) = std::env::var("JUNCTION_BENCH_QUICK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        rt.block_on(quick_run(rounds, &server_handle));
+        rt.block_on(drop_fresh_postgres());
+        return;
+    }
     if let Some(n) = std::env::var("JUNCTION_BENCH_PROFILE")
         .ok()
         .and_then(|v| v.parse().ok())
     {
         rt.block_on(profile_run(n, &server_handle));
+        rt.block_on(drop_fresh_postgres());
         return;
     }
     if pinned {
@@ -563,6 +664,7 @@ fn main() {
             eprintln!("running on PostgreSQL");
             let url = fresh_postgres(&base).await;
             run_backend("postgres", &url, &client, &bare, &mut rows, &server_handle, true).await;
+            drop_fresh_postgres().await;
         }
         let bare_rps = rows.iter().find(|r| r.endpoint == "B bare axum").map(|r| r.max_rps).unwrap_or(f64::NAN);
         println!("\n| backend | endpoint | max req/s | at c | ratio to bare | open-loop rate | p50 ms | p99 ms | p99.9 ms | failures |");
