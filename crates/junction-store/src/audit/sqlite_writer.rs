@@ -64,11 +64,17 @@ fn run(path: &Path, lock: &Mutex<()>, mut rx: mpsc::Receiver<Pending>) {
         }
     };
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let mut last_commit: Option<Instant> = None;
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         // Whatever arrived while the last batch was being written joins this one.
         drain(&mut rx, &mut batch);
-        gather(&mut rx, &mut batch);
+        // Under load (the last commit was moments ago) more records are on their way from
+        // requests already running. A quiet server writes at once: a yield there could hand
+        // the core to unrelated work for a whole scheduler slice.
+        if last_commit.is_some_and(|t| t.elapsed() < BUSY) {
+            gather(&mut rx, &mut batch);
+        }
         let started = Instant::now();
         let entries: Vec<&Prepared> = batch.iter().map(|p| &p.entry).collect();
         let mut result = write(&mut conn, lock, &entries);
@@ -83,8 +89,12 @@ fn run(path: &Path, lock: &Mutex<()>, mut rx: mpsc::Receiver<Pending>) {
         }
         drop(entries);
         settle(&mut batch, result.is_ok(), started);
+        last_commit = Some(Instant::now());
     }
 }
+
+/// A commit this recent means the writer is under load.
+const BUSY: Duration = Duration::from_millis(2);
 
 /// The longest a batch waits for company.
 const GATHER_FOR: Duration = Duration::from_millis(2);
@@ -96,8 +106,8 @@ const GATHER_FOR: Duration = Duration::from_millis(2);
 /// The writer gives up its CPU (`sched_yield`), takes what arrived meanwhile, and stops as
 /// soon as a turn brings nothing new: the request handlers have run dry, or have work that is
 /// not yet a record. On a saturated core a turn is a scheduler slice of request work, and
-/// batches grow to fifty records or more; on an idle server, or when the writer has a core to
-/// itself, the yield returns at once and the batch is written without delay. A fixed linger
+/// batches grow to fifty records or more; when the writer has a core to itself, the yield
+/// returns at once and the batch is written without delay. A fixed linger
 /// (sleeping in 50 µs steps for up to 300 µs) cost a timer and a wake-up per step and cut
 /// batches short on a busy core (ADR 0002).
 fn gather(rx: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) {
