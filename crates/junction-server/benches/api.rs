@@ -79,6 +79,23 @@ async fn bare_server() -> String {
     format!("http://{addr}/bench/json")
 }
 
+/// B, started on the server runtime.
+async fn bare_target(server_rt: &tokio::runtime::Handle) -> Target {
+    Target {
+        name: "B bare axum",
+        url: server_rt.spawn(bare_server()).await.unwrap(),
+        body: None,
+        token: None,
+    }
+}
+
+/// The load generator's client, keeping a connection per caller.
+fn load_client() -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(CONNECTIONS * 2)
+        .build_http()
+}
+
 const CATALOGUE: &str = r#"
 [telemetry]
 log_level = "warn"
@@ -261,31 +278,35 @@ fn bench_database_name() -> String {
 
 /// Drops this run's PostgreSQL database, if it made one.
 async fn drop_fresh_postgres() {
-    let Ok(base) = std::env::var("JUNCTION_TEST_DATABASE_URL") else {
-        return;
-    };
-    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    if let Ok(base) = std::env::var("JUNCTION_TEST_DATABASE_URL") {
+        drop_bench_database(&base).await;
+    }
+}
+
+async fn drop_bench_database(base: &str) {
     let drop = format!(
         "DROP DATABASE IF EXISTS {} WITH (FORCE)",
         bench_database_name()
     );
-    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await;
+    let _ = admin_sql(base, &drop).await;
+}
+
+/// Runs one statement on the PostgreSQL server's admin database (`base`).
+async fn admin_sql(base: &str, sql: &str) -> Result<(), sqlx::Error> {
+    let admin = sqlx::PgPool::connect(base).await?;
+    let result = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&admin)
+        .await;
     admin.close().await;
+    result.map(|_| ())
 }
 
 async fn fresh_postgres(base: &str) -> String {
     let name = bench_database_name();
-    let admin = sqlx::PgPool::connect(base).await.unwrap();
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
+    drop_bench_database(base).await;
+    admin_sql(base, &format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
-    admin.close().await;
     let (head, _) = base.rsplit_once('/').unwrap();
     format!("{head}/{name}")
 }
@@ -357,16 +378,8 @@ async fn profile_run(n: u64, server_rt: &tokio::runtime::Handle) {
 /// round's ratio and their median. B and G0a alternate within seconds of each other, so a
 /// host whose speed drifts moves both; for comparing two builds, run them in turn.
 async fn quick_run(rounds: usize, server_rt: &tokio::runtime::Handle) {
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(CONNECTIONS * 2)
-        .build_http();
-    let bare_url = server_rt.spawn(bare_server()).await.unwrap();
-    let bare = Target {
-        name: "B bare axum",
-        url: bare_url,
-        body: None,
-        token: None,
-    };
+    let client = load_client();
+    let bare = bare_target(server_rt).await;
     let dir = tempfile::tempdir().unwrap();
     let url = one_database(dir.path()).await;
     let (server, token, _dir) = start_junction(&url, server_rt).await;
@@ -442,9 +455,8 @@ fn main() {
         eprintln!("server and load generator share all {cpus} CPUs");
     }
     rt.block_on(async {
-        let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(CONNECTIONS * 2).build_http();
-        let bare_url = server_handle.spawn(bare_server()).await.unwrap();
-        let bare = Target { name: "B bare axum", url: bare_url, body: None, token: None };
+        let client = load_client();
+        let bare = bare_target(&server_handle).await;
         let mut rows = Vec::new();
         let sqlite_dir = tempfile::tempdir().unwrap();
         let sqlite_url = format!("sqlite://{}", sqlite_dir.path().join("bench.db").display());
