@@ -11,6 +11,7 @@ mod m0003_sharing;
 mod m0004_share_feed_position;
 mod m0005_attachments;
 mod m0006_audit_object_index;
+mod m0007_delivery_outcomes;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_share_feed_position::Migration),
             Box::new(m0005_attachments::Migration),
             Box::new(m0006_audit_object_index::Migration),
+            Box::new(m0007_delivery_outcomes::Migration),
         ]
     }
 }

@@ -51,7 +51,7 @@ fn outbound<'a>(case: &'a Case, to: &'a [String], key: &'a str) -> Outbound<'a> 
         route: None,
         idempotency_key: key,
         attempt: 1,
-        after_ambiguous: false,
+        first_attempt_at: None,
         pending_token: None,
         to,
         notice: None,

@@ -661,8 +661,12 @@ async fn the_queue_runs_on_postgresql_too() {
 
 #[tokio::test]
 async fn rerouting_after_a_category_change_resends_and_keeps_the_old_reference() {
+    // A back-end that keeps one request per case id, so the resend lands on the same one.
     let rig = Rig::start_with(
-        Behaviour::default(),
+        Behaviour {
+            dedupe: true,
+            ..Behaviour::default()
+        },
         5,
         r#"
 [[routes]]

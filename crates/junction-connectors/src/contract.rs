@@ -1,7 +1,8 @@
 //! The connector contract: what every delivery connector is given and what it answers.
 //! `docs/connectors/SPEC.md` states it in prose; the conformance suite checks it.
 
-use junction_domain::{Case, Route};
+use chrono::{DateTime, Utc};
+use junction_domain::{Case, Finding, Proof, Route};
 
 use crate::ConnectorError;
 
@@ -16,8 +17,9 @@ pub struct Outbound<'a> {
     pub idempotency_key: &'a str,
     /// 1 for the first attempt.
     pub attempt: u32,
-    /// The previous attempt may have reached the back-end: ask before sending again.
-    pub after_ambiguous: bool,
+    /// When the first attempt began, so a connector asking what became of an unanswered one
+    /// knows where to look.
+    pub first_attempt_at: Option<DateTime<Utc>>,
     /// A token the back-end gave earlier, still to be resolved to a reference.
     pub pending_token: Option<&'a str>,
     /// Email recipients chosen by routing (the agency's address, or a rule's `also_email`).
@@ -64,6 +66,12 @@ impl From<ConnectorError> for Refused {
 }
 
 /// A delivery connector.
+///
+/// Its outcome contract: `deliver` answers `Ok` only when the other side confirmed it took the
+/// delivery; an error says whether retrying can help and whether the request may have arrived
+/// (`ambiguous`). After an ambiguous attempt Junction never resends blindly: it asks
+/// ([`Deliver::find`]) when [`Deliver::proof`] says the connector can, resends when the other
+/// side de-duplicates on the idempotency key, and otherwise parks the delivery for a person.
 #[async_trait::async_trait]
 pub trait Deliver: Send + Sync {
     async fn deliver(&self, out: &Outbound<'_>) -> Result<Accepted, Refused>;
@@ -71,5 +79,17 @@ pub trait Deliver: Send + Sync {
     /// Whether this connector sends the case's files, so they are read for it.
     fn sends_files(&self) -> bool {
         false
+    }
+
+    /// What this connector can prove about an attempt whose outcome is unknown.
+    fn proof(&self) -> Proof {
+        Proof::default()
+    }
+
+    /// Asks the other side whether `out` arrived; called only when [`Deliver::proof`] says it
+    /// can ask. Never guesses: an answer that does not prove arrival or absence is
+    /// [`Finding::Inconclusive`].
+    async fn find(&self, _out: &Outbound<'_>) -> Finding {
+        Finding::Inconclusive("this connector cannot ask the other side".into())
     }
 }

@@ -228,6 +228,15 @@ impl Deliver for Email {
         self.params.attach_files
     }
 
+    /// A resend carries the same Message-ID, so the recipient's mail system recognises it
+    /// (most keep one copy per Message-ID): an unanswered attempt is sent again.
+    fn proof(&self) -> junction_domain::Proof {
+        junction_domain::Proof {
+            can_ask: false,
+            dedupes: true,
+        }
+    }
+
     async fn deliver(&self, out: &Outbound<'_>) -> Result<Accepted, Refused> {
         let message = self.message(out)?;
         match self.transport.send(message).await {

@@ -119,10 +119,19 @@ pub struct Open311Params {
     #[serde(default)]
     pub service_codes: std::collections::BTreeMap<String, String>,
     /// After an attempt that got no answer, ask `GET requests.xml?<id_attribute>=<case id>`
-    /// whether the back-end already holds the case before sending it again. Only for
-    /// back-ends that support that search; others de-duplicate on the id attribute.
+    /// (with `start_date`/`end_date` around the attempts) whether the back-end holds the case
+    /// before anything is sent again. A request counts as ours only when it carries the id
+    /// attribute (as an element of that name, or in `<attributes>`) with exactly our case id,
+    /// and exactly one does; only an empty list proves it did not arrive; anything else is
+    /// inconclusive, asked again later, then parked for a person.
     #[serde(default)]
     pub lookup_by_id: bool,
+    /// The back-end promises to keep one request per id attribute value: a resend of the same
+    /// case gets the same reference and creates nothing. Set it only when the council's system
+    /// really does this; with it, an unanswered attempt is simply sent again.
+    #[serde(default)]
+    pub dedupes_on_id: bool,
+
     /// Upload the files that came with the case as multipart parts (`photo1..N`), as
     /// FixMyStreet does with `upload_files`, for back-ends that cannot fetch a `media_url`.
     #[serde(default)]

@@ -3,7 +3,9 @@
 //! The body is the case as JSON. `X-Junction-Timestamp` carries the Unix time of sending and
 //! `X-Junction-Signature` carries `sha256=` and the hex HMAC-SHA256, keyed with the shared
 //! secret, of `<timestamp>.<body>`; a receiver recomputes it, compares in constant time, and
-//! refuses old timestamps. `Idempotency-Key` is the same on every attempt of a delivery.
+//! refuses old timestamps. `Idempotency-Key` is the same on every attempt of a delivery, and a
+//! receiver must keep one copy per key (docs/connectors/SPEC.md): that promise is what lets an
+//! unanswered attempt be sent again.
 
 use std::time::Duration;
 
@@ -68,6 +70,13 @@ impl Webhook {
 
 #[async_trait::async_trait]
 impl Deliver for Webhook {
+    /// The receiver's de-duplication on `Idempotency-Key` is the webhook contract.
+    fn proof(&self) -> junction_domain::Proof {
+        junction_domain::Proof {
+            can_ask: false,
+            dedupes: true,
+        }
+    }
     async fn deliver(&self, out: &Outbound<'_>) -> Result<Accepted, Refused> {
         let body = serde_json::to_vec(&case_json(out)).expect("JSON values serialise");
         let timestamp = chrono::Utc::now().timestamp();

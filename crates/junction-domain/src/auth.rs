@@ -64,6 +64,9 @@ pub enum Action {
     ReadDeliveries,
     /// Send a failed or dead delivery again.
     RetryDelivery,
+    /// Say what became of a delivery whose outcome could not be proved: it arrived (with the
+    /// back-end's reference), or send it again.
+    ResolveDelivery,
     /// Pause and resume deliveries to a connector or an agency.
     PauseDeliveries,
     /// Route a case again (after a category change) and resend it.
@@ -85,7 +88,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 20] = [
         Action::ReadSelf,
         Action::ReadAgencies,
         Action::ReadCaseTypes,
@@ -96,6 +99,7 @@ impl Action {
         Action::ReadAuditLog,
         Action::ReadDeliveries,
         Action::RetryDelivery,
+        Action::ResolveDelivery,
         Action::PauseDeliveries,
         Action::RerouteCase,
         Action::ReadAgreements,
@@ -119,6 +123,7 @@ impl Action {
             Action::ReadAuditLog => "audit.read",
             Action::ReadDeliveries => "deliveries.read",
             Action::RetryDelivery => "deliveries.retry",
+            Action::ResolveDelivery => "deliveries.resolve",
             Action::PauseDeliveries => "deliveries.pause",
             Action::RerouteCase => "cases.reroute",
             Action::ReadAgreements => "agreements.read",
@@ -165,7 +170,9 @@ fn allowed(action: Action) -> &'static [Role] {
         }
         Action::ReadAuditLog => &[Admin, Auditor],
         Action::ReadDeliveries => &[Admin, Manager, Officer, System, Auditor],
-        Action::RetryDelivery | Action::PauseDeliveries => &[Admin, Manager],
+        Action::RetryDelivery | Action::ResolveDelivery | Action::PauseDeliveries => {
+            &[Admin, Manager]
+        }
         Action::RerouteCase => &[Admin, Manager, Officer],
         Action::ReadAgreements => &[Admin, Manager, Officer, Partner, Auditor],
         Action::ManageAgreements => &[Admin],
@@ -222,6 +229,10 @@ mod tests {
         ),
         (
             Action::RetryDelivery,
+            [true, true, false, false, false, false],
+        ),
+        (
+            Action::ResolveDelivery,
             [true, true, false, false, false, false],
         ),
         (

@@ -296,6 +296,9 @@ pub enum CaseEventKind {
     Delivered,
     /// A delivery was given up on: `{ "connector": .., "error": .. }`.
     DeliveryDead,
+    /// Whether a delivery arrived cannot be proved; a person must decide:
+    /// `{ "connector": .., "reason": .. }`.
+    DeliveryNeedsDecision,
     /// An update arrived from a back-end or front-end: `{ "source": .., "status": .. }`.
     UpdateReceived,
     /// The case was shared with a partner: `{ "agency": .., "agreement": .., "reason": .. }`.
@@ -313,6 +316,7 @@ impl CaseEventKind {
             CaseEventKind::Routed => "routed",
             CaseEventKind::Delivered => "delivered",
             CaseEventKind::DeliveryDead => "delivery_dead",
+            CaseEventKind::DeliveryNeedsDecision => "delivery_needs_decision",
             CaseEventKind::UpdateReceived => "update_received",
             CaseEventKind::Shared => "shared",
             CaseEventKind::Unshared => "unshared",
@@ -340,6 +344,7 @@ impl CaseEventKind {
             CaseEventKind::Routed,
             CaseEventKind::Delivered,
             CaseEventKind::DeliveryDead,
+            CaseEventKind::DeliveryNeedsDecision,
             CaseEventKind::UpdateReceived,
             CaseEventKind::Shared,
             CaseEventKind::Unshared,

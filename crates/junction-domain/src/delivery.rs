@@ -5,9 +5,17 @@
 //!    ▲                  │
 //!    │             transient error ──▶ failed (next attempt at T) ──due──▶ sending …
 //!    │                  │                       └── older than max age ──▶ dead
-//!    └── retry ──── permanent error ──▶ dead
+//!    │                  ├── permanent error ──▶ dead
+//!    │                  └── no answer (timeout, reset, the process died) ──▶ ambiguous
+//!    │                                                                          │
+//!    │        ambiguous ──due──▶ sending: prove the outcome first (see [`next_after_unknown`])
+//!    │             found, with its reference ──▶ sent; proved absent ──▶ sent again
+//!    │             inconclusive ──▶ ambiguous (ask again at T) … ──▶ needs_decision
+//!    └── retry / "send it again" ◀── needs_decision ──"it arrived, reference X"──▶ sent
 //! ```
 //! A delivery whose connector (or agency) is paused is simply not claimed; it keeps its place.
+//! An attempt whose outcome is unknown is never resent blindly and never marked sent on a
+//! guess: only what the connector can prove moves it on, and otherwise a person decides.
 
 use std::time::Duration;
 
@@ -22,17 +30,24 @@ pub enum DeliveryState {
     Sending,
     Sent,
     Failed,
+    /// The last attempt may have arrived (no answer came, or the process sending it died):
+    /// the next step proves what happened before anything is sent again.
+    Ambiguous,
+    /// Whether it arrived cannot be proved: parked until a person says what happened.
+    NeedsDecision,
     Dead,
     /// Withdrawn before it was sent, because the case was rerouted.
     Cancelled,
 }
 
 impl DeliveryState {
-    pub const ALL: [DeliveryState; 6] = [
+    pub const ALL: [DeliveryState; 8] = [
         DeliveryState::Pending,
         DeliveryState::Sending,
         DeliveryState::Sent,
         DeliveryState::Failed,
+        DeliveryState::Ambiguous,
+        DeliveryState::NeedsDecision,
         DeliveryState::Dead,
         DeliveryState::Cancelled,
     ];
@@ -43,6 +58,8 @@ impl DeliveryState {
             DeliveryState::Sending => "sending",
             DeliveryState::Sent => "sent",
             DeliveryState::Failed => "failed",
+            DeliveryState::Ambiguous => "ambiguous",
+            DeliveryState::NeedsDecision => "needs_decision",
             DeliveryState::Dead => "dead",
             DeliveryState::Cancelled => "cancelled",
         }
@@ -102,8 +119,11 @@ pub struct RetryPolicy {
     pub initial: Duration,
     /// Longest wait between attempts.
     pub max_delay: Duration,
-    /// A delivery first attempted longer ago than this goes dead on its next failure.
+    /// A delivery first attempted longer ago than this goes dead on its next failure (or, when
+    /// its outcome is unknown, waits for a person).
     pub max_age: Duration,
+    /// How many inconclusive checks of an unknown outcome before a person is asked.
+    pub checks: u32,
     /// Spread each wait by up to this fraction either way, so a back-end that comes back is
     /// not hit by every waiting delivery at once.
     pub jitter: f64,
@@ -117,6 +137,7 @@ impl Default for RetryPolicy {
             initial: Duration::from_secs(60),
             max_delay: Duration::from_secs(30 * 60),
             max_age: Duration::from_secs(48 * 3600),
+            checks: 8,
             jitter: 0.2,
         }
     }
@@ -162,8 +183,82 @@ impl RetryPolicy {
     }
 }
 
+/// How a connector settles an attempt whose outcome is unknown: what it can prove, declared
+/// by the connector (and, for a back-end's de-duplication, promised in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Proof {
+    /// The other side can be asked whether the delivery arrived (Open311 `GET requests` by
+    /// our id attribute).
+    pub can_ask: bool,
+    /// The other side recognises a resend by our idempotency key and keeps one copy, so a
+    /// resend is safe.
+    pub dedupes: bool,
+}
+
+/// What asking the other side found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// Exactly one record carries our id, exactly: it arrived, under this reference.
+    Arrived { reference: String },
+    /// An answer that proves the search was applied holds no record of ours: it did not arrive.
+    Absent,
+    /// Anything else (the search ignored, several matches, an error, a timeout, an answer too
+    /// large to read): nothing is known.
+    Inconclusive(String),
+}
+
+/// The next step for a delivery whose last attempt may have arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextStep {
+    /// Ask the other side (then decide again with what it found).
+    Ask,
+    /// It arrived: record it as sent with this reference, and send nothing.
+    Arrived(String),
+    /// Send it: it did not arrive, or the other side will recognise the resend.
+    Send,
+    /// Ask again later, on the retry schedule.
+    AskLater(String),
+    /// Park it for a person to decide, saying why.
+    Park(String),
+}
+
+/// Decides what follows an attempt whose outcome is unknown, from what the connector can
+/// prove and what asking found (`None` before asking). `checks` counts the inconclusive
+/// answers so far; `expired` says the delivery is past its maximum age.
+pub fn next_after_unknown(
+    proof: Proof,
+    finding: Option<&Finding>,
+    checks: u32,
+    policy: &RetryPolicy,
+    expired: bool,
+) -> NextStep {
+    match finding {
+        None if proof.can_ask => NextStep::Ask,
+        None if proof.dedupes => NextStep::Send,
+        None => NextStep::Park(
+            "the last attempt got no answer; this back-end cannot be asked whether it arrived and \
+             is not configured as de-duplicating (`dedupes_on_id`), so a person must decide"
+                .into(),
+        ),
+        Some(Finding::Arrived { reference }) => NextStep::Arrived(reference.clone()),
+        Some(Finding::Absent) => NextStep::Send,
+        Some(Finding::Inconclusive(_)) if proof.dedupes => NextStep::Send,
+        Some(Finding::Inconclusive(why)) => {
+            let checks = checks + 1;
+            if checks >= policy.checks.max(1) || expired {
+                NextStep::Park(format!(
+                    "whether the last attempt arrived could not be proved after {checks} check{}: {why}",
+                    if checks == 1 { "" } else { "s" }
+                ))
+            } else {
+                NextStep::AskLater(why.clone())
+            }
+        }
+    }
+}
+
 /// The key that lets a back-end recognise a resend of the same delivery: the same case to the
-/// same connector always carries the same key.
+/// same connector always carries the same key. The only place a key is made.
 pub fn idempotency_key(case_id: &str, connector_id: &str, kind: DeliveryKind) -> String {
     match kind {
         DeliveryKind::Case => format!("{case_id}:{connector_id}"),
@@ -193,6 +288,62 @@ mod tests {
         assert_eq!(p.delay(1, 0.0), Duration::from_secs(48));
         assert_eq!(p.delay(1, 1.0), Duration::from_secs(72));
         assert_eq!(p.delay(1, 0.5), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn an_unknown_outcome_is_proved_resent_only_when_safe_or_parked() {
+        let p = RetryPolicy {
+            checks: 3,
+            ..RetryPolicy::default()
+        };
+        let ask = Proof {
+            can_ask: true,
+            dedupes: false,
+        };
+        let dedupes = Proof {
+            can_ask: false,
+            dedupes: true,
+        };
+        let neither = Proof::default();
+        assert_eq!(next_after_unknown(ask, None, 0, &p, false), NextStep::Ask);
+        assert_eq!(next_after_unknown(dedupes, None, 0, &p, false), NextStep::Send);
+        assert!(matches!(
+            next_after_unknown(neither, None, 0, &p, false),
+            NextStep::Park(why) if why.contains("dedupes_on_id")
+        ));
+        let found = Finding::Arrived {
+            reference: "BX-1".into(),
+        };
+        assert_eq!(
+            next_after_unknown(ask, Some(&found), 0, &p, false),
+            NextStep::Arrived("BX-1".into())
+        );
+        assert_eq!(
+            next_after_unknown(ask, Some(&Finding::Absent), 0, &p, false),
+            NextStep::Send
+        );
+        let unsure = Finding::Inconclusive("the filter was ignored".into());
+        assert_eq!(
+            next_after_unknown(ask, Some(&unsure), 1, &p, false),
+            NextStep::AskLater("the filter was ignored".into())
+        );
+        assert!(matches!(
+            next_after_unknown(ask, Some(&unsure), 2, &p, false),
+            NextStep::Park(why) if why.contains("3 checks") && why.contains("filter was ignored")
+        ));
+        assert!(matches!(
+            next_after_unknown(ask, Some(&unsure), 0, &p, true),
+            NextStep::Park(_)
+        ));
+        let both = Proof {
+            can_ask: true,
+            dedupes: true,
+        };
+        assert_eq!(next_after_unknown(both, None, 0, &p, false), NextStep::Ask);
+        assert_eq!(
+            next_after_unknown(both, Some(&unsure), 5, &p, false),
+            NextStep::Send
+        );
     }
 
     #[test]

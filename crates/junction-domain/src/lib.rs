@@ -24,7 +24,9 @@ pub use case::{
     Case, CaseEvent, CaseEventKind, CaseStatus, CaseUpdate, Location, NewCase, Submitter,
 };
 pub use case_type::{CaseType, Classification, Datatype, FieldDef, ListValue};
-pub use delivery::{DeliveryKind, DeliveryState, RetryPolicy};
+pub use delivery::{
+    DeliveryKind, DeliveryState, Finding, NextStep, Proof, RetryPolicy, next_after_unknown,
+};
 pub use organisation::{Agency, AgencyKind, Jurisdiction};
 pub use route::{Condition, Route, RouteOutputs, RoutingTable, Rule, SendMethods};
 pub use sharing::{

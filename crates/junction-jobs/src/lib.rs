@@ -7,13 +7,21 @@
 //! queued job, at start, when woken after a commit, and on a short tick, so a crash between
 //! commit and enqueue, a lost job, a restart during a backoff or a worker killed mid-attempt
 //! all end with the delivery attempted again. A delivery is claimed with a guarded update
-//! before each attempt, so two jobs for one delivery never both send it.
+//! before each attempt, naming this process, so two jobs for one delivery never both send it;
+//! a process that dies mid-attempt leaves its deliveries ambiguous, and their next step proves
+//! what happened before anything is sent again (`deliver_case`).
 
+mod batcher;
+mod deliver_case;
+mod notice;
 mod queue;
+mod reconcile;
+mod runner;
 mod wake;
-mod worker;
+mod workers;
 
+pub use deliver_case::attempt;
 pub use queue::{Queue, QueueError};
-pub use worker::{
-    ConnectorHandle, ConnectorSet, DeliveryJob, Outcome, Runner, RunnerConfig, attempt, start,
-};
+pub use reconcile::recover;
+pub use runner::{ConnectorHandle, ConnectorSet, DeliveryJob, Outcome, Runner, RunnerConfig};
+pub use workers::start;

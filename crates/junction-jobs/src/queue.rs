@@ -14,7 +14,7 @@ use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::worker::DeliveryJob;
+use crate::runner::DeliveryJob;
 
 /// The queue name: fixed, so renaming the job type never moves the queue.
 pub const QUEUE: &str = "junction.deliveries";

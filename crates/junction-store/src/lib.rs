@@ -14,6 +14,7 @@ pub mod deliveries;
 mod entity;
 mod error;
 pub mod pauses;
+pub mod processes;
 mod pool;
 pub mod sharing;
 pub mod updates;

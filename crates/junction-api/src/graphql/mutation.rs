@@ -137,6 +137,51 @@ impl MutationRoot {
         Ok(Delivery(d))
     }
 
+    /// Says what became of a delivery whose outcome could not be proved (state
+    /// `NEEDS_DECISION`, or still `AMBIGUOUS`): `ARRIVED` records it as sent, with the
+    /// back-end's `reference` if it gave one; `SEND_AGAIN` sends it now with a fresh maximum
+    /// age. Audited with who decided.
+    #[graphql(guard = "Can(Action::ResolveDelivery)")]
+    async fn resolve_delivery(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        outcome: DeliveryResolution,
+        reference: Option<String>,
+    ) -> ApiResult<Delivery> {
+        let store = ctx.data_unchecked::<Store>();
+        let actor = ctx.data_unchecked::<RequestCtx>().actor();
+        let n = id
+            .parse::<i64>()
+            .map_err(|_| ApiError::invalid("id", "is not a delivery id"))?;
+        let reference = reference.map(|r| r.trim().to_string());
+        let resolution = match outcome {
+            DeliveryResolution::Arrived => {
+                if let Some(r) = &reference
+                    && (r.is_empty() || r.len() > 200)
+                {
+                    return Err(ApiError::invalid(
+                        "reference",
+                        "must be 1 to 200 characters when given",
+                    ));
+                }
+                deliveries::Resolution::Arrived { reference }
+            }
+            DeliveryResolution::SendAgain => {
+                if reference.is_some() {
+                    return Err(ApiError::invalid(
+                        "reference",
+                        "is only for an outcome of ARRIVED",
+                    ));
+                }
+                deliveries::Resolution::SendAgain
+            }
+        };
+        let d = deliveries::resolve(store, &actor, n, &resolution).await?;
+        ctx.data_unchecked::<Intake>().wake();
+        Ok(Delivery(d))
+    }
+
     /// Holds every delivery to a connector, in order, until it is resumed.
     #[graphql(guard = "Can(Action::PauseDeliveries)")]
     async fn pause_connector(

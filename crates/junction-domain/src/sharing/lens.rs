@@ -318,7 +318,10 @@ impl Lens {
                     None
                 }
             }
-            CaseEventKind::Routed | CaseEventKind::Delivered | CaseEventKind::DeliveryDead => None,
+            CaseEventKind::Routed
+            | CaseEventKind::Delivered
+            | CaseEventKind::DeliveryDead
+            | CaseEventKind::DeliveryNeedsDecision => None,
         }
     }
 

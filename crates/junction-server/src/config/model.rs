@@ -294,8 +294,12 @@ pub struct RetryConfig {
     pub initial_secs: u64,
     /// Longest wait between attempts, in seconds.
     pub max_delay_secs: u64,
-    /// Give up on a delivery first attempted longer ago than this, in hours.
+    /// Give up on a delivery first attempted longer ago than this, in hours (one whose last
+    /// attempt may have arrived is parked for a person instead).
     pub max_age_hours: u64,
+    /// After an unanswered attempt, how many inconclusive checks of whether it arrived before
+    /// the delivery is parked for a person to decide.
+    pub checks: u32,
     /// Spread each wait by up to this fraction either way (0 to 1).
     pub jitter: f64,
 }
@@ -307,6 +311,7 @@ impl Default for RetryConfig {
             initial_secs: d.initial.as_secs(),
             max_delay_secs: d.max_delay.as_secs(),
             max_age_hours: d.max_age.as_secs() / 3600,
+            checks: d.checks,
             jitter: d.jitter,
         }
     }
@@ -318,6 +323,7 @@ impl RetryConfig {
             initial: std::time::Duration::from_secs(self.initial_secs),
             max_delay: std::time::Duration::from_secs(self.max_delay_secs),
             max_age: std::time::Duration::from_secs(self.max_age_hours * 3600),
+            checks: self.checks.max(1),
             jitter: self.jitter,
         }
     }

@@ -27,6 +27,12 @@ pub struct Model {
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
     pub sent_at: Option<ChronoDateTimeUtc>,
+    /// The process holding the claim (its id in `processes`).
+    pub lease_owner: Option<String>,
+    /// Since when whether the last attempt arrived has been unknown.
+    pub ambiguous_since: Option<ChronoDateTimeUtc>,
+    /// Inconclusive checks of that unknown outcome so far.
+    pub checks: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,3 +16,4 @@ pub mod delivery;
 pub mod external_ref;
 pub mod jurisdiction;
 pub mod pause;
+pub mod process;

@@ -14,8 +14,19 @@ pub enum DeliveryState {
     Sending,
     Sent,
     Failed,
+    Ambiguous,
+    NeedsDecision,
     Dead,
     Cancelled,
+}
+
+/// What a person decided about a delivery whose outcome could not be proved.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum DeliveryResolution {
+    /// It arrived: the back-end holds it.
+    Arrived,
+    /// It did not arrive: send it again.
+    SendAgain,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -59,9 +70,18 @@ impl Delivery {
     async fn attempts(&self) -> i32 {
         self.0.attempts as i32
     }
-    /// When the next attempt is due (for pending and failed deliveries).
+    /// When the next attempt (or check of an unknown outcome) is due.
     async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
-        (!self.0.state.is_final()).then_some(self.0.next_attempt_at)
+        (!self.0.state.is_final() && self.0.state != d::DeliveryState::NeedsDecision)
+            .then_some(self.0.next_attempt_at)
+    }
+    /// Since when whether the last attempt arrived has been unknown, while it is.
+    async fn ambiguous_since(&self) -> Option<DateTime<Utc>> {
+        self.0.ambiguous_since
+    }
+    /// Inconclusive checks of that unknown outcome so far.
+    async fn checks(&self) -> i32 {
+        self.0.checks as i32
     }
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
@@ -117,6 +137,8 @@ impl Connector {
             failing: h.failing as i64,
             dead: h.dead as i64,
             sent: h.sent as i64,
+            ambiguous: h.ambiguous as i64,
+            needs_decision: h.needs_decision as i64,
             last_success: h.last_success,
             last_error: h.last_error,
             last_error_at: h.last_error_at,
@@ -130,6 +152,11 @@ pub struct ConnectorHealth {
     pub failing: i64,
     pub dead: i64,
     pub sent: i64,
+    /// Waiting for the outcome of an unanswered attempt to be proved.
+    pub ambiguous: i64,
+    /// Parked: whether they arrived could not be proved, and a manager must decide
+    /// (`resolveDelivery`).
+    pub needs_decision: i64,
     pub last_success: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,

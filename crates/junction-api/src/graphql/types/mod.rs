@@ -5,7 +5,7 @@ mod audit;
 mod delivery;
 
 pub use audit::{AuditConnection, AuditEdge, AuditRecord};
-pub use delivery::{Attachment, Connector, Delivery, ExternalRef};
+pub use delivery::{Attachment, Connector, Delivery, DeliveryResolution, ExternalRef};
 
 use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -85,6 +85,7 @@ pub enum CaseEventKind {
     Routed,
     Delivered,
     DeliveryDead,
+    DeliveryNeedsDecision,
     UpdateReceived,
     Shared,
     Unshared,

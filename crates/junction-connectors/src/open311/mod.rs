@@ -1,10 +1,13 @@
 //! Delivery to an Open311 GeoReport v2 back-end, speaking as FixMyStreet does: a form POST to
 //! `requests.xml` with the case's fields as `attribute[code]` and Junction's case id under the
-//! configured id attribute, so the back-end can recognise a resend.
+//! configured id attribute, so what became of an unanswered attempt can be proved
+//! ([`lookup`]).
+
+pub mod lookup;
 
 use std::time::Duration;
 
-use junction_domain::Case;
+use junction_domain::{Finding, Proof};
 use serde_json::Value;
 
 use crate::contract::{Accepted, Deliver, Outbound, Refused};
@@ -100,34 +103,50 @@ impl Open311 {
         form
     }
 
-    /// Asks the back-end whether it already holds this case, by the id attribute.
-    async fn find_existing(&self, case: &Case) -> Result<Option<String>, ConnectorError> {
-        let mut query = vec![(self.params.id_attribute.clone(), case.id.clone())];
+    /// Asks the back-end whether it holds this case, by the id attribute within the window of
+    /// its attempts, and judges the answer ([`lookup::judge`]).
+    async fn look_up(&self, out: &Outbound<'_>) -> Result<Finding, String> {
+        let (start, end) = lookup::window(out.first_attempt_at, chrono::Utc::now());
+        let mut query = vec![
+            (self.params.id_attribute.clone(), out.case.id.clone()),
+            ("start_date".to_string(), start),
+            ("end_date".to_string(), end),
+        ];
         if let Some(j) = &self.params.jurisdiction_id {
             query.push(("jurisdiction_id".into(), j.clone()));
         }
-        let resp = self
+        let mut resp = self
             .client
             .get(format!("{}requests.xml", self.endpoint))
             .query(&query)
             .send()
             .await
-            .map_err(|e| from_reqwest(&e, "looking the case up"))?;
+            .map_err(|e| from_reqwest(&e, "looking the case up").message)?;
         let status = resp.status();
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| from_reqwest(&e, "reading the lookup answer"))?;
         if !status.is_success() {
-            return Err(
-                ConnectorError::transient(format!("looking the case up: HTTP {status}"))
-                    .with_response(body),
-            );
+            return Err(format!("the lookup was answered with HTTP {}", status.as_u16()));
         }
-        match parse_answer(&body) {
-            Ok(Answer::Id(id)) => Ok(Some(id)),
-            _ => Ok(None),
+        // Read at most the bound, whatever the back-end sends.
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| from_reqwest(&e, "reading the lookup answer").message)?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > lookup::MAX_ANSWER_BYTES {
+                return Err(format!(
+                    "the lookup answer is over {} bytes",
+                    lookup::MAX_ANSWER_BYTES
+                ));
+            }
         }
+        let body = String::from_utf8(body).map_err(|_| "the lookup answer is not UTF-8")?;
+        Ok(lookup::judge(
+            &body,
+            &self.params.id_attribute,
+            &out.case.id,
+        ))
     }
 
     async fn resolve_token(&self, token: &str) -> Result<Option<String>, ConnectorError> {
@@ -281,6 +300,19 @@ impl Deliver for Open311 {
         self.params.upload_files
     }
 
+    fn proof(&self) -> Proof {
+        Proof {
+            can_ask: self.params.lookup_by_id,
+            dedupes: self.params.dedupes_on_id,
+        }
+    }
+
+    async fn find(&self, out: &Outbound<'_>) -> Finding {
+        self.look_up(out)
+            .await
+            .unwrap_or_else(Finding::Inconclusive)
+    }
+
     async fn deliver(&self, out: &Outbound<'_>) -> Result<Accepted, Refused> {
         if let Some(token) = out.pending_token {
             return match self.resolve_token(token).await? {
@@ -295,15 +327,6 @@ impl Deliver for Open311 {
                     token: Some(token.to_string()),
                 }),
             };
-        }
-        if out.after_ambiguous
-            && self.params.lookup_by_id
-            && let Some(id) = self.find_existing(out.case).await?
-        {
-            return Ok(Accepted {
-                external_ref: Some(id),
-                response: Some("found by lookup after an unanswered attempt".into()),
-            });
         }
         let form = self.form(out);
         let request = self.client.post(format!("{}requests.xml", self.endpoint));

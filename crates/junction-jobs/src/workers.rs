@@ -1,0 +1,79 @@
+//! The apalis workers: each job attempts one delivery, in a task of its own.
+
+use std::sync::Arc;
+
+use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
+use junction_store::StoreError;
+use tokio::task::JoinHandle;
+
+use crate::deliver_case::attempt;
+use crate::queue::Queue;
+use crate::reconcile::reconcile;
+use crate::runner::{DeliveryJob, Runner, RunnerConfig};
+use crate::wake::Pushed;
+
+async fn handle(job: DeliveryJob, runner: Data<Arc<Runner>>) -> Result<(), BoxDynError> {
+    // The attempt runs in its own task: if the queue drops this handler (a lost heartbeat, a
+    // stop), the attempt still finishes and records its outcome rather than leaving the
+    // delivery held until its lease lapses.
+    let runner: Arc<Runner> = (*runner).clone();
+    let id = job.delivery;
+    let outcome = tokio::spawn(async move { attempt(&runner, id).await }).await;
+    match outcome.unwrap_or_else(|e| Err(StoreError::Conflict(format!("attempt task failed: {e}"))))
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // The delivery row still says what to do; the reconciler will queue it again.
+            tracing::error!(delivery = job.delivery, error = %e, "delivery attempt could not be recorded");
+            Ok(())
+        }
+    }
+}
+
+/// Starts the reconciler and this process's workers. They run until the returned handles are
+/// aborted; nothing they hold is lost by stopping them anywhere.
+pub fn start(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let mut pushed = Pushed::default();
+    let workers = config.queue_workers.max(1);
+    let concurrency = config.concurrency.max(1).div_ceil(workers);
+    for n in 0..workers {
+        let name = format!("{}-{n}", runner.process);
+        let runner = runner.clone();
+        let strategy = pushed.strategy(config.poll, config.idle_poll);
+        let worker_task = match queue.clone() {
+            Queue::Sqlite(storage) => {
+                let worker = WorkerBuilder::new(name)
+                    .backend(storage.poll_with_strategy(strategy))
+                    .data(runner)
+                    .concurrency(concurrency)
+                    .build(handle);
+                tokio::spawn(async move {
+                    if let Err(e) = worker.run().await {
+                        tracing::error!(error = %e, "delivery worker stopped");
+                    }
+                })
+            }
+            Queue::Postgres(storage) => {
+                // Woken by this process's pushes, and polled on an interval (see `wake`).
+                // apalis's LISTEN/NOTIFY wake-up (alone, or combined with an interval) left a
+                // steady trickle of jobs waiting ~2 s for the heartbeat in our measurements
+                // (docs/BENCHMARKS.md), so it is not used.
+                let worker = WorkerBuilder::new(name)
+                    .backend(storage.poll_with_strategy(strategy))
+                    .data(runner)
+                    .concurrency(concurrency)
+                    .build(handle);
+                tokio::spawn(async move {
+                    if let Err(e) = worker.run().await {
+                        tracing::error!(error = %e, "delivery worker stopped");
+                    }
+                })
+            }
+        };
+        tasks.push(worker_task);
+    }
+    tasks.push(tokio::spawn(reconcile(runner, queue, config, pushed)));
+    tasks
+}
+

@@ -1,0 +1,143 @@
+//! Deliveries made with their case: what a route calls for, and cancelling what a reroute
+//! replaces.
+
+use chrono::{DateTime, Utc};
+use junction_domain::delivery::idempotency_key;
+use junction_domain::route::{ConnectorSource, Route, SendMethods};
+use junction_domain::{Case, DeliveryKind, DeliveryState};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+
+use crate::StoreError;
+use crate::entity::{agency, delivery};
+
+pub(crate) fn new_row(
+    case: &Case,
+    connector: &str,
+    kind: DeliveryKind,
+    payload: Value,
+    now: DateTime<Utc>,
+) -> delivery::ActiveModel {
+    delivery::ActiveModel {
+        case_id: Set(case.id.clone()),
+        connector_id: Set(connector.to_string()),
+        agency_id: Set(case.agency_id.clone()),
+        kind: Set(kind.as_str().to_string()),
+        state: Set(DeliveryState::Pending.as_str().to_string()),
+        idempotency_key: Set(idempotency_key(&case.id, connector, kind)),
+        attempts: Set(0),
+        first_attempt_at: Set(None),
+        next_attempt_at: Set(now),
+        lease_until: Set(None),
+        queued_until: Set(None),
+        last_error: Set(None),
+        last_response: Set(None),
+        external_ref: Set(None),
+        payload: Set(payload.to_string()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        sent_at: Set(None),
+        lease_owner: Set(None),
+        ambiguous_since: Set(None),
+        checks: Set(0),
+        ..Default::default()
+    }
+}
+
+/// Creates the deliveries `route` calls for, inside the caller's transaction: the case to its
+/// connector, and the `also_email` copy. A case that nothing can carry gets a dead delivery
+/// that says why, so it shows up as a failure instead of vanishing.
+pub(crate) async fn insert_for_route<C: ConnectionTrait>(
+    conn: &C,
+    case: &Case,
+    route: &Route,
+    methods: &SendMethods,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut rows = Vec::new();
+    match (&route.connector, route.connector_source) {
+        (Some(connector), source)
+            if source == ConnectorSource::AgencyEmail
+                || Some(connector) == methods.email_connector.as_ref() =>
+        {
+            let email = agency::Entity::find_by_id(route.agency.as_str())
+                .one(conn)
+                .await?
+                .and_then(|a| a.email);
+            let mut row = new_row(
+                case,
+                connector,
+                DeliveryKind::Case,
+                json!({"to": email.iter().collect::<Vec<_>>()}),
+                now,
+            );
+            // With no agency address, a rule's or case type's email connector may still have
+            // its own recipients; only the agency-email fallback has nowhere to go.
+            if email.is_none() && source == ConnectorSource::AgencyEmail {
+                row.state = Set(DeliveryState::Dead.as_str().to_string());
+                row.last_error = Set(Some(format!(
+                    "agency `{}` has no integration and no email address",
+                    route.agency
+                )));
+            }
+            rows.push(row);
+        }
+        (Some(connector), _) => {
+            rows.push(new_row(case, connector, DeliveryKind::Case, json!({}), now));
+        }
+        (None, _) => {
+            let mut row = new_row(case, "", DeliveryKind::Case, json!({}), now);
+            row.state = Set(DeliveryState::Dead.as_str().to_string());
+            row.last_error = Set(Some(format!(
+                "agency `{}` has no integration and no email connector is configured",
+                route.agency
+            )));
+            rows.push(row);
+        }
+    }
+    if !route.also_email.is_empty()
+        && let Some(email) = &methods.email_connector
+    {
+        rows.push(new_row(
+            case,
+            email,
+            DeliveryKind::AlsoEmail,
+            json!({"to": route.also_email}),
+            now,
+        ));
+    }
+    delivery::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Cancels a case's deliveries that have not been sent (or are not being sent); returns their
+/// ids. One in the middle of an attempt is left to finish.
+pub(crate) async fn cancel_unsent<C: ConnectionTrait>(
+    conn: &C,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, StoreError> {
+    let rows = delivery::Entity::find()
+        .filter(delivery::Column::CaseId.eq(case_id))
+        .filter(delivery::Column::State.is_in(["pending", "failed"]))
+        .all(conn)
+        .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    if !ids.is_empty() {
+        delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::State,
+                sea_orm::sea_query::Expr::value(DeliveryState::Cancelled.as_str()),
+            )
+            .col_expr(
+                delivery::Column::UpdatedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(delivery::Column::Id.is_in(ids.clone()))
+            .exec(conn)
+            .await?;
+    }
+    Ok(ids)
+}
