@@ -8,6 +8,7 @@ mod config;
 mod connectors;
 mod crash;
 mod delivery;
+mod exactly_once;
 mod open311;
 mod schema;
 mod sharing;

@@ -306,7 +306,10 @@ mod tests {
         };
         let neither = Proof::default();
         assert_eq!(next_after_unknown(ask, None, 0, &p, false), NextStep::Ask);
-        assert_eq!(next_after_unknown(dedupes, None, 0, &p, false), NextStep::Send);
+        assert_eq!(
+            next_after_unknown(dedupes, None, 0, &p, false),
+            NextStep::Send
+        );
         assert!(matches!(
             next_after_unknown(neither, None, 0, &p, false),
             NextStep::Park(why) if why.contains("dedupes_on_id")

@@ -68,7 +68,11 @@ impl Batcher {
         Batcher { claims, settles }
     }
 
-    pub(crate) async fn claim(&self, id: i64, lease: Duration) -> Result<Option<Delivery>, StoreError> {
+    pub(crate) async fn claim(
+        &self,
+        id: i64,
+        lease: Duration,
+    ) -> Result<Option<Delivery>, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.claims
             .send(((id, lease), tx))
@@ -91,4 +95,3 @@ fn gone() -> StoreError {
 fn failed(e: String) -> StoreError {
     StoreError::Conflict(e)
 }
-

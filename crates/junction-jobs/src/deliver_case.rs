@@ -11,7 +11,9 @@
 use std::time::Duration;
 
 use junction_connectors::{OutFile, Outbound};
-use junction_domain::{DeliveryKind, DeliveryState, Finding, NextStep, RetryPolicy, next_after_unknown};
+use junction_domain::{
+    DeliveryKind, DeliveryState, Finding, NextStep, RetryPolicy, next_after_unknown,
+};
 use junction_store::deliveries::{self, Delivery, Failure, Settle};
 use junction_store::{StoreError, cases};
 

@@ -77,4 +77,3 @@ pub(crate) async fn partner_notice(
     }
     Ok(Ok((lens.redact(case), notice)))
 }
-

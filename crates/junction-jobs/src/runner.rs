@@ -126,7 +126,11 @@ impl Runner {
     }
 
     /// A case type's name, read once per process (the catalogue changes only at start).
-    pub(crate) async fn service_name(&self, jurisdiction: &str, code: &str) -> Result<String, StoreError> {
+    pub(crate) async fn service_name(
+        &self,
+        jurisdiction: &str,
+        code: &str,
+    ) -> Result<String, StoreError> {
         let key = (jurisdiction.to_string(), code.to_string());
         if let Some(name) = self.names.lock().expect("names").get(&key) {
             return Ok(name.clone());

@@ -76,4 +76,3 @@ pub fn start(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) -> Vec<Joi
     tasks.push(tokio::spawn(reconcile(runner, queue, config, pushed)));
     tasks
 }
-

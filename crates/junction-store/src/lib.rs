@@ -14,8 +14,8 @@ pub mod deliveries;
 mod entity;
 mod error;
 pub mod pauses;
-pub mod processes;
 mod pool;
+pub mod processes;
 pub mod sharing;
 pub mod updates;
 

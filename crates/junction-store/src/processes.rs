@@ -31,6 +31,11 @@ pub fn this_host() -> String {
 
 /// Records process `id` (this one) as running, beating now.
 pub async fn register(store: &Store, id: &str) -> Result<(), StoreError> {
+    record(store, id, &this_host(), std::process::id()).await
+}
+
+/// Records process `id`, running as `pid` on `host`, as beating now.
+pub async fn record(store: &Store, id: &str, host: &str, pid: u32) -> Result<(), StoreError> {
     let now = Utc::now().trunc_subsecs(6);
     let txn = store.begin_write().await?;
     process::Entity::delete_by_id(id.to_string())
@@ -38,8 +43,8 @@ pub async fn register(store: &Store, id: &str) -> Result<(), StoreError> {
         .await?;
     process::Entity::insert(process::ActiveModel {
         id: Set(id.to_string()),
-        host: Set(this_host()),
-        pid: Set(i64::from(std::process::id())),
+        host: Set(host.to_string()),
+        pid: Set(i64::from(pid)),
         started_at: Set(now),
         heartbeat_at: Set(now),
     })
@@ -86,9 +91,9 @@ pub async fn live(store: &Store, now: DateTime<Utc>) -> Result<Vec<String>, Stor
     let rows = process::Entity::find().all(store.conn()).await?;
     let stale_before = now - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default();
     let host = this_host();
-    let (live, gone): (Vec<_>, Vec<_>) = rows.into_iter().partition(|p| {
-        p.heartbeat_at >= stale_before && (p.host != host || pid_alive(p.pid))
-    });
+    let (live, gone): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .partition(|p| p.heartbeat_at >= stale_before && (p.host != host || pid_alive(p.pid)));
     if !gone.is_empty() {
         let txn = store.begin_write().await?;
         process::Entity::delete_many()
@@ -97,7 +102,12 @@ pub async fn live(store: &Store, now: DateTime<Utc>) -> Result<Vec<String>, Stor
             .await?;
         txn.commit().await?;
         for p in &gone {
-            tracing::warn!(process = p.id, host = p.host, pid = p.pid, "a Junction process is gone; what it held is orphaned");
+            tracing::warn!(
+                process = p.id,
+                host = p.host,
+                pid = p.pid,
+                "a Junction process is gone; what it held is orphaned"
+            );
         }
     }
     Ok(live.into_iter().map(|p| p.id).collect())
@@ -113,5 +123,11 @@ fn pid_alive(pid: i64) -> bool {
         // No procfs: the heartbeat alone decides.
         return true;
     }
-    proc_root.join(pid.to_string()).exists()
+    // A process that was killed but not yet reaped by its parent is a zombie: gone too.
+    match std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_none_or(|(_, rest)| rest.trim_start().chars().next() != Some('Z')),
+        Err(_) => false,
+    }
 }

@@ -38,6 +38,7 @@ macro_rules! each_db {
 
 mod chain;
 mod feed;
+mod orphans;
 mod pool;
 
 fn catalogue() -> Catalogue {

@@ -65,7 +65,10 @@ pub fn judge(body: &str, id_attribute: &str, our_id: &str) -> Finding {
         return if a_list {
             Finding::Absent
         } else {
-            inconclusive(format!("the answer is not a request list (<{}>)", root.name))
+            inconclusive(format!(
+                "the answer is not a request list (<{}>)",
+                root.name
+            ))
         };
     }
     let ids: Vec<Option<&str>> = requests
@@ -130,7 +133,9 @@ mod tests {
                 format!("<request><service_request_id>{reference}</service_request_id>{id}<status>open</status></request>")
             })
             .collect();
-        format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><service_requests>{body}</service_requests>")
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><service_requests>{body}</service_requests>"
+        )
     }
 
     #[test]

@@ -124,7 +124,10 @@ impl Open311 {
             .map_err(|e| from_reqwest(&e, "looking the case up").message)?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(format!("the lookup was answered with HTTP {}", status.as_u16()));
+            return Err(format!(
+                "the lookup was answered with HTTP {}",
+                status.as_u16()
+            ));
         }
         // Read at most the bound, whatever the back-end sends.
         let mut body = Vec::new();

@@ -100,12 +100,16 @@ fn list<'a>(
         .map(|v| v.split(',').collect());
     s.requests
         .iter()
-        .filter(|r| b.ignore_unknown_filters || wanted.is_none_or(|w| r.client_id.as_ref() == Some(w)))
+        .filter(|r| {
+            b.ignore_unknown_filters || wanted.is_none_or(|w| r.client_id.as_ref() == Some(w))
+        })
         .filter(|r| {
             ids.as_ref()
                 .is_none_or(|ids| ids.contains(&r.service_request_id.as_str()))
         })
-        .filter(|r| start.is_none_or(|t| r.created_at >= t) && end.is_none_or(|t| r.created_at <= t))
+        .filter(|r| {
+            start.is_none_or(|t| r.created_at >= t) && end.is_none_or(|t| r.created_at <= t)
+        })
         .collect()
 }
 
@@ -139,7 +143,11 @@ pub(super) async fn get_nested(
                 StatusCode::OK,
                 format!(
                     "<?xml version=\"1.0\" encoding=\"utf-8\"?><service_requests>{}</service_requests>",
-                    request_xml(r, status_of(&s.behaviour, r, Utc::now()), !s.behaviour.hide_ids)
+                    request_xml(
+                        r,
+                        status_of(&s.behaviour, r, Utc::now()),
+                        !s.behaviour.hide_ids
+                    )
                 ),
             ),
             None => errors(StatusCode::NOT_FOUND, "not found"),

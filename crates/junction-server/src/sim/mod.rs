@@ -30,7 +30,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-
 /// One request the simulator holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct SimRequest {

@@ -91,7 +91,9 @@ fn next(d: &Delivery, unsent: Unsent<'_>, now: DateTime<Utc>) -> Next {
             Next {
                 state: DeliveryState::Ambiguous,
                 at: (now + delay).trunc_subsecs(6),
-                error: truncate(&format!("whether the last attempt arrived is unknown: {why}")),
+                error: truncate(&format!(
+                    "whether the last attempt arrived is unknown: {why}"
+                )),
                 ambiguous_since: since,
                 checks,
             }

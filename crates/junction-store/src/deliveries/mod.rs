@@ -24,7 +24,9 @@ pub use settle::{Failure, Settle, fail, settle_batch, succeed};
 
 use chrono::{DateTime, Utc};
 use junction_domain::{DeliveryKind, DeliveryState};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde_json::Value;
 
 use crate::entity::delivery;

@@ -44,7 +44,12 @@ pub async fn recover_orphans(
     // A plain read first: most of the time there is nothing to recover, and no write lock is
     // taken for it.
     let statement = Statement::from_sql_and_values(backend, select, values);
-    if store.conn().query_all_raw(statement.clone()).await?.is_empty() {
+    if store
+        .conn()
+        .query_all_raw(statement.clone())
+        .await?
+        .is_empty()
+    {
         return Ok(Vec::new());
     }
     let txn = store.begin_write().await?;

@@ -147,11 +147,9 @@ pub async fn settle_batch(
                 "delivery {id} is {}, not sending",
                 d.state.as_str()
             ))),
-            Some(d) if owner.is_some() && d.lease_owner.as_deref() != owner => {
-                Err(StoreError::Conflict(format!(
-                    "delivery {id} is no longer held by this process"
-                )))
-            }
+            Some(d) if owner.is_some() && d.lease_owner.as_deref() != owner => Err(
+                StoreError::Conflict(format!("delivery {id} is no longer held by this process")),
+            ),
             Some(d) => Ok(d),
         };
         let result = match (outcome, held) {
@@ -165,36 +163,28 @@ pub async fn settle_batch(
                 },
                 Ok(d),
             ) => {
-                {
-                    {
-                        let (d, event, reference, entry) = sent_rows(
-                            d,
-                            external_ref.as_deref(),
-                            found.as_deref(),
-                            &actor,
-                            now,
-                        );
-                        sent.push((
-                            d.id,
-                            d.payload.to_string(),
-                            response.as_deref().map(truncate),
-                            d.external_ref.clone(),
-                        ));
-                        events.push(event);
-                        refs.extend(reference);
-                        Ok((d, Some(entry)))
-                    }
-                }
+                let (d, event, reference, entry) =
+                    sent_rows(d, external_ref.as_deref(), found.as_deref(), &actor, now);
+                sent.push((
+                    d.id,
+                    d.payload.to_string(),
+                    response.as_deref().map(truncate),
+                    d.external_ref.clone(),
+                ));
+                events.push(event);
+                refs.extend(reference);
+                Ok((d, Some(entry)))
             }
-            (Settle::Failed { failure, policy, .. }, Ok(_)) => {
-                unsent_in(&*txn, id, Unsent::Failed(failure, policy), now).await
-            }
+            (
+                Settle::Failed {
+                    failure, policy, ..
+                },
+                Ok(_),
+            ) => unsent_in(&*txn, id, Unsent::Failed(failure, policy), now).await,
             (Settle::Unproved { why, policy, .. }, Ok(_)) => {
                 unsent_in(&*txn, id, Unsent::Unproved(why, policy), now).await
             }
-            (Settle::Park { why, .. }, Ok(_)) => {
-                unsent_in(&*txn, id, Unsent::Park(why), now).await
-            }
+            (Settle::Park { why, .. }, Ok(_)) => unsent_in(&*txn, id, Unsent::Park(why), now).await,
         };
         match result {
             Ok((d, entry)) => {
@@ -347,7 +337,10 @@ pub(crate) fn sent_rows(
     )
 }
 
-pub(crate) async fn load_sending<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Delivery, StoreError> {
+pub(crate) async fn load_sending<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+) -> Result<Delivery, StoreError> {
     let d = load(conn, id).await?;
     if d.state != DeliveryState::Sending {
         return Err(StoreError::Conflict(format!(
