@@ -9,6 +9,7 @@ mod connectors;
 mod crash;
 mod delivery;
 mod exactly_once;
+mod fault_run;
 mod open311;
 mod schema;
 mod sharing;
