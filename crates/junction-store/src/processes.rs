@@ -127,7 +127,7 @@ fn pid_alive(pid: i64) -> bool {
     match std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")) {
         Ok(stat) => stat
             .rsplit_once(')')
-            .is_none_or(|(_, rest)| rest.trim_start().chars().next() != Some('Z')),
+            .is_none_or(|(_, rest)| !rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
