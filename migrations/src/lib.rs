@@ -12,6 +12,7 @@ mod m0004_share_feed_position;
 mod m0005_attachments;
 mod m0006_audit_object_index;
 mod m0007_delivery_outcomes;
+mod m0008_reference_sequence;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_attachments::Migration),
             Box::new(m0006_audit_object_index::Migration),
             Box::new(m0007_delivery_outcomes::Migration),
+            Box::new(m0008_reference_sequence::Migration),
         ]
     }
 }

@@ -116,3 +116,116 @@ fn crate_dependencies_point_one_way() {
         violations.join("\n")
     );
 }
+
+/// Every Rust source file of ours: (path relative to the workspace, text).
+fn sources(under: &str) -> Vec<(String, String)> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, String)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n == "target") {
+                    continue;
+                }
+                walk(&path, root, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path.strip_prefix(root).unwrap().display().to_string();
+                out.push((rel, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let mut out = Vec::new();
+    walk(&root.join(under), root, &mut out);
+    out.sort();
+    out
+}
+
+/// The code of `text` without comments, roughly: enough to tell a use from a mention.
+fn code_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .filter(|l| !l.trim().is_empty())
+}
+
+#[test]
+fn only_the_store_and_the_queue_know_sql() {
+    // The queue module runs apalis on Junction's database (ADR 0007).
+    let allowed = |path: &str| {
+        path.starts_with("crates/junction-store/") || path == "crates/junction-jobs/src/queue.rs"
+    };
+    let mut found = Vec::new();
+    for (path, text) in sources("crates") {
+        if allowed(&path) || path.contains("/benches/") {
+            continue;
+        }
+        for line in code_lines(&text) {
+            if line.contains("sqlx") || line.contains("sea_orm") {
+                found.push(format!("{path}: {}", line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "SQL outside the store:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_api_uses_every_dependency_it_declares() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/junction-api");
+    let manifest = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    let mut in_deps = false;
+    let mut declared = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+            continue;
+        }
+        if in_deps && let Some((name, _)) = line.split_once(['=', '.']) {
+            let name = name.trim();
+            if !name.is_empty() && !name.starts_with('#') {
+                declared.push(name.replace('-', "_"));
+            }
+        }
+    }
+    assert!(declared.len() > 5, "read the manifest: {declared:?}");
+    let code: String = sources("crates/junction-api")
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect();
+    let unused: Vec<&String> = declared
+        .iter()
+        .filter(|name| {
+            !code.contains(&format!("{name}::"))
+                && !code.contains(&format!("use {name}"))
+                && !code.contains(&format!("{name}!"))
+                && !code.contains(&format!("#[{name}"))
+        })
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "junction-api declares but never uses: {unused:?}"
+    );
+}
+
+#[test]
+fn every_source_file_says_what_it_is() {
+    let mut silent = Vec::new();
+    for under in ["crates", "migrations", "tests"] {
+        for (path, text) in sources(under) {
+            if !text.trim_start().starts_with("//!") {
+                silent.push(path);
+            }
+        }
+    }
+    assert!(
+        silent.is_empty(),
+        "files without a leading `//!` line:\n{}",
+        silent.join("\n")
+    );
+}

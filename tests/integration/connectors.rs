@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use junction_connectors::{ConnectorKind, ConnectorParams, Deliver, Outbound, build, webhook};
-use junction_domain::{Case, CaseStatus, Location, Submitter};
+use junction_domain::{Case, CaseStatus, Finding, Location, Proof, Submitter};
 use junction_server::sim::{Behaviour, Simulator};
 use serde_json::{Value, json};
 
@@ -339,4 +339,100 @@ async fn email_goes_encrypted_to_relays_that_speak_tls_and_never_in_the_clear() 
     .unwrap();
     let err = build(&p, &|_| Ok(String::new())).err().expect("refused");
     assert!(err.contains("ca_file /nonexistent/ca.pem"), "{err}");
+}
+
+/// The outcome contract after an unanswered attempt (SPEC.md, "Unknown outcomes"): each kind
+/// either proves what happened, never from someone else's record, or declares that the other
+/// side recognises a resend, and then carries the same key on every attempt.
+#[tokio::test]
+async fn every_connector_proves_an_unanswered_attempt_or_makes_its_resend_recognisable() {
+    init();
+    let c = case();
+    let to = vec!["highways@borsetshire.example".to_string()];
+    let out = outbound(&c, &to, "0190-case:x");
+
+    // Open311 with lookups: the hung request is found by its exact id, with its reference.
+    let sim = Simulator::new(Behaviour {
+        ignore_unknown_filters: true,
+        ..Behaviour::default()
+    });
+    let (addr, _t) = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let open311 = |extra: Value| {
+        let mut params = json!({"endpoint": format!("http://{addr}/open311/v2/"),
+            "api_key": "${K}", "timeout_secs": 1});
+        params
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let p = ConnectorParams::parse(ConnectorKind::Open311, params, &mut |_| {}).unwrap();
+        build(&p, &|_| Ok("key".to_string())).unwrap()
+    };
+    let asks = open311(json!({"lookup_by_id": true}));
+    assert!(asks.proof().can_ask && !asks.proof().dedupes);
+    assert_eq!(asks.find(&out).await, Finding::Absent, "nothing there yet");
+    let mut other = case();
+    other.id = "0190-other".into();
+    let other_out = outbound(&other, &to, "0190-other:x");
+    asks.deliver(&other_out).await.unwrap();
+    sim.set_behaviour(Behaviour {
+        ignore_unknown_filters: true,
+        hang_next: 1,
+        ..Behaviour::default()
+    });
+    let e = asks.deliver(&out).await.unwrap_err().error;
+    assert!(e.ambiguous, "{e:?}");
+    let ours = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.client_id.as_deref() == Some(c.id.as_str()))
+        .unwrap();
+    assert_eq!(
+        asks.find(&out).await,
+        Finding::Arrived {
+            reference: ours.service_request_id
+        },
+        "its own request, though the back-end listed every request"
+    );
+    // A back-end that answers with someone else's request proves nothing.
+    sim.set_behaviour(Behaviour {
+        lookup_answers_other: true,
+        ..Behaviour::default()
+    });
+    let mut third = case();
+    third.id = "0190-third".into();
+    assert!(matches!(
+        asks.find(&outbound(&third, &to, "0190-third:x")).await,
+        Finding::Inconclusive(_)
+    ));
+    // Without lookups or a promise, nothing can be proved: a person decides.
+    assert_eq!(open311(json!({})).proof(), Proof::default());
+    assert!(open311(json!({"dedupes_on_id": true})).proof().dedupes);
+
+    // Webhook and email: the other side recognises the resend by the same key.
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let hook = webhook_subject(received.clone()).await;
+    assert!(hook.connector.proof().dedupes);
+    hook.connector.deliver(&out).await.unwrap();
+    hook.connector.deliver(&out).await.unwrap();
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["idempotency_key"], got[1]["idempotency_key"]);
+    let (sink, port) = SmtpSink::start().await;
+    let mail = email_subject(sink.clone(), port).await;
+    assert!(mail.connector.proof().dedupes);
+    mail.connector.deliver(&out).await.unwrap();
+    mail.connector.deliver(&out).await.unwrap();
+    let ids: Vec<String> = sink
+        .messages()
+        .iter()
+        .map(|m| {
+            m.data
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1], "a resend carries the same Message-ID");
 }

@@ -107,6 +107,13 @@ pub enum SimCommand {
         progress_after_secs: u64,
         #[arg(long, default_value_t = 300)]
         fixed_after_secs: u64,
+        /// Keep one request per id attribute value, so a resend gets the first reference
+        /// (most council systems do not: each POST is a new request).
+        #[arg(long)]
+        dedupe: bool,
+        /// `GET requests` ignores filters it does not know, such as the id attribute.
+        #[arg(long)]
+        ignore_unknown_filters: bool,
     },
 }
 
@@ -182,6 +189,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 token_mode,
                 progress_after_secs,
                 fixed_after_secs,
+                dedupe,
+                ignore_unknown_filters,
             },
     } = &cli.command
     {
@@ -192,6 +201,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             token_mode: *token_mode,
             progress_after_secs: Some(*progress_after_secs),
             fixed_after_secs: Some(*fixed_after_secs),
+            dedupe: *dedupe,
+            ignore_unknown_filters: *ignore_unknown_filters,
             ..Default::default()
         });
         let addr = listen.parse().context("--listen")?;

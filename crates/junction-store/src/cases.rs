@@ -130,7 +130,7 @@ pub async fn create_with_files(
     let new = new.validate(&case_type)?;
     let now = Utc::now().trunc_subsecs(6);
     let txn = store.begin_write().await?;
-    let number = next_counter(&*txn, "case_reference").await?;
+    let number = next_reference(&*txn).await?;
     let mut case = Case::open(
         uuid::Uuid::now_v7().to_string(),
         number.to_string(),
@@ -148,6 +148,10 @@ pub async fn create_with_files(
     case::Entity::insert(to_row(&case, &actor.subject))
         .exec_without_returning(&*txn)
         .await?;
+    deliveries::insert_for_route(&*txn, &case, &route, &routing.methods, now).await?;
+    let stored = crate::attachments::insert(&*txn, &case.id, files, now).await?;
+    // From the first fed event on, this transaction holds the audit head row (for the feed
+    // position and the chain) until it commits: everything that can be written before it is.
     insert_event(
         &*txn,
         &case.id,
@@ -166,7 +170,6 @@ pub async fn create_with_files(
         json!({"route": route}),
     )
     .await?;
-    deliveries::insert_for_route(&*txn, &case, &route, &routing.methods, now).await?;
     sharing::apply_rules(
         &*txn,
         actor,
@@ -176,7 +179,6 @@ pub async fn create_with_files(
         now,
     )
     .await?;
-    let stored = crate::attachments::insert(&*txn, &case.id, files, now).await?;
     let mut after = audit_view(&case, &case_type);
     if !stored.is_empty()
         && let Value::Object(map) = &mut after
@@ -532,6 +534,25 @@ pub(crate) async fn insert_event<C: ConnectionTrait>(
         at,
         data,
     })
+}
+
+/// The next case reference: from a sequence on PostgreSQL, which holds no lock until the
+/// commit, so concurrent intakes do not queue behind each other; from the counter on SQLite,
+/// whose one writer at a time serialises intake anyway. Unique on both; a rolled-back intake
+/// may leave a gap on PostgreSQL.
+pub(crate) async fn next_reference<C: ConnectionTrait>(conn: &C) -> Result<i64, StoreError> {
+    let backend = conn.get_database_backend();
+    if backend != DbBackend::Postgres {
+        return next_counter(conn, "case_reference").await;
+    }
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT nextval('case_reference_seq') AS value",
+        ))
+        .await?
+        .ok_or_else(|| StoreError::corrupt("reference sequence", "no row returned"))?;
+    Ok(row.try_get::<i64>("", "value")?)
 }
 
 /// Increments and returns a named counter, atomically on both backends.

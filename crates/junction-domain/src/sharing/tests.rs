@@ -1,3 +1,5 @@
+//! Sharing: tests of agreements, the lens and sharing rules, over the table of cases they decide.
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
