@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use junction_domain::sharing::share_notice;
 use junction_domain::{Actor, AuditDisclosure, Case, Lens};
 use junction_store::deliveries::Delivery;
 use junction_store::{StoreError, catalogue, sharing};
@@ -18,37 +19,28 @@ pub(crate) async fn partner_notice(
 ) -> Result<Result<(Case, String), String>, StoreError> {
     let agency = d.payload["agency"].as_str().unwrap_or_default().to_string();
     let agreement_id = d.payload["agreement"].as_str().unwrap_or_default();
-    let Some(stored) = sharing::agreement(&runner.store, agreement_id).await? else {
-        return Ok(Err(format!(
-            "agreement `{agreement_id}` no longer exists: nothing sent"
-        )));
-    };
-    let agreement = stored.agreement;
-    if !agreement.is_active(chrono::Utc::now()) {
-        return Ok(Err(format!(
-            "agreement `{agreement_id}` is {}: nothing sent",
-            agreement.state(chrono::Utc::now()).as_str()
-        )));
-    }
+    let stored = sharing::agreement(&runner.store, agreement_id).await?;
     let live = sharing::live_shares(&runner.store, std::slice::from_ref(&case.id)).await?;
     let still_shared = live.get(&case.id).is_some_and(|s| {
         s.iter()
             .any(|s| s.agency_id == agency && s.agreement_id == agreement_id)
     });
-    if !still_shared {
-        return Ok(Err(format!(
-            "case {} is no longer shared with `{agency}`: nothing sent",
-            case.reference
-        )));
-    }
+    let notice = match share_notice(
+        &case.reference,
+        &agency,
+        agreement_id,
+        stored.as_ref().map(|s| &s.agreement),
+        still_shared,
+        chrono::Utc::now(),
+    ) {
+        Ok(notice) => notice,
+        Err(why) => return Ok(Err(why)),
+    };
+    let agreement = stored.expect("checked by share_notice").agreement;
     let case_type =
         catalogue::case_type(&runner.store, &case.jurisdiction_id, &case.case_type_code)
             .await?
             .map(Arc::new);
-    let notice = format!(
-        "Case {} has been shared with {agency} under data sharing agreement `{}` ({}; lawful basis: {}). Only what the agreement allows is shown.",
-        case.reference, agreement.id, agreement.title, agreement.lawful_basis
-    );
     let lens = Lens::Partner {
         agreement: Arc::new(agreement),
         purpose: "share_notice".into(),

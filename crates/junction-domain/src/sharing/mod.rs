@@ -8,12 +8,14 @@
 mod agreement;
 mod classification;
 mod lens;
+mod notice;
 #[cfg(test)]
 mod tests;
 
 pub use agreement::{Agreement, AgreementState, AgreementStatus, ShareRule};
 pub use classification::{CORE_DEFAULTS, CoreClassification, ENVELOPE};
 pub use lens::{Access, Lens, PartnerScope, ScopeError, Share, access};
+pub use notice::share_notice;
 
 /// A purpose as a partner states it: a short machine name.
 pub fn valid_purpose(purpose: &str) -> bool {

@@ -330,3 +330,20 @@ fn core_classification_is_configurable_except_the_envelope() {
     assert_eq!(core.of("description", None), Classification::Personal);
     assert_eq!(core.of("reference", None), Classification::Public);
 }
+
+#[test]
+fn a_share_notice_goes_only_under_a_live_agreement_while_the_case_is_shared() {
+    let a = agreement("dsa-1");
+    let text = super::share_notice("42", "police", "dsa-1", Some(&a), true, t(5)).unwrap();
+    assert!(
+        text.contains("Case 42 has been shared with police"),
+        "{text}"
+    );
+    assert!(text.contains("Crime and Disorder Act 1998 s115"), "{text}");
+    let gone = super::share_notice("42", "police", "dsa-1", None, true, t(5)).unwrap_err();
+    assert!(gone.contains("no longer exists"), "{gone}");
+    let expired = super::share_notice("42", "police", "dsa-1", Some(&a), true, t(11)).unwrap_err();
+    assert!(expired.contains("nothing sent"), "{expired}");
+    let unshared = super::share_notice("42", "police", "dsa-1", Some(&a), false, t(5)).unwrap_err();
+    assert!(unshared.contains("no longer shared"), "{unshared}");
+}

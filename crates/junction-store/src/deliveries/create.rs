@@ -2,8 +2,8 @@
 //! replaces.
 
 use chrono::{DateTime, Utc};
-use junction_domain::delivery::idempotency_key;
-use junction_domain::route::{ConnectorSource, Route, SendMethods};
+use junction_domain::delivery::{idempotency_key, plan};
+use junction_domain::route::{Route, SendMethods};
 use junction_domain::{Case, DeliveryKind, DeliveryState};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ pub(crate) fn new_row(
         agency_id: Set(case.agency_id.clone()),
         kind: Set(kind.as_str().to_string()),
         state: Set(DeliveryState::Pending.as_str().to_string()),
-        idempotency_key: Set(idempotency_key(&case.id, connector, kind)),
+        idempotency_key: Set(idempotency_key(&case.id, connector, kind, None)),
         attempts: Set(0),
         first_attempt_at: Set(None),
         next_attempt_at: Set(now),
@@ -44,9 +44,8 @@ pub(crate) fn new_row(
     }
 }
 
-/// Creates the deliveries `route` calls for, inside the caller's transaction: the case to its
-/// connector, and the `also_email` copy. A case that nothing can carry gets a dead delivery
-/// that says why, so it shows up as a failure instead of vanishing.
+/// Creates the deliveries `route` calls for ([`junction_domain::delivery::plan`]), inside the
+/// caller's transaction.
 pub(crate) async fn insert_for_route<C: ConnectionTrait>(
     conn: &C,
     case: &Case,
@@ -54,58 +53,26 @@ pub(crate) async fn insert_for_route<C: ConnectionTrait>(
     methods: &SendMethods,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let mut rows = Vec::new();
-    match (&route.connector, route.connector_source) {
-        (Some(connector), source)
-            if source == ConnectorSource::AgencyEmail
-                || Some(connector) == methods.email_connector.as_ref() =>
-        {
-            let email = agency::Entity::find_by_id(route.agency.as_str())
-                .one(conn)
-                .await?
-                .and_then(|a| a.email);
-            let mut row = new_row(
-                case,
-                connector,
-                DeliveryKind::Case,
-                json!({"to": email.iter().collect::<Vec<_>>()}),
-                now,
-            );
-            // With no agency address, a rule's or case type's email connector may still have
-            // its own recipients; only the agency-email fallback has nowhere to go.
-            if email.is_none() && source == ConnectorSource::AgencyEmail {
+    let agency_email = agency::Entity::find_by_id(route.agency.as_str())
+        .one(conn)
+        .await?
+        .and_then(|a| a.email);
+    let rows: Vec<delivery::ActiveModel> = plan(route, methods, agency_email.as_deref())
+        .into_iter()
+        .map(|p| {
+            let payload = if p.to.is_empty() {
+                json!({})
+            } else {
+                json!({"to": p.to})
+            };
+            let mut row = new_row(case, &p.connector, p.kind, payload, now);
+            if let Some(why) = p.dead {
                 row.state = Set(DeliveryState::Dead.as_str().to_string());
-                row.last_error = Set(Some(format!(
-                    "agency `{}` has no integration and no email address",
-                    route.agency
-                )));
+                row.last_error = Set(Some(why));
             }
-            rows.push(row);
-        }
-        (Some(connector), _) => {
-            rows.push(new_row(case, connector, DeliveryKind::Case, json!({}), now));
-        }
-        (None, _) => {
-            let mut row = new_row(case, "", DeliveryKind::Case, json!({}), now);
-            row.state = Set(DeliveryState::Dead.as_str().to_string());
-            row.last_error = Set(Some(format!(
-                "agency `{}` has no integration and no email connector is configured",
-                route.agency
-            )));
-            rows.push(row);
-        }
-    }
-    if !route.also_email.is_empty()
-        && let Some(email) = &methods.email_connector
-    {
-        rows.push(new_row(
-            case,
-            email,
-            DeliveryKind::AlsoEmail,
-            json!({"to": route.also_email}),
-            now,
-        ));
-    }
+            row
+        })
+        .collect();
     delivery::Entity::insert_many(rows)
         .exec_without_returning(conn)
         .await?;

@@ -295,7 +295,12 @@ async fn insert_notice<C: ConnectionTrait>(
         now,
     );
     row.agency_id = Set(agency_id.to_string());
-    row.idempotency_key = Set(format!("{}:{connector}:partner_notice:{share_id}", case.id));
+    row.idempotency_key = Set(junction_domain::delivery::idempotency_key(
+        &case.id,
+        connector,
+        DeliveryKind::PartnerNotice,
+        Some(&share_id.to_string()),
+    ));
     if email.is_none() {
         row.state = Set(DeliveryState::Dead.as_str().to_string());
         row.last_error = Set(Some(format!(
