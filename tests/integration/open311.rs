@@ -308,7 +308,7 @@ async fn a_fixmystreet_report_is_routed_and_readable() {
             .unwrap()
             .contains("no email address")
     );
-    assert_eq!(ds[1].payload["to"], json!(["p1@borsetshire.example"]));
+    assert_eq!(ds[1].payload.to, ["p1@borsetshire.example"]);
 
     // The history names the rule that fired.
     let history = cases::history(o.server.store(), &case.id).await.unwrap();

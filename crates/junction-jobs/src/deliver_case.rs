@@ -66,14 +66,6 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, StoreError> {
     let service_name = runner
         .service_name(&case.jurisdiction_id, &case.case_type_code)
         .await?;
-    let to: Vec<String> = d.payload["to"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
     // The case's files, for a connector that sends them; never in a notice to a partner.
     let stored = if connector.deliver.sends_files() && d.kind != DeliveryKind::PartnerNotice {
         junction_store::attachments::of_case_with_data(&runner.store, &case.id).await?
@@ -96,8 +88,8 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, StoreError> {
         idempotency_key: &d.idempotency_key,
         attempt: d.attempts,
         first_attempt_at: d.first_attempt_at,
-        pending_token: d.payload["token"].as_str(),
-        to: &to,
+        pending_token: d.payload.token.as_deref(),
+        to: &d.payload.to,
         notice: notice.as_deref(),
         files: &files,
     };

@@ -17,8 +17,8 @@ pub(crate) async fn partner_notice(
     d: &Delivery,
     case: &Case,
 ) -> Result<Result<(Case, String), String>, StoreError> {
-    let agency = d.payload["agency"].as_str().unwrap_or_default().to_string();
-    let agreement_id = d.payload["agreement"].as_str().unwrap_or_default();
+    let agency = d.payload.agency.clone().unwrap_or_default();
+    let agreement_id = d.payload.agreement.as_deref().unwrap_or_default();
     let stored = sharing::agreement(&runner.store, agreement_id).await?;
     let live = sharing::live_shares(&runner.store, std::slice::from_ref(&case.id)).await?;
     let still_shared = live.get(&case.id).is_some_and(|s| {

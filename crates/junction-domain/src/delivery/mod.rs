@@ -118,6 +118,37 @@ impl DeliveryKind {
     }
 }
 
+/// What a delivery carries beyond the case: stored as JSON, and read and written only through
+/// this type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryPayload {
+    /// Email recipients (the agency's address, a rule's `also_email`, a partner's address).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    /// For a partner notice: the partner agency, the agreement and the share it announces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<i64>,
+    /// A token the back-end issued for an earlier attempt, still to be resolved to its
+    /// reference: the next attempt polls it instead of sending again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl DeliveryPayload {
+    /// A payload of email recipients.
+    pub fn to(to: Vec<String>) -> DeliveryPayload {
+        DeliveryPayload {
+            to,
+            ..DeliveryPayload::default()
+        }
+    }
+}
+
 /// When to try again after a failure, and when to give up.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RetryPolicy {

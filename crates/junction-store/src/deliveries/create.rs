@@ -4,9 +4,8 @@
 use chrono::{DateTime, Utc};
 use junction_domain::delivery::{idempotency_key, plan};
 use junction_domain::route::{Route, SendMethods};
-use junction_domain::{Case, DeliveryKind, DeliveryState};
+use junction_domain::{Case, DeliveryKind, DeliveryPayload, DeliveryState};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
-use serde_json::{Value, json};
 
 use crate::StoreError;
 use crate::entity::{agency, delivery};
@@ -15,7 +14,7 @@ pub(crate) fn new_row(
     case: &Case,
     connector: &str,
     kind: DeliveryKind,
-    payload: Value,
+    payload: &DeliveryPayload,
     now: DateTime<Utc>,
 ) -> delivery::ActiveModel {
     delivery::ActiveModel {
@@ -33,7 +32,7 @@ pub(crate) fn new_row(
         last_error: Set(None),
         last_response: Set(None),
         external_ref: Set(None),
-        payload: Set(payload.to_string()),
+        payload: Set(serde_json::to_string(payload).expect("a payload serialises")),
         created_at: Set(now),
         updated_at: Set(now),
         sent_at: Set(None),
@@ -60,12 +59,8 @@ pub(crate) async fn insert_for_route<C: ConnectionTrait>(
     let rows: Vec<delivery::ActiveModel> = plan(route, methods, agency_email.as_deref())
         .into_iter()
         .map(|p| {
-            let payload = if p.to.is_empty() {
-                json!({})
-            } else {
-                json!({"to": p.to})
-            };
-            let mut row = new_row(case, &p.connector, p.kind, payload, now);
+            let payload = DeliveryPayload::to(p.to);
+            let mut row = new_row(case, &p.connector, p.kind, &payload, now);
             if let Some(why) = p.dead {
                 row.state = Set(DeliveryState::Dead.as_str().to_string());
                 row.last_error = Set(Some(why));

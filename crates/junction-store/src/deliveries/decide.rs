@@ -101,7 +101,7 @@ pub async fn resolve(
             delivery::Entity::update(delivery::ActiveModel {
                 id: Set(id),
                 state: Set(DeliveryState::Sent.as_str().to_string()),
-                payload: Set(sent.payload.to_string()),
+                payload: Set(serde_json::to_string(&sent.payload).expect("a payload serialises")),
                 queued_until: Set(None),
                 lease_until: Set(None),
                 lease_owner: Set(None),

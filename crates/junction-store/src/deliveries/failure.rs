@@ -5,7 +5,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use junction_domain::delivery::AfterFailure;
 use junction_domain::{Actor, AuditEntry, CaseEventKind, DeliveryState, RetryPolicy};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::settle::{Failure, load_sending};
 use super::{Delivery, rand_unit, truncate};
@@ -121,23 +121,16 @@ pub(crate) async fn unsent_in<C: ConnectionTrait>(
     let n = next(&d, unsent, now);
     let (response, token) = match unsent {
         Unsent::Failed(f, _) => (f.response.as_deref().map(truncate), f.token.clone()),
-        _ => (d.last_response.clone(), None),
+        _ => (d.last_response.clone(), d.payload.token.clone()),
     };
-    let mut payload = d.payload.clone();
-    if let Value::Object(map) = &mut payload {
-        match &token {
-            Some(t) => {
-                map.insert("token".into(), Value::String(t.clone()));
-            }
-            None => {
-                map.remove("token");
-            }
-        }
-    }
+    let payload = junction_domain::DeliveryPayload {
+        token,
+        ..d.payload.clone()
+    };
     delivery::Entity::update(delivery::ActiveModel {
         id: Set(id),
         state: Set(n.state.as_str().to_string()),
-        payload: Set(payload.to_string()),
+        payload: Set(serde_json::to_string(&payload).expect("a payload serialises")),
         queued_until: Set(None),
         lease_until: Set(None),
         lease_owner: Set(None),

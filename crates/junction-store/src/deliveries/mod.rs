@@ -23,11 +23,10 @@ pub use queue::{claim, claim_batch, forget_queued, next_due_at, take_for_queue};
 pub use settle::{Failure, Settle, fail, settle_batch, succeed};
 
 use chrono::{DateTime, Utc};
-use junction_domain::{DeliveryKind, DeliveryState};
+use junction_domain::{DeliveryKind, DeliveryPayload, DeliveryState};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use serde_json::Value;
 
 use crate::entity::delivery;
 use crate::{Store, StoreError};
@@ -54,8 +53,8 @@ pub struct Delivery {
     /// The back-end's raw answer to the last attempt, truncated, for diagnosis.
     pub last_response: Option<String>,
     pub external_ref: Option<String>,
-    /// What the delivery carries beyond the case, e.g. `{ "to": [..] }` for email.
-    pub payload: Value,
+    /// What the delivery carries beyond the case.
+    pub payload: DeliveryPayload,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,

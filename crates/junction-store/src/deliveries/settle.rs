@@ -167,7 +167,7 @@ pub async fn settle_batch(
                     sent_rows(d, external_ref.as_deref(), found.as_deref(), &actor, now);
                 sent.push((
                     d.id,
-                    d.payload.to_string(),
+                    serde_json::to_string(&d.payload).expect("a payload serialises"),
                     response.as_deref().map(truncate),
                     d.external_ref.clone(),
                 ));
@@ -279,11 +279,10 @@ pub(crate) fn sent_rows(
     now: DateTime<Utc>,
 ) -> SentRows {
     let id = d.id;
-    let mut payload = d.payload.clone();
-    if let Value::Object(map) = &mut payload {
-        map.remove("ambiguous");
-        map.remove("token");
-    }
+    let payload = junction_domain::DeliveryPayload {
+        token: None,
+        ..d.payload.clone()
+    };
     let reference =
         external
             .filter(|_| d.kind == DeliveryKind::Case)

@@ -291,7 +291,13 @@ async fn insert_notice<C: ConnectionTrait>(
         case,
         connector,
         DeliveryKind::PartnerNotice,
-        json!({"to": email.iter().collect::<Vec<_>>(), "agency": agency_id, "agreement": agreement_id, "share": share_id}),
+        &junction_domain::DeliveryPayload {
+            to: email.iter().cloned().collect(),
+            agency: Some(agency_id.to_string()),
+            agreement: Some(agreement_id.to_string()),
+            share: Some(share_id),
+            token: None,
+        },
         now,
     );
     row.agency_id = Set(agency_id.to_string());
