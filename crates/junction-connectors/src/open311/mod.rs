@@ -4,6 +4,7 @@
 //! ([`lookup`]).
 
 pub mod lookup;
+pub mod params;
 
 use std::time::Duration;
 

@@ -3,6 +3,8 @@
 //! reporter. Every attempt of one delivery carries the same Message-ID, so a mail system that
 //! sees a resend can tell.
 
+pub mod params;
+
 use std::time::Duration;
 
 use lettre::message::header::ContentType;

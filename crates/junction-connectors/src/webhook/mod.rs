@@ -7,6 +7,8 @@
 //! receiver must keep one copy per key (docs/connectors/SPEC.md): that promise is what lets an
 //! unanswered attempt be sent again.
 
+pub mod params;
+
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};

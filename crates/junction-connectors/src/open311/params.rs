@@ -1,0 +1,46 @@
+//! An Open311 connector's parameters: the endpoint, credentials, the id attribute, and what it
+//! can prove about an unanswered attempt (`lookup_by_id`, `dedupes_on_id`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::params::default_timeout;
+
+/// Sends cases to an Open311 GeoReport v2 back-end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Open311Params {
+    /// Base URL, e.g. `https://council.example/open311/v2/`.
+    pub endpoint: String,
+    /// `${VAR}` reference.
+    pub api_key: String,
+    pub jurisdiction_id: Option<String>,
+    /// The attribute our case id is sent under (`fixmystreet_id` for servers that expect it).
+    #[serde(default = "default_id_attribute")]
+    pub id_attribute: String,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Junction case type code to the back-end's service code, where they differ.
+    #[serde(default)]
+    pub service_codes: std::collections::BTreeMap<String, String>,
+    /// After an attempt that got no answer, ask `GET requests.xml?<id_attribute>=<case id>`
+    /// (with `start_date`/`end_date` around the attempts) whether the back-end holds the case
+    /// before anything is sent again. A request counts as ours only when it carries the id
+    /// attribute (as an element of that name, or in `<attributes>`) with exactly our case id,
+    /// and exactly one does; only an empty list proves it did not arrive; anything else is
+    /// inconclusive, asked again later, then parked for a person.
+    #[serde(default)]
+    pub lookup_by_id: bool,
+    /// The back-end promises to keep one request per id attribute value: a resend of the same
+    /// case gets the same reference and creates nothing. Set it only when the council's system
+    /// really does this; with it, an unanswered attempt is simply sent again.
+    #[serde(default)]
+    pub dedupes_on_id: bool,
+
+    /// Upload the files that came with the case as multipart parts (`photo1..N`), as
+    /// FixMyStreet does with `upload_files`, for back-ends that cannot fetch a `media_url`.
+    #[serde(default)]
+    pub upload_files: bool,
+}
+
+fn default_id_attribute() -> String {
+    "junction_id".into()
+}
