@@ -3,130 +3,146 @@
 //! Secret parameters hold `${VAR}` references to environment variables, never values; they are
 //! resolved where the connector is built, and listed by [`ConnectorParams::secret_refs`].
 
+use std::sync::Arc;
+
+use crate::Deliver;
+use crate::kind::KindParams;
+
 pub use crate::email::params::{EmailParams, EmailTls};
 pub use crate::open311::params::Open311Params;
 pub use crate::webhook::params::WebhookParams;
-
-/// Every kind of connector Junction knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConnectorKind {
-    Email,
-    Webhook,
-    Open311,
-}
-
-impl ConnectorKind {
-    pub const ALL: [ConnectorKind; 3] = [
-        ConnectorKind::Email,
-        ConnectorKind::Webhook,
-        ConnectorKind::Open311,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnectorKind::Email => "email",
-            ConnectorKind::Webhook => "webhook",
-            ConnectorKind::Open311 => "open311",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
 
 /// The timeout of a connector that does not set one, in seconds: council systems are slow.
 pub(crate) fn default_timeout() -> u64 {
     60
 }
 
-/// Parameters of any kind.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConnectorParams {
-    Email(EmailParams),
-    Webhook(WebhookParams),
-    Open311(Open311Params),
+/// The closed set of kinds: each is named once here, with its wire name, its enum variant and
+/// its parameter type (which implements [`KindParams`]). Adding a kind is its folder and one
+/// line in this table.
+macro_rules! kinds {
+    ($($variant:ident = $name:literal => $params:ty,)+) => {
+        /// Every kind of connector Junction knows.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ConnectorKind {
+            $($variant,)+
+        }
+
+        impl ConnectorKind {
+            pub const ALL: &'static [ConnectorKind] = &[$(ConnectorKind::$variant,)+];
+
+            /// The kind's name in the configuration (`kind = "open311"`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ConnectorKind::$variant => $name,)+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|k| k.as_str() == s)
+            }
+        }
+
+        /// Parameters of any kind.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum ConnectorParams {
+            $($variant($params),)+
+        }
+
+        impl ConnectorParams {
+            /// Parses `params` for `kind`, reporting every unknown key through `unknown` (as a
+            /// dotted path) rather than failing on the first, so a caller can list them all.
+            /// This is the one way parameters are read: the structs do not refuse unknown keys
+            /// themselves.
+            pub fn parse(
+                kind: ConnectorKind,
+                params: serde_json::Value,
+                unknown: &mut dyn FnMut(String),
+            ) -> Result<Self, String> {
+                Ok(match kind {
+                    $(ConnectorKind::$variant => ConnectorParams::$variant(typed(params, unknown)?),)+
+                })
+            }
+
+            pub fn kind(&self) -> ConnectorKind {
+                match self {
+                    $(ConnectorParams::$variant(_) => ConnectorKind::$variant,)+
+                }
+            }
+
+            fn params(&self) -> &dyn KindDyn {
+                match self {
+                    $(ConnectorParams::$variant(p) => p,)+
+                }
+            }
+        }
+    };
+}
+
+kinds! {
+    Email = "email" => EmailParams,
+    Webhook = "webhook" => WebhookParams,
+    Open311 = "open311" => Open311Params,
+}
+
+fn typed<T: serde::de::DeserializeOwned>(
+    v: serde_json::Value,
+    unknown: &mut dyn FnMut(String),
+) -> Result<T, String> {
+    serde_ignored::deserialize(v, |path| unknown(path.to_string())).map_err(|e| e.to_string())
+}
+
+/// [`KindParams`] without its `Sized` parts, so the enum can hand out any kind's parameters.
+trait KindDyn {
+    fn timeout_secs(&self) -> u64;
+    fn secret_refs(&self) -> Vec<(&'static str, &str)>;
+    fn check(&self) -> Vec<(&'static str, String)>;
+    fn build(
+        &self,
+        secret: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<Arc<dyn Deliver>, String>;
+}
+
+impl<T: KindParams> KindDyn for T {
+    fn timeout_secs(&self) -> u64 {
+        KindParams::timeout_secs(self)
+    }
+    fn secret_refs(&self) -> Vec<(&'static str, &str)> {
+        KindParams::secret_refs(self)
+    }
+    fn check(&self) -> Vec<(&'static str, String)> {
+        KindParams::check(self)
+    }
+    fn build(
+        &self,
+        secret: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<Arc<dyn Deliver>, String> {
+        KindParams::build(self, secret)
+    }
 }
 
 impl ConnectorParams {
-    /// Parses `params` for `kind`, reporting every unknown key through `unknown` (as a dotted
-    /// path) rather than failing on the first, so a caller can list them all. This is the one
-    /// way parameters are read: the structs do not refuse unknown keys themselves.
-    pub fn parse(
-        kind: ConnectorKind,
-        params: serde_json::Value,
-        unknown: &mut dyn FnMut(String),
-    ) -> Result<Self, String> {
-        fn typed<T: serde::de::DeserializeOwned>(
-            v: serde_json::Value,
-            unknown: &mut dyn FnMut(String),
-        ) -> Result<T, String> {
-            serde_ignored::deserialize(v, |path| unknown(path.to_string()))
-                .map_err(|e| e.to_string())
-        }
-        Ok(match kind {
-            ConnectorKind::Email => ConnectorParams::Email(typed(params, unknown)?),
-            ConnectorKind::Webhook => ConnectorParams::Webhook(typed(params, unknown)?),
-            ConnectorKind::Open311 => ConnectorParams::Open311(typed(params, unknown)?),
-        })
-    }
-
     /// How long one attempt may take, in seconds.
     pub fn timeout_secs(&self) -> u64 {
-        match self {
-            ConnectorParams::Email(p) => p.timeout_secs,
-            ConnectorParams::Webhook(p) => p.timeout_secs,
-            ConnectorParams::Open311(p) => p.timeout_secs,
-        }
+        self.params().timeout_secs()
     }
 
     /// Each secret parameter's name and its `${VAR}` reference.
     pub fn secret_refs(&self) -> Vec<(&'static str, &str)> {
-        match self {
-            ConnectorParams::Email(p) => p
-                .password
-                .as_deref()
-                .map(|s| vec![("password", s)])
-                .unwrap_or_default(),
-            ConnectorParams::Webhook(p) => vec![("signing_secret", p.signing_secret.as_str())],
-            ConnectorParams::Open311(p) => vec![("api_key", p.api_key.as_str())],
-        }
+        self.params().secret_refs()
     }
 
     /// Problems a type cannot express: bad URLs, plain SMTP off loopback, empty lists.
     pub fn check(&self) -> Vec<(&'static str, String)> {
-        let mut problems = Vec::new();
-        let url_ok = |u: &str| u.starts_with("https://") || u.starts_with("http://");
-        match self {
-            ConnectorParams::Email(p) => {
-                for address in &p.to {
-                    if !address.contains('@') {
-                        problems.push(("to", format!("`{address}` is not an email address")));
-                    }
-                }
-                let loopback = matches!(p.smtp_host.as_str(), "localhost" | "127.0.0.1" | "::1");
-                if p.tls == EmailTls::None && !loopback {
-                    problems.push((
-                        "tls",
-                        "`none` is allowed only for a loopback SMTP server".into(),
-                    ));
-                }
-            }
-            ConnectorParams::Webhook(p) => {
-                if !url_ok(&p.url) {
-                    problems.push(("url", "must be an http:// or https:// URL".into()));
-                }
-            }
-            ConnectorParams::Open311(p) => {
-                if !url_ok(&p.endpoint) {
-                    problems.push(("endpoint", "must be an http:// or https:// URL".into()));
-                }
-                if p.id_attribute.trim().is_empty() {
-                    problems.push(("id_attribute", "must not be empty".into()));
-                }
-            }
-        }
-        problems
+        self.params().check()
+    }
+
+    /// Builds the connector these parameters describe, with its secrets resolved by `secret`.
+    pub fn build(
+        &self,
+        secret: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<Arc<dyn Deliver>, String> {
+        self.params().build(secret)
     }
 }
 

@@ -57,3 +57,44 @@ fn default_smtp_port() -> u16 {
 fn default_smtp_timeout() -> u64 {
     30
 }
+
+impl crate::KindParams for EmailParams {
+    fn timeout_secs(&self) -> u64 {
+        self.timeout_secs
+    }
+
+    fn secret_refs(&self) -> Vec<(&'static str, &str)> {
+        self.password
+            .as_deref()
+            .map(|s| vec![("password", s)])
+            .unwrap_or_default()
+    }
+
+    fn check(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        for address in &self.to {
+            if !address.contains('@') {
+                problems.push(("to", format!("`{address}` is not an email address")));
+            }
+        }
+        let loopback = matches!(self.smtp_host.as_str(), "localhost" | "127.0.0.1" | "::1");
+        if self.tls == EmailTls::None && !loopback {
+            problems.push((
+                "tls",
+                "`none` is allowed only for a loopback SMTP server".into(),
+            ));
+        }
+        problems
+    }
+
+    fn build(
+        &self,
+        secret: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<std::sync::Arc<dyn crate::Deliver>, String> {
+        let password = self.password.as_deref().map(secret).transpose()?;
+        Ok(std::sync::Arc::new(super::Email::new(
+            self.clone(),
+            password,
+        )?))
+    }
+}

@@ -44,3 +44,34 @@ pub struct Open311Params {
 fn default_id_attribute() -> String {
     "junction_id".into()
 }
+
+impl crate::KindParams for Open311Params {
+    fn timeout_secs(&self) -> u64 {
+        self.timeout_secs
+    }
+
+    fn secret_refs(&self) -> Vec<(&'static str, &str)> {
+        vec![("api_key", self.api_key.as_str())]
+    }
+
+    fn check(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if !crate::kind::is_http_url(&self.endpoint) {
+            problems.push(("endpoint", "must be an http:// or https:// URL".into()));
+        }
+        if self.id_attribute.trim().is_empty() {
+            problems.push(("id_attribute", "must not be empty".into()));
+        }
+        problems
+    }
+
+    fn build(
+        &self,
+        secret: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<std::sync::Arc<dyn crate::Deliver>, String> {
+        Ok(std::sync::Arc::new(super::Open311::new(
+            self.clone(),
+            secret(&self.api_key)?,
+        )?))
+    }
+}

@@ -13,3 +13,31 @@ pub struct WebhookParams {
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
 }
+
+impl crate::KindParams for WebhookParams {
+    fn timeout_secs(&self) -> u64 {
+        self.timeout_secs
+    }
+
+    fn secret_refs(&self) -> Vec<(&'static str, &str)> {
+        vec![("signing_secret", self.signing_secret.as_str())]
+    }
+
+    fn check(&self) -> Vec<(&'static str, String)> {
+        if crate::kind::is_http_url(&self.url) {
+            Vec::new()
+        } else {
+            vec![("url", "must be an http:// or https:// URL".into())]
+        }
+    }
+
+    fn build(
+        &self,
+        secret: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<std::sync::Arc<dyn crate::Deliver>, String> {
+        Ok(std::sync::Arc::new(super::Webhook::new(
+            self.clone(),
+            secret(&self.signing_secret)?,
+        )?))
+    }
+}

@@ -216,7 +216,7 @@ pub fn validate(config: &Config) -> (Catalogue, Routing, Sharing, Vec<Problem>) 
                 format!(
                     "`{}` is not one of: {}",
                     c.kind,
-                    one_of(&ConnectorKind::ALL, ConnectorKind::as_str)
+                    one_of(ConnectorKind::ALL, ConnectorKind::as_str)
                 ),
             );
             continue;

@@ -1,0 +1,33 @@
+//! What every connector kind provides, from its own folder: its parameters, how they are
+//! checked, which of them are secrets, and how a configured connector is built from them. The
+//! table of kinds in `params.rs` names each kind once.
+
+use std::sync::Arc;
+
+use crate::Deliver;
+
+/// A kind's parameters (`<kind>/params.rs`): documented fields, read only through
+/// [`crate::ConnectorParams::parse`], which reports every unknown key.
+pub trait KindParams: serde::de::DeserializeOwned + std::fmt::Debug + Clone + PartialEq {
+    /// How long one call to the other system may take, in seconds.
+    fn timeout_secs(&self) -> u64;
+
+    /// Each secret parameter's name and its `${VAR}` reference.
+    fn secret_refs(&self) -> Vec<(&'static str, &str)>;
+
+    /// Problems a type cannot express (a bad URL, plain SMTP off loopback), as
+    /// `(key, reason)`.
+    fn check(&self) -> Vec<(&'static str, String)>;
+
+    /// The connector these parameters describe; `secret` turns a `${VAR}` reference into its
+    /// value.
+    fn build(
+        &self,
+        secret: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<Arc<dyn Deliver>, String>;
+}
+
+/// Whether `u` is an http:// or https:// URL, as every HTTP kind requires.
+pub(crate) fn is_http_url(u: &str) -> bool {
+    u.starts_with("https://") || u.starts_with("http://")
+}
