@@ -67,15 +67,22 @@ impl Report {
     }
 }
 
+/// Starts Junction; its log goes to `junction.log` in `dir`, read back if it does not start.
 fn spawn(dir: &std::path::Path, config: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("junction.log"))
+        .unwrap();
     Command::new(junction_bin())
         .args(["serve", "--config"])
         .arg(config)
         .current_dir(dir)
         .env_remove("JUNCTION_DATABASE_URL")
-        .env("JUNCTION_LOG", "error")
+        .env("JUNCTION_LOG", "warn")
+        .env("JUNCTION_TEST_BACKEND_KEY", "fault-run-key")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("junction starts")
 }
@@ -93,15 +100,27 @@ async fn gql(client: &reqwest::Client, base: &str, token: &str, query: &str, var
         .unwrap()
 }
 
-async fn live(base: &str) {
-    eventually(60, "junction to be ready", || async {
-        reqwest::get(format!("{base}/health/ready"))
-            .await
-            .ok()
-            .filter(|r| r.status() == 200)
-            .map(|_| ())
+async fn live(base: &str, dir: &std::path::Path) {
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let ok = reqwest::get(format!("{base}/health/ready"))
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ok {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     })
     .await;
+    if ready.is_err() {
+        let log = std::fs::read_to_string(dir.join("junction.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        panic!(
+            "junction was not ready within 60 s; its log ends:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
 }
 
 /// Runs `run` and reports.
@@ -168,11 +187,12 @@ set = {{ connector = "backend" }}
     .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let mut child = spawn(dir.path(), &config);
-    live(&base).await;
+    live(&base, dir.path()).await;
     let out = Command::new(junction_bin())
         .args(["token", "--role", "admin", "--config"])
         .arg(&config)
         .current_dir(dir.path())
+        .env("JUNCTION_TEST_BACKEND_KEY", "fault-run-key")
         .output()
         .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
@@ -204,7 +224,7 @@ set = {{ connector = "backend" }}
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         child = spawn(dir.path(), &config);
-        live(&base).await;
+        live(&base, dir.path()).await;
     }
     let restarted = Instant::now();
     let settled = async {
