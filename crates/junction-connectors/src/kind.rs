@@ -31,3 +31,14 @@ pub trait KindParams: serde::de::DeserializeOwned + std::fmt::Debug + Clone + Pa
 pub(crate) fn is_http_url(u: &str) -> bool {
     u.starts_with("https://") || u.starts_with("http://")
 }
+
+/// The HTTP client every HTTP kind uses: the connector's timeout for a whole call, 10 s to
+/// connect, and Junction's user agent.
+pub(crate) fn http_client(timeout_secs: u64) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(timeout_secs.max(1)))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("Junction/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())
+}

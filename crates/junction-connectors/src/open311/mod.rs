@@ -34,12 +34,7 @@ impl Open311 {
         if !endpoint.ends_with('/') {
             endpoint.push('/');
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(params.timeout_secs.max(1)))
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("Junction/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = crate::kind::http_client(params.timeout_secs)?;
         Ok(Open311 {
             params,
             api_key,

@@ -9,8 +9,6 @@
 
 pub mod params;
 
-use std::time::Duration;
-
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -56,12 +54,7 @@ pub fn case_json(out: &Outbound<'_>) -> Value {
 
 impl Webhook {
     pub fn new(params: WebhookParams, secret: String) -> Result<Webhook, String> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(params.timeout_secs.max(1)))
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("Junction/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = crate::kind::http_client(params.timeout_secs)?;
         Ok(Webhook {
             url: params.url,
             secret,

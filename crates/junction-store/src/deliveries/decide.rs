@@ -5,9 +5,9 @@ use junction_domain::{Actor, DeliveryState};
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::json;
 
-use super::settle::sent_rows;
+use super::settle::{keep_references, sent_rows};
 use super::{Delivery, load, truncate};
-use crate::entity::{case_event, delivery, external_ref};
+use crate::entity::{case_event, delivery};
 use crate::{Store, StoreError, audit};
 
 /// What a person decided about a delivery whose outcome could not be proved.
@@ -119,19 +119,7 @@ pub async fn resolve(
             case_event::Entity::insert(event)
                 .exec_without_returning(&*txn)
                 .await?;
-            if let Some(r) = reference_row {
-                external_ref::Entity::insert(r)
-                    .on_conflict(
-                        sea_orm::sea_query::OnConflict::columns([
-                            external_ref::Column::CaseId,
-                            external_ref::Column::ConnectorId,
-                        ])
-                        .do_nothing()
-                        .to_owned(),
-                    )
-                    .exec_without_returning(&*txn)
-                    .await?;
-            }
+            keep_references(&*txn, reference_row.into_iter().collect()).await?;
             audit::append(&*txn, &[entry]).await?;
             sent
         }

@@ -243,8 +243,19 @@ pub async fn settle_batch(
             .exec_without_returning(&*txn)
             .await?;
     }
+    keep_references(&*txn, refs).await?;
+    audit::append(&*txn, &entries).await?;
+    txn.commit().await?;
+    Ok(results)
+}
+
+/// Stores connectors' references for cases; the first reference a connector gives a case is
+/// kept, and later ones are ignored.
+pub(crate) async fn keep_references<C: ConnectionTrait>(
+    conn: &C,
+    refs: Vec<external_ref::ActiveModel>,
+) -> Result<(), StoreError> {
     for chunk in refs.chunks(200) {
-        // The first reference a connector gives a case is kept: later ones are ignored.
         external_ref::Entity::insert_many(chunk.to_vec())
             .on_conflict(
                 sea_orm::sea_query::OnConflict::columns([
@@ -254,12 +265,10 @@ pub async fn settle_batch(
                 .do_nothing()
                 .to_owned(),
             )
-            .exec_without_returning(&*txn)
+            .exec_without_returning(conn)
             .await?;
     }
-    audit::append(&*txn, &entries).await?;
-    txn.commit().await?;
-    Ok(results)
+    Ok(())
 }
 
 pub(crate) type SentRows = (
