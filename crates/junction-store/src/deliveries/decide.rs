@@ -1,8 +1,8 @@
 //! What a manager decides about a delivery: retry it, or say what became of an unknown outcome.
 
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use junction_domain::{Actor, DeliveryState};
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use serde_json::json;
 
 use super::settle::{keep_references, sent_rows};
@@ -35,36 +35,10 @@ pub async fn retry(store: &Store, actor: &Actor, id: i64) -> Result<Delivery, St
             "delivery {id} has no connector to retry on; reroute the case instead"
         )));
     }
-    delivery::Entity::update(delivery::ActiveModel {
-        id: Set(id),
-        state: Set(DeliveryState::Pending.as_str().to_string()),
-        next_attempt_at: Set(now),
-        queued_until: Set(None),
-        first_attempt_at: Set(None),
-        updated_at: Set(now),
-        ..Default::default()
-    })
-    .exec(&*txn)
-    .await?;
-    audit::append(
-        &*txn,
-        &[actor.change(
-            "delivery",
-            &id.to_string(),
-            "retry",
-            json!({"state": d.state.as_str(), "last_error": d.last_error}),
-            json!({"state": "pending"}),
-        )],
-    )
-    .await?;
+    let before = json!({"state": d.state.as_str(), "last_error": d.last_error});
+    let pending = send_now(&*txn, actor, d, "retry", before, now).await?;
     txn.commit().await?;
-    Ok(Delivery {
-        state: DeliveryState::Pending,
-        next_attempt_at: now,
-        first_attempt_at: None,
-        updated_at: now,
-        ..d
-    })
+    Ok(pending)
 }
 
 /// A person's decision about a delivery that is waiting for one (or still ambiguous): record it
@@ -123,42 +97,53 @@ pub async fn resolve(
             audit::append(&*txn, &[entry]).await?;
             sent
         }
-        Resolution::SendAgain => {
-            delivery::Entity::update(delivery::ActiveModel {
-                id: Set(id),
-                state: Set(DeliveryState::Pending.as_str().to_string()),
-                next_attempt_at: Set(now),
-                queued_until: Set(None),
-                first_attempt_at: Set(None),
-                ambiguous_since: Set(None),
-                checks: Set(0),
-                updated_at: Set(now),
-                ..Default::default()
-            })
-            .exec(&*txn)
-            .await?;
-            audit::append(
-                &*txn,
-                &[actor.change(
-                    "delivery",
-                    &id.to_string(),
-                    "send_again",
-                    before,
-                    json!({"state": "pending"}),
-                )],
-            )
-            .await?;
-            Delivery {
-                state: DeliveryState::Pending,
-                next_attempt_at: now,
-                first_attempt_at: None,
-                ambiguous_since: None,
-                checks: 0,
-                updated_at: now,
-                ..d
-            }
-        }
+        Resolution::SendAgain => send_now(&*txn, actor, d, "send_again", before, now).await?,
     };
     txn.commit().await?;
     Ok(result)
+}
+
+/// Makes `d` pending and due `now`, with a fresh maximum age and nothing left to prove, and
+/// audits it as `action` by `actor`: a manager's retry, or "send it again".
+async fn send_now<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    d: Delivery,
+    action: &str,
+    before: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Delivery, StoreError> {
+    delivery::Entity::update(delivery::ActiveModel {
+        id: Set(d.id),
+        state: Set(DeliveryState::Pending.as_str().to_string()),
+        next_attempt_at: Set(now),
+        queued_until: Set(None),
+        first_attempt_at: Set(None),
+        ambiguous_since: Set(None),
+        checks: Set(0),
+        updated_at: Set(now),
+        ..Default::default()
+    })
+    .exec(conn)
+    .await?;
+    audit::append(
+        conn,
+        &[actor.change(
+            "delivery",
+            &d.id.to_string(),
+            action,
+            before,
+            json!({"state": "pending"}),
+        )],
+    )
+    .await?;
+    Ok(Delivery {
+        state: DeliveryState::Pending,
+        next_attempt_at: now,
+        first_attempt_at: None,
+        ambiguous_since: None,
+        checks: 0,
+        updated_at: now,
+        ..d
+    })
 }

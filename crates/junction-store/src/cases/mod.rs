@@ -1,4 +1,8 @@
-//! Cases: intake, reading, listing with cursor pagination, status changes, notes and history.
+//! Cases: intake, reading, status changes, notes and history; listing is in `list.rs`.
+
+mod list;
+
+pub use list::{CaseFilter, CaseOrder, CasePage, SharedWith, SortKey, list};
 
 use std::collections::BTreeMap;
 
@@ -8,87 +12,17 @@ use junction_domain::{
     Actor, Case, CaseEvent, CaseEventKind, CaseStatus, CaseType, Classification, Location,
     NewAttachment, NewCase, RoutingTable, Submitter, ValidationErrors,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
 };
 use serde_json::{Value, json};
 
 use crate::catalogue::{case_type_id, load_case_type};
 use crate::db::placeholder;
-use crate::entity::{case, case_event, case_share, case_type};
+use crate::entity::{case, case_event};
 use crate::{Store, StoreError, audit, deliveries, sharing, updates};
-
-/// Which cases to list; every set field must match.
-#[derive(Debug, Clone, Default)]
-pub struct CaseFilter {
-    pub jurisdiction_id: Option<String>,
-    pub status: Option<CaseStatus>,
-    pub case_type: Option<String>,
-    pub agency: Option<String>,
-    pub created_from: Option<DateTime<Utc>>,
-    pub created_to: Option<DateTime<Utc>>,
-    /// Case-type field values that must match exactly, by field code.
-    pub field_equals: Vec<(String, String)>,
-    pub submitter_email: Option<String>,
-    /// Only cases shared live with a partner, under one of its agreements that covers the
-    /// case's type.
-    pub shared_with: Option<SharedWith>,
-    /// An order other than newest first; pages are then counted by offset.
-    pub order: Option<CaseOrder>,
-}
-
-/// What to sort cases by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SortKey {
-    CreatedAt,
-    UpdatedAt,
-    Status,
-    Description,
-    SubmitterName,
-    SubmitterEmail,
-    /// A case-type field, by code.
-    Field(String),
-}
-
-impl SortKey {
-    /// The attribute path the key reads, for visibility checks.
-    pub fn path(&self) -> String {
-        match self {
-            SortKey::CreatedAt => "createdAt".into(),
-            SortKey::UpdatedAt => "updatedAt".into(),
-            SortKey::Status => "status".into(),
-            SortKey::Description => "description".into(),
-            SortKey::SubmitterName => "submitter.name".into(),
-            SortKey::SubmitterEmail => "submitter.email".into(),
-            SortKey::Field(code) => format!("fields.{code}"),
-        }
-    }
-}
-
-/// A sort, with the number of cases to skip (the page's offset).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaseOrder {
-    pub key: SortKey,
-    pub descending: bool,
-    pub offset: u64,
-}
-
-/// A partner's view of the case list.
-#[derive(Debug, Clone)]
-pub struct SharedWith {
-    pub agency: String,
-    pub agreements: Vec<junction_domain::Agreement>,
-}
-
-/// One page of cases, newest first.
-#[derive(Debug, Clone)]
-pub struct CasePage {
-    pub cases: Vec<Case>,
-    pub has_next: bool,
-    pub total: u64,
-}
 
 /// Validates and stores a new case of `case_type_code` in `jurisdiction_id`, with its `created`
 /// event and audit entry, in one transaction.
@@ -218,141 +152,6 @@ pub async fn get(store: &Store, id_or_reference: &str) -> Result<Option<Case>, S
         .one(store.conn())
         .await?;
     row.map(from_row).transpose()
-}
-
-/// Up to `first` cases matching `filter`, newest first, after the case with id `after`.
-pub async fn list(
-    store: &Store,
-    filter: &CaseFilter,
-    first: u64,
-    after: Option<&str>,
-) -> Result<CasePage, StoreError> {
-    let mut q = case::Entity::find();
-    if let Some(j) = &filter.jurisdiction_id {
-        q = q.filter(case::Column::JurisdictionId.eq(j.as_str()));
-    }
-    if let Some(s) = filter.status {
-        q = q.filter(case::Column::Status.eq(s.as_str()));
-    }
-    if let Some(code) = &filter.case_type {
-        // Exact ids, not a LIKE pattern: codes may contain `_` and `%`.
-        let mut types = case_type::Entity::find().filter(case_type::Column::Code.eq(code.as_str()));
-        if let Some(j) = &filter.jurisdiction_id {
-            types = types.filter(case_type::Column::JurisdictionId.eq(j.as_str()));
-        }
-        let ids: Vec<String> = types
-            .all(store.conn())
-            .await?
-            .into_iter()
-            .map(|m| m.id)
-            .collect();
-        q = q.filter(case::Column::CaseTypeId.is_in(ids));
-    }
-    if let Some(a) = &filter.agency {
-        q = q.filter(case::Column::AgencyId.eq(a.as_str()));
-    }
-    if let Some(from) = filter.created_from {
-        q = q.filter(case::Column::CreatedAt.gte(from));
-    }
-    if let Some(to) = filter.created_to {
-        q = q.filter(case::Column::CreatedAt.lt(to));
-    }
-    if let Some(email) = &filter.submitter_email {
-        q = q.filter(case::Column::SubmitterEmail.eq(email.as_str()));
-    }
-    let backend = store.conn().get_database_backend();
-    for (code, value) in &filter.field_equals {
-        let path = format!("$.\"{}\"", code.replace('"', ""));
-        let expr = match backend {
-            DbBackend::Postgres => Expr::cust_with_values(
-                "(CAST(fields AS jsonb) ->> $1) = $2",
-                [code.clone(), value.clone()],
-            ),
-            _ => Expr::cust_with_values(
-                "CAST(json_extract(fields, ?) AS TEXT) = ?",
-                [path, value.clone()],
-            ),
-        };
-        q = q.filter(expr);
-    }
-    if let Some(shared) = &filter.shared_with {
-        let mut any = Condition::any();
-        for a in &shared.agreements {
-            let types: Vec<String> = a
-                .case_types
-                .iter()
-                .map(|c| case_type_id(&a.jurisdiction_id, c))
-                .collect();
-            let shares = Query::select()
-                .column(case_share::Column::CaseId)
-                .from(case_share::Entity)
-                .and_where(case_share::Column::AgencyId.eq(shared.agency.as_str()))
-                .and_where(case_share::Column::AgreementId.eq(a.id.as_str()))
-                .and_where(case_share::Column::UnsharedAt.is_null())
-                .to_owned();
-            any = any.add(
-                Condition::all()
-                    .add(case::Column::CaseTypeId.is_in(types))
-                    .add(case::Column::Id.in_subquery(shares)),
-            );
-        }
-        // No agreements means no cases: an empty `any` would match everything.
-        if shared.agreements.is_empty() {
-            any = any.add(Expr::val(1).eq(0));
-        }
-        q = q.filter(any);
-    }
-    let total = q.clone().count(store.conn()).await?;
-    let q = match &filter.order {
-        None => {
-            if let Some(after) = after {
-                q = q.filter(case::Column::Id.lt(after));
-            }
-            q.order_by_desc(case::Column::Id)
-        }
-        Some(order) => {
-            use sea_orm::Order;
-            let dir = if order.descending {
-                Order::Desc
-            } else {
-                Order::Asc
-            };
-            let q = match &order.key {
-                SortKey::CreatedAt => q.order_by(case::Column::CreatedAt, dir.clone()),
-                SortKey::UpdatedAt => q.order_by(case::Column::UpdatedAt, dir.clone()),
-                SortKey::Status => q.order_by(case::Column::Status, dir.clone()),
-                SortKey::Description => q.order_by(case::Column::Description, dir.clone()),
-                SortKey::SubmitterName => q.order_by(case::Column::SubmitterName, dir.clone()),
-                SortKey::SubmitterEmail => q.order_by(case::Column::SubmitterEmail, dir.clone()),
-                SortKey::Field(code) => {
-                    let expr = match backend {
-                        DbBackend::Postgres => {
-                            Expr::cust_with_values("(CAST(fields AS jsonb) ->> $1)", [code.clone()])
-                        }
-                        _ => Expr::cust_with_values(
-                            "json_extract(fields, ?)",
-                            [format!("$.\"{}\"", code.replace('"', ""))],
-                        ),
-                    };
-                    q.order_by(expr, dir.clone())
-                }
-            };
-            // Ties broken by id, so pages never overlap.
-            q.order_by(case::Column::Id, dir).offset(order.offset)
-        }
-    };
-    let rows = q.limit(first + 1).all(store.conn()).await?;
-    let has_next = rows.len() as u64 > first;
-    let cases = rows
-        .into_iter()
-        .take(first as usize)
-        .map(from_row)
-        .collect::<Result<_, _>>()?;
-    Ok(CasePage {
-        cases,
-        has_next,
-        total,
-    })
 }
 
 /// Moves a case to `to`. With `expected_version`, fails with a conflict if the case changed since.
