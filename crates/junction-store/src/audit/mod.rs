@@ -52,17 +52,17 @@ async fn append_prepared<C: ConnectionTrait>(
     conn: &C,
     entries: &[Prepared],
 ) -> Result<Vec<ChainLink>, DbErr> {
+    // The transaction's fed events take their feed positions here too, on the same locked
+    // head: from this statement to the commit, which is all that remains.
+    let waiting = crate::sharing::waiting(conn).await?;
+    if entries.is_empty() && waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let head = lock_head(conn, waiting.len() as i64).await?;
+    crate::sharing::position_waiting(conn, &waiting, head.feed_seq).await?;
     if entries.is_empty() {
         return Ok(Vec::new());
     }
-    let mut head_query = audit_head::Entity::find_by_id(1);
-    if conn.get_database_backend() == DbBackend::Postgres {
-        head_query = head_query.lock_exclusive();
-    }
-    let head = head_query
-        .one(conn)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("audit_head row 1".into()))?;
     let links = chain(entries, head.seq, &head.hash);
     let rows: Vec<audit_log::ActiveModel> = entries
         .iter()
@@ -80,6 +80,24 @@ async fn append_prepared<C: ConnectionTrait>(
     .exec(conn)
     .await?;
     Ok(links)
+}
+
+/// Locks the audit head row until the transaction ends and reads it, moving the feed position
+/// on by `fed` (the head returned shows where it ends).
+async fn lock_head<C: ConnectionTrait>(conn: &C, fed: i64) -> Result<audit_head::Model, DbErr> {
+    let backend = conn.get_database_backend();
+    let sql = if fed > 0 {
+        format!("UPDATE audit_head SET feed_seq = feed_seq + {fed} WHERE id = 1 RETURNING id, seq, hash, feed_seq")
+    } else if backend == DbBackend::Postgres {
+        "SELECT id, seq, hash, feed_seq FROM audit_head WHERE id = 1 FOR UPDATE".to_string()
+    } else {
+        "SELECT id, seq, hash, feed_seq FROM audit_head WHERE id = 1".to_string()
+    };
+    audit_head::Entity::find()
+        .from_raw_sql(sea_orm::Statement::from_string(backend, sql))
+        .one(conn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("audit_head row 1".into()))
 }
 
 /// Links `entries` one after another, starting after `seq`/`prev`.

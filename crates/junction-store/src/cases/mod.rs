@@ -84,8 +84,6 @@ pub async fn create_with_files(
         .await?;
     deliveries::insert_for_route(&*txn, &case, &route, &routing.methods, now).await?;
     let stored = crate::attachments::insert(&*txn, &case.id, files, now).await?;
-    // From the first fed event on, this transaction holds the audit head row (for the feed
-    // position and the chain) until it commits: everything that can be written before it is.
     insert_event(
         &*txn,
         &case.id,
@@ -308,7 +306,7 @@ pub(crate) async fn insert_event<C: ConnectionTrait>(
     data: Value,
 ) -> Result<CaseEvent, StoreError> {
     let feed_seq = if kind.is_fed() {
-        Some(crate::sharing::next_feed_seq(conn).await?)
+        Some(crate::sharing::feed_placeholder())
     } else {
         None
     };

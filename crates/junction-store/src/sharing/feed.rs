@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use junction_domain::{Case, CaseEvent};
 use sea_orm::sea_query::Query;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Statement,
 };
 
@@ -13,27 +13,70 @@ use crate::cases::from_row as case_from_row;
 use crate::entity::{audit_head, case, case_event, case_share};
 use crate::{Store, StoreError};
 
-/// Takes the next feed position inside the caller's transaction. The update locks the audit
-/// head row until the transaction ends, so positions are handed out in commit order. On
-/// PostgreSQL the commit also notifies listeners in every Junction process.
-pub(crate) async fn next_feed_seq<C: ConnectionTrait>(conn: &C) -> Result<i64, StoreError> {
+/// A fed event is written with a unique negative placeholder for its feed position, and
+/// [`position_waiting`] gives it its real one as its transaction's last step (the audit
+/// append, just before the commit). Taking positions locks the audit head row until the commit,
+/// so positions are handed out in commit order; taking them last keeps that lock for a few
+/// statements instead of the whole transaction. Readers ask for positions above a
+/// non-negative one, so a placeholder is never read as a position.
+pub(crate) fn placeholder() -> i64 {
+    let (random, _) = uuid::Uuid::new_v4().as_u64_pair();
+    -((random >> 2) as i64) - 1
+}
+
+/// The placeholders this transaction has written, in the order of their events.
+pub(crate) async fn waiting<C: ConnectionTrait>(conn: &C) -> Result<Vec<i64>, DbErr> {
     let backend = conn.get_database_backend();
-    let row = conn
-        .query_one_raw(Statement::from_string(
+    let rows = conn
+        .query_all_raw(Statement::from_string(
             backend,
-            "UPDATE audit_head SET feed_seq = feed_seq + 1 WHERE id = 1 RETURNING feed_seq",
+            "SELECT feed_seq FROM case_events WHERE feed_seq < 0 ORDER BY id",
         ))
-        .await?
-        .ok_or_else(|| StoreError::corrupt("audit head", "no row"))?;
-    let seq: i64 = row.try_get("", "feed_seq")?;
-    if backend == DbBackend::Postgres {
+        .await?;
+    rows.iter().map(|r| r.try_get::<i64>("", "feed_seq")).collect()
+}
+
+/// Replaces the `waiting` placeholders (events and the shares that point at them) with the
+/// positions that end at `last`, which the caller took on the locked audit head. On PostgreSQL
+/// the commit then notifies listeners in every Junction process.
+pub(crate) async fn position_waiting<C: ConnectionTrait>(
+    conn: &C,
+    waiting: &[i64],
+    last: i64,
+) -> Result<(), DbErr> {
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let backend = conn.get_database_backend();
+    let first = last - waiting.len() as i64 + 1;
+    // Every value is a number Junction made, so the statement is built as text.
+    let cases: String = waiting
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!(" WHEN {p} THEN {}", first + i as i64))
+        .collect();
+    let list = waiting
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    for table in ["case_events", "case_shares"] {
         conn.execute_raw(Statement::from_string(
             backend,
-            format!("SELECT pg_notify('{FEED_CHANNEL}', '{seq}')"),
+            format!(
+                "UPDATE {table} SET feed_seq = CASE feed_seq{cases} END WHERE feed_seq IN ({list})"
+            ),
         ))
         .await?;
     }
-    Ok(seq)
+    if backend == DbBackend::Postgres {
+        conn.execute_raw(Statement::from_string(
+            backend,
+            format!("SELECT pg_notify('{FEED_CHANNEL}', '{last}')"),
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// The PostgreSQL channel that announces new feed positions.

@@ -241,13 +241,19 @@ pub(crate) async fn share_in_txn<C: ConnectionTrait>(
         data.clone(),
     )
     .await?;
-    let feed_seq = case_event::Entity::find_by_id(event.id)
-        .one(conn)
-        .await?
-        .and_then(|e| e.feed_seq)
-        .unwrap_or(0);
+    // The share starts at its event's feed position: the placeholder now, which the audit
+    // append below replaces with the position in both places.
+    let event_seq = || async {
+        Ok::<_, StoreError>(
+            case_event::Entity::find_by_id(event.id)
+                .one(conn)
+                .await?
+                .and_then(|e| e.feed_seq)
+                .unwrap_or(0),
+        )
+    };
     case_share::Entity::update_many()
-        .col_expr(case_share::Column::FeedSeq, Expr::value(feed_seq))
+        .col_expr(case_share::Column::FeedSeq, Expr::value(event_seq().await?))
         .filter(case_share::Column::Id.eq(id))
         .exec(conn)
         .await?;
@@ -256,6 +262,7 @@ pub(crate) async fn share_in_txn<C: ConnectionTrait>(
         &[actor.change("case", &case.id, "share", Value::Null, data)],
     )
     .await?;
+    let feed_seq = event_seq().await?;
     Ok(ShareRecord {
         id,
         case_id: case.id.clone(),
