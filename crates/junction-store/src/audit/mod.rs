@@ -12,7 +12,7 @@ use junction_domain::audit::{link_canonical, verify_link};
 use junction_domain::{AuditEntry, ChainLink};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 
 use crate::entity::{audit_head, audit_log};
@@ -53,32 +53,76 @@ async fn append_prepared<C: ConnectionTrait>(
     entries: &[Prepared],
 ) -> Result<Vec<ChainLink>, DbErr> {
     // The transaction's fed events take their feed positions here too, on the same locked
-    // head: from this statement to the commit, which is all that remains.
+    // head: from the next statement to the commit, which is all that remains.
     let waiting = crate::sharing::waiting(conn).await?;
     if entries.is_empty() && waiting.is_empty() {
         return Ok(Vec::new());
     }
     let head = lock_head(conn, waiting.len() as i64).await?;
-    crate::sharing::position_waiting(conn, &waiting, head.feed_seq).await?;
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
     let links = chain(entries, head.seq, &head.hash);
     let rows: Vec<audit_log::ActiveModel> = entries
         .iter()
         .zip(&links)
         .map(|(p, l)| Row::new(&p.entry, l).into())
         .collect();
-    insert_rows(conn, &rows).await?;
-    let last = links.last().expect("entries is not empty");
-    audit_head::Entity::update(audit_head::ActiveModel {
-        id: Set(1),
-        seq: Set(last.seq),
-        hash: Set(last.hash.clone()),
-        feed_seq: sea_orm::ActiveValue::NotSet,
-    })
-    .exec(conn)
-    .await?;
+    let backend = conn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        // The head is locked from here to the commit: everything left goes in one round trip,
+        // each step a data-modifying CTE (which PostgreSQL always runs to completion). Every
+        // value is bound, so the text depends only on how many rows and events there are.
+        let mut ctes = Vec::new();
+        let mut values: Vec<sea_orm::Value> = Vec::new();
+        if let Some(last) = links.last() {
+            let insert = audit_log::Entity::insert_many(rows).build(backend);
+            values = insert.values.map_or_else(Vec::new, |v| v.0);
+            ctes.push(format!("rows AS ({})", insert.sql));
+            ctes.push(format!(
+                "head AS (UPDATE audit_head SET seq = ${}, hash = ${} WHERE id = 1)",
+                values.len() + 1,
+                values.len() + 2
+            ));
+            values.push(last.seq.into());
+            values.push(last.hash.clone().into());
+        }
+        let positions =
+            crate::sharing::position_statements(backend, &waiting, head.feed_seq, values.len() + 1);
+        for (i, (sql, vals)) in positions.into_iter().enumerate() {
+            ctes.push(format!("p{i} AS ({sql})"));
+            values.extend(vals);
+        }
+        let last = if waiting.is_empty() {
+            "SELECT 1".to_string()
+        } else {
+            let (sql, value) = crate::sharing::notify_statement(head.feed_seq, values.len() + 1);
+            values.push(value);
+            sql
+        };
+        let sql = format!("WITH {} {last}", ctes.join(", "));
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend, sql, values,
+        ))
+        .await?;
+    } else {
+        for (sql, values) in
+            crate::sharing::position_statements(backend, &waiting, head.feed_seq, 1)
+        {
+            conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend, sql, values,
+            ))
+            .await?;
+        }
+        if let Some(last) = links.last() {
+            insert_rows(conn, &rows).await?;
+            audit_head::Entity::update(audit_head::ActiveModel {
+                id: Set(1),
+                seq: Set(last.seq),
+                hash: Set(last.hash.clone()),
+                feed_seq: sea_orm::ActiveValue::NotSet,
+            })
+            .exec(conn)
+            .await?;
+        }
+    }
     Ok(links)
 }
 
@@ -87,7 +131,9 @@ async fn append_prepared<C: ConnectionTrait>(
 async fn lock_head<C: ConnectionTrait>(conn: &C, fed: i64) -> Result<audit_head::Model, DbErr> {
     let backend = conn.get_database_backend();
     let sql = if fed > 0 {
-        format!("UPDATE audit_head SET feed_seq = feed_seq + {fed} WHERE id = 1 RETURNING id, seq, hash, feed_seq")
+        format!(
+            "UPDATE audit_head SET feed_seq = feed_seq + {fed} WHERE id = 1 RETURNING id, seq, hash, feed_seq"
+        )
     } else if backend == DbBackend::Postgres {
         "SELECT id, seq, hash, feed_seq FROM audit_head WHERE id = 1 FOR UPDATE".to_string()
     } else {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use junction_domain::{Case, CaseEvent};
 use sea_orm::sea_query::Query;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
 };
 
 use crate::cases::from_row as case_from_row;
@@ -24,59 +24,84 @@ pub(crate) fn placeholder() -> i64 {
     -((random >> 2) as i64) - 1
 }
 
-/// The placeholders this transaction has written, in the order of their events.
+/// The placeholders this transaction has written, in the order of their events: read from the
+/// partial index that holds only waiting events (`ix_case_events_waiting`), and put in
+/// order here rather than by `ORDER BY`, so no planner is tempted by a scan in id order.
 pub(crate) async fn waiting<C: ConnectionTrait>(conn: &C) -> Result<Vec<i64>, DbErr> {
     let backend = conn.get_database_backend();
     let rows = conn
         .query_all_raw(Statement::from_string(
             backend,
-            "SELECT feed_seq FROM case_events WHERE feed_seq < 0 ORDER BY id",
+            "SELECT id, feed_seq FROM case_events WHERE feed_seq < 0",
         ))
         .await?;
-    rows.iter().map(|r| r.try_get::<i64>("", "feed_seq")).collect()
+    let mut found = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<i64>("", "id")?,
+                r.try_get::<i64>("", "feed_seq")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    found.sort_unstable();
+    Ok(found.into_iter().map(|(_, seq)| seq).collect())
 }
 
-/// Replaces the `waiting` placeholders (events and the shares that point at them) with the
-/// positions that end at `last`, which the caller took on the locked audit head. On PostgreSQL
-/// the commit then notifies listeners in every Junction process.
-pub(crate) async fn position_waiting<C: ConnectionTrait>(
-    conn: &C,
+/// The statements that replace the `waiting` placeholders (in events, and in the shares that
+/// point at them) with the positions that end at `last`, which the caller took on the locked
+/// audit head. Values are bound, numbered from `first_param`, so the text depends only on how
+/// many events wait and stays in the prepared-statement cache. Empty when nothing waits.
+pub(crate) fn position_statements(
+    backend: DbBackend,
     waiting: &[i64],
     last: i64,
-) -> Result<(), DbErr> {
+    first_param: usize,
+) -> Vec<(String, Vec<sea_orm::Value>)> {
     if waiting.is_empty() {
-        return Ok(());
+        return Vec::new();
     }
-    let backend = conn.get_database_backend();
     let first = last - waiting.len() as i64 + 1;
-    // Every value is a number Junction made, so the statement is built as text.
-    let cases: String = waiting
+    let mut n = first_param;
+    let mut next = || {
+        let p = crate::db::placeholder(backend, n);
+        n += 1;
+        p
+    };
+    ["case_events", "case_shares"]
         .iter()
-        .enumerate()
-        .map(|(i, p)| format!(" WHEN {p} THEN {}", first + i as i64))
-        .collect();
-    let list = waiting
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    for table in ["case_events", "case_shares"] {
-        conn.execute_raw(Statement::from_string(
-            backend,
-            format!(
-                "UPDATE {table} SET feed_seq = CASE feed_seq{cases} END WHERE feed_seq IN ({list})"
-            ),
-        ))
-        .await?;
-    }
-    if backend == DbBackend::Postgres {
-        conn.execute_raw(Statement::from_string(
-            backend,
-            format!("SELECT pg_notify('{FEED_CHANNEL}', '{last}')"),
-        ))
-        .await?;
-    }
-    Ok(())
+        .map(|table| {
+            let mut values = Vec::new();
+            let mut cases = String::new();
+            for (i, p) in waiting.iter().enumerate() {
+                cases.push_str(&format!(" WHEN {} THEN {}", next(), next()));
+                values.push((*p).into());
+                values.push((first + i as i64).into());
+            }
+            let list: Vec<String> = waiting
+                .iter()
+                .map(|p| {
+                    values.push((*p).into());
+                    next()
+                })
+                .collect();
+            let sql = format!(
+                "UPDATE {table} SET feed_seq = CASE feed_seq{cases} END WHERE feed_seq IN ({})",
+                list.join(", ")
+            );
+            (sql, values)
+        })
+        .collect()
+}
+
+/// The statement that tells every process's listener, once the transaction commits, that the
+/// feed now ends at `last` (PostgreSQL).
+/// The position travels as bound parameter number `param`.
+pub(crate) fn notify_statement(last: i64, param: usize) -> (String, sea_orm::Value) {
+    (
+        format!("SELECT pg_notify('{FEED_CHANNEL}', ${param})"),
+        last.to_string().into(),
+    )
 }
 
 /// The PostgreSQL channel that announces new feed positions.

@@ -16,7 +16,9 @@ pub use agreements::{
     save_agreement, set_agreement_status,
 };
 pub use disclosures::{DisclosureRecord, disclosures};
-pub(crate) use feed::{placeholder as feed_placeholder, position_waiting, waiting};
 pub use feed::{FEED_CHANNEL, FeedEntry, FeedWaiter, cases_by_id, feed_after, feed_head};
+pub(crate) use feed::{
+    notify_statement, placeholder as feed_placeholder, position_statements, waiting,
+};
 pub(crate) use shares::apply_rules;
 pub use shares::{ShareRecord, ShareRequest, live_shares, share, shares_of_case, unshare};
