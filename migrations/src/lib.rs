@@ -13,6 +13,8 @@ mod m0005_attachments;
 mod m0006_audit_object_index;
 mod m0007_delivery_outcomes;
 mod m0008_reference_sequence;
+mod m0009_case_type_published;
+mod m0010_feed_placeholder_indexes;
 
 pub struct Migrator;
 
@@ -28,6 +30,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_audit_object_index::Migration),
             Box::new(m0007_delivery_outcomes::Migration),
             Box::new(m0008_reference_sequence::Migration),
+            Box::new(m0009_case_type_published::Migration),
+            Box::new(m0010_feed_placeholder_indexes::Migration),
         ]
     }
 }

@@ -40,6 +40,7 @@ fn case() -> Case {
         version: 1,
         route: None,
         source_ref: None,
+        created_by: "tester".into(),
     }
 }
 

@@ -267,8 +267,9 @@ async fn a_report_reaches_the_back_end_and_the_p1_copy_goes_by_email() {
         .server
         .client
         .get(format!(
-            "{}/open311/v2/requests/{reference}.xml",
-            rig.server.base
+            // The front-end that sent the case sees where it went.
+            "{}/open311/v2/requests/{reference}.xml?api_key={}",
+            rig.server.base, rig.key
         ))
         .send()
         .await

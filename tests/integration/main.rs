@@ -1,5 +1,6 @@
 //! Junction's integration tests: one binary, each module one area.
 
+mod abuse;
 mod api;
 mod architecture;
 mod auth;
@@ -11,6 +12,7 @@ mod delivery;
 mod exactly_once;
 mod fault_run;
 mod open311;
+mod open311_access;
 mod schema;
 mod sharing;
 mod store;

@@ -32,6 +32,7 @@ also_email = ["p1@borsetshire.example"]
 code = "001"
 name = "Sinkhole"
 agency = "highways"
+published = true
   [[case_types.fields]]
   code = "WHISPAWN"
   description = "Tag number"
@@ -44,17 +45,17 @@ agency = "highways"
   classification = "public"
 "#;
 
-struct Open311 {
-    server: TestServer,
-    key: String,
+pub(crate) struct Open311 {
+    pub(crate) server: TestServer,
+    pub(crate) key: String,
 }
 
 impl Open311 {
-    async fn start() -> Open311 {
+    pub(crate) async fn start() -> Open311 {
         Open311::start_with("").await
     }
 
-    async fn start_with(extra: &str) -> Open311 {
+    pub(crate) async fn start_with(extra: &str) -> Open311 {
         Open311::with_server(TestServer::start(&format!("{ROUTING}\n{extra}")).await).await
     }
 
@@ -74,12 +75,12 @@ impl Open311 {
         format!("{}/open311/v2/{path}", self.server.base)
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
         let resp = self.server.client.get(self.url(path)).send().await.unwrap();
         (resp.status().as_u16(), resp.text().await.unwrap())
     }
 
-    async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    pub(crate) async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
         let body: String = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -131,12 +132,12 @@ fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &str, &[u8])]) -> Ve
     body
 }
 
-fn parse(body: &str) -> Element {
+pub(crate) fn parse(body: &str) -> Element {
     xml::parse(body).unwrap_or_else(|e| panic!("not XML ({e}): {body}"))
 }
 
 /// A FixMyStreet-style report, as `perllib/Open311.pm` posts it.
-fn fms_report<'a>(key: &'a str, depth: &'a str) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn fms_report<'a>(key: &'a str, depth: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("jurisdiction_id", "borsetshire"),
         ("api_key", key),
@@ -736,23 +737,38 @@ async fn updates_go_out_in_their_window_and_come_in_once() {
     assert_eq!(status, 200, "{resp}");
 
     let now = chrono::Utc::now();
-    let window = |from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
+    let key = o.key.clone();
+    let window_as = |key: &str,
+                     from: chrono::DateTime<chrono::Utc>,
+                     to: chrono::DateTime<chrono::Utc>| {
         format!(
-            "servicerequestupdates.xml?jurisdiction_id=borsetshire&api_key=&start_date={}&end_date={}",
+            "servicerequestupdates.xml?jurisdiction_id=borsetshire&api_key={key}&start_date={}&end_date={}",
             from.format("%Y-%m-%dT%H:%M:%SZ"),
             to.format("%Y-%m-%dT%H:%M:%SZ")
         )
     };
+    let window = |from, to| window_as(&key, from, to);
+    // FixMyStreet polls with `api_key=` always present, empty when it has no key: answered,
+    // but the front-end's own id for the case is that front-end's alone.
+    let (status, body) = o
+        .get(&window_as(
+            "",
+            now - chrono::Duration::hours(2),
+            now + chrono::Duration::minutes(1),
+        ))
+        .await;
+    assert_eq!(status, 200, "an empty api_key is anonymous: {body}");
+    let anonymous = parse(&body);
+    let update = anonymous.child("request_update").expect("one update");
+    assert_eq!(update.text_of("service_request_id"), Some(id.as_str()));
+    assert_eq!(update.text_of("fixmystreet_id"), None);
     let (status, body) = o
         .get(&window(
             now - chrono::Duration::hours(2),
             now + chrono::Duration::minutes(1),
         ))
         .await;
-    assert_eq!(
-        status, 200,
-        "FixMyStreet polls with an empty api_key: {body}"
-    );
+    assert_eq!(status, 200, "FixMyStreet polls with its key: {body}");
     let root = parse(&body);
     assert_has_spec_elements(&root, "get_servicerequestupdates.response.xml");
     let update = root.child("request_update").expect("one update");
@@ -867,6 +883,7 @@ code = "POT"
 jurisdiction = "borsetshire"
 name = "Pothole"
 agency = "highways"
+published = true
 "#;
     let o = Open311::with_server(TestServer::start_on(&url, config).await).await;
     let (status, body) = o.get("services.xml").await;

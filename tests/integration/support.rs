@@ -130,6 +130,7 @@ kind = "partner"
 code = "POT"
 name = "Pothole"
 agency = "highways"
+published = true
   [[case_types.fields]]
   code = "depth_cm"
   description = "Depth in cm"
@@ -147,6 +148,7 @@ agency = "highways"
 code = "FLY"
 name = "Fly-tipping"
 agency = "highways"
+published = true
 "#;
 
 /// Junction running in this process on a random port.

@@ -265,11 +265,7 @@ impl Authenticator {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Verified {
-            principal: Principal {
-                subject: claims.sub,
-                agency: claims.agency,
-                roles,
-            },
+            principal: Principal::new(claims.sub, claims.agency, roles),
             exp: claims.exp,
             nbf: claims.nbf,
         })
@@ -306,12 +302,29 @@ fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
+/// The token of an `Authorization` value: the scheme `Bearer`, in any case, then the token.
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(char::is_whitespace)?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use base64_like::b64;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case() {
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", "  BeArEr   abc  "] {
+            assert_eq!(bearer(value), Some("abc"), "{value}");
+        }
+        for value in ["Basic abc", "Bearer", "Bearer   ", "abc", "Bearerabc"] {
+            assert_eq!(bearer(value), None, "{value}");
+        }
+    }
 
     fn auth() -> Authenticator {
         Authenticator::new(

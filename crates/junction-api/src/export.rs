@@ -257,12 +257,12 @@ fn parse_query(query: &str) -> Result<ExportQuery, ApiError> {
         match key.as_ref() {
             "purpose" => asked.purpose = Some(value.to_string()),
             "status" => {
-                asked.filter.status = Some(CaseStatus::parse(value).ok_or_else(|| {
+                asked.filter.statuses = vec![CaseStatus::parse(value).ok_or_else(|| {
                     let known: Vec<&str> = CaseStatus::ALL.iter().map(|s| s.as_str()).collect();
                     ApiError::invalid("status", format!("must be one of {}", known.join(", ")))
-                })?)
+                })?]
             }
-            "case_type" => asked.filter.case_type = Some(value.to_string()),
+            "case_type" => asked.filter.case_types = vec![value.to_string()],
             "jurisdiction" => asked.filter.jurisdiction_id = Some(value.to_string()),
             "created_from" => asked.filter.created_from = Some(date("created_from", value, false)?),
             "created_to" => asked.filter.created_to = Some(date("created_to", value, true)?),
@@ -376,7 +376,10 @@ mod tests {
         let q =
             parse_query("created_from=2026-01-01&created_to=2026-01-31&status=&limit=5").unwrap();
         assert_eq!(q.limit, 5);
-        assert!(q.filter.status.is_none(), "an empty value counts as absent");
+        assert!(
+            q.filter.statuses.is_empty(),
+            "an empty value counts as absent"
+        );
         assert_eq!(
             q.filter.created_to.unwrap().to_rfc3339(),
             "2026-01-31T23:59:59.999999+00:00"

@@ -355,7 +355,9 @@ async fn handle(
             );
         }
     };
-    let prepared = state.documents.prepare(&mut gql_request);
+    let prepared = state
+        .documents
+        .prepare(&mut gql_request, state.limits.max_complexity);
     outcome.operation_name = gql_request.operation_name.clone();
     outcome.variables_hash = Some(variables_hash(&gql_request.variables));
 
@@ -380,9 +382,28 @@ async fn handle(
             } else {
                 &state.schema
             };
-            let response = schema
-                .execute(gql_request.data(ctx.clone()).data(disclosures.clone()))
-                .await;
+            let run = schema.execute(gql_request.data(ctx.clone()).data(disclosures.clone()));
+            let is_query = document
+                .summary()
+                .selected(outcome.operation_name.as_deref())
+                == Some("query");
+            let response = if is_query {
+                let limit = std::time::Duration::from_secs(state.limits.max_query_secs);
+                tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+                    async_graphql::Response::from_errors(vec![crate::error::with_code(
+                        async_graphql::ServerError::new(
+                            format!(
+                                "the query ran longer than {} s and was stopped",
+                                state.limits.max_query_secs
+                            ),
+                            None,
+                        ),
+                        ErrorCode::LimitExceeded,
+                    )])
+                })
+            } else {
+                run.await
+            };
             // Request errors (parse, validation, limits, operation selection) have no path;
             // a run without any means the document passed every rule.
             if !validated && response.errors.iter().all(|e| !e.path.is_empty()) {
@@ -480,11 +501,7 @@ pub(crate) fn authenticate(auth: &Authenticator, headers: &HeaderMap) -> Result<
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+        .and_then(crate::auth::bearer)
         .ok_or_else(|| crate::AuthError::Missing.to_string())?;
     auth.verify(token)
         .map(|(p, _)| p)

@@ -69,11 +69,27 @@ struct AuditedExecutor {
     schema: JunctionSchema,
     audit: AuditWriter,
     ctx: Arc<OnceLock<RequestCtx>>,
+    /// Most fields a document may select once its fragments are expanded.
+    max_fields: usize,
+}
+
+impl AuditedExecutor {
+    /// Parses the request's document within [`crate::graphql::bounds`] and hands it over
+    /// parsed, so the schema does not parse it again; or gives the refusal.
+    fn bounded(&self, request: GqlRequest) -> Result<GqlRequest, async_graphql::ServerError> {
+        let doc = crate::graphql::bounds::parse(&request.query, self.max_fields)?;
+        let mut request = request;
+        request.set_parsed_query(doc);
+        Ok(request)
+    }
 }
 
 impl Executor for AuditedExecutor {
     async fn execute(&self, request: GqlRequest) -> GqlResponse {
-        let mut response = self.schema.execute(request).await;
+        let mut response = match self.bounded(request) {
+            Ok(request) => self.schema.execute(request).await,
+            Err(e) => GqlResponse::from_errors(vec![e]),
+        };
         crate::error::code_request_errors(&mut response.errors);
         response
     }
@@ -86,16 +102,29 @@ impl Executor for AuditedExecutor {
         let audited = OperationAudited::default();
         let flag = audited.0.clone();
         let operation_name = request.operation_name.clone();
-        let operation_type = async_graphql::parser::parse_query(&request.query)
-            .ok()
-            .and_then(|doc| {
-                let summary = crate::graphql::OperationSummary::from_document(&doc);
-                summary.selected(operation_name.as_deref())
-            })
-            .unwrap_or("unknown");
         let variables_hash = crate::http::variables_hash(&request.variables);
         let started = Instant::now();
-        let inner = Executor::execute_stream(&self.schema, request.data(audited), session_data);
+        let (operation_type, inner) = match self.bounded(request) {
+            Ok(mut request) => {
+                let operation_type = request
+                    .parsed_query()
+                    .ok()
+                    .and_then(|doc| {
+                        crate::graphql::OperationSummary::from_document(doc)
+                            .selected(operation_name.as_deref())
+                    })
+                    .unwrap_or("unknown");
+                let stream =
+                    Executor::execute_stream(&self.schema, request.data(audited), session_data);
+                (operation_type, stream)
+            }
+            Err(e) => {
+                let refused = GqlResponse::from_errors(vec![e]);
+                let stream: BoxStream<'static, GqlResponse> =
+                    Box::pin(futures::stream::once(async move { refused }));
+                ("unknown", stream)
+            }
+        };
         let audit = self.audit.clone();
         let ctx = self.ctx.clone();
         let first = Arc::new(AtomicBool::new(true));
@@ -173,6 +202,7 @@ async fn serve(
         schema: state.schema.clone(),
         audit: state.audit.clone(),
         ctx: ctx_cell.clone(),
+        max_fields: state.limits.max_complexity,
     };
     let on_init = {
         let state = state.clone();
@@ -186,7 +216,7 @@ async fn serve(
             let token = ["authorization", "Authorization"]
                 .iter()
                 .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
-                .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_string());
+                .map(|v| crate::auth::bearer(v).unwrap_or(v.trim()).to_string());
             let verified = match token {
                 Some(t) => state.auth.verify(&t).map_err(|e| e.to_string()),
                 None => Err(crate::AuthError::Missing.to_string()),

@@ -147,6 +147,24 @@ pub struct Principal {
     pub roles: Vec<Role>,
 }
 
+impl Principal {
+    /// The caller a token describes. A token that carries `partner` acts as a partner only,
+    /// whatever other roles it carries: mixed tokens get the least privileged reading, so a
+    /// partner can never be treated as staff by a role added beside its own.
+    pub fn new(subject: String, agency: Option<String>, roles: Vec<Role>) -> Principal {
+        let roles = if roles.contains(&Role::Partner) {
+            vec![Role::Partner]
+        } else {
+            roles
+        };
+        Principal {
+            subject,
+            agency,
+            roles,
+        }
+    }
+}
+
 /// Why an action was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("role(s) {roles} may not perform `{action}`")]
@@ -205,6 +223,18 @@ pub fn authorise(principal: &Principal, action: Action) -> Result<(), Denied> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_carrying_partner_is_a_partner_whatever_else_it_carries() {
+        let p = Principal::new(
+            "p".into(),
+            Some("police".into()),
+            vec![Role::System, Role::Partner],
+        );
+        assert_eq!(p.roles, vec![Role::Partner]);
+        let staff = Principal::new("s".into(), None, vec![Role::Officer, Role::Auditor]);
+        assert_eq!(staff.roles, vec![Role::Officer, Role::Auditor]);
+    }
 
     /// Role × action, written out in full: a change to the policy shows here in review.
     /// Columns: admin, manager, officer, partner, system, auditor.

@@ -249,8 +249,11 @@ pub struct Case {
     pub version: i64,
     /// Where routing sent the case, and which rules decided it.
     pub route: Option<crate::route::Route>,
-    /// The submitting front-end's own id for the case, if it sent one.
+    /// The submitting front-end's own id for the case, if it sent one. It belongs to
+    /// `created_by`: only that client is ever shown it.
     pub source_ref: Option<String>,
+    /// Who made the case: a person's or system's subject, or `open311:<client>`.
+    pub created_by: String,
 }
 
 impl Case {
@@ -261,6 +264,7 @@ impl Case {
         jurisdiction_id: &str,
         agency_id: &str,
         new: NewCase,
+        created_by: &str,
         now: DateTime<Utc>,
     ) -> Case {
         Case {
@@ -279,6 +283,7 @@ impl Case {
             version: 1,
             route: None,
             source_ref: new.source_ref,
+            created_by: created_by.to_string(),
         }
     }
 }
@@ -374,8 +379,12 @@ pub struct CaseUpdate {
     pub id: i64,
     pub case_id: String,
     pub case_reference: String,
-    /// The submitting front-end's id for the case, if it sent one.
+    /// The submitting front-end's id for the case, if it sent one: shown only to that
+    /// front-end (`case_created_by`).
     pub case_source_ref: Option<String>,
+    /// Who made the case (see [`Case::created_by`]).
+    pub case_created_by: String,
+    pub case_type_code: String,
     /// Who the update came from: `junction`, `open311:<client>`, `connector:<id>`.
     pub source: String,
     /// The source's own id for the update, used to drop repeats.
@@ -424,6 +433,7 @@ mod tests {
             agency_id: "env".into(),
             fields: vec![],
             active: true,
+            published: true,
         }
     }
 

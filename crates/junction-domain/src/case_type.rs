@@ -117,6 +117,10 @@ pub struct CaseType {
     pub fields: Vec<FieldDef>,
     /// A retired case type keeps its cases but accepts no new ones.
     pub active: bool,
+    /// Listed, accepted and readable over Open311. A type that is not published exists only
+    /// for staff and the systems they authorise.
+    #[serde(default)]
+    pub published: bool,
 }
 
 /// Longest value accepted for a `string` field, in characters.
@@ -273,6 +277,7 @@ mod tests {
             keywords: vec![],
             agency_id: "highways".into(),
             active: true,
+            published: true,
             fields: vec![
                 FieldDef {
                     code: "depth".into(),

@@ -113,6 +113,7 @@ kind = "department"
 code = "POT"
 name = "Pothole"
 agency = "highways"
+published = true
 "#;
 
 /// A Junction server on `url` with the bench catalogue, and an officer's token for it.

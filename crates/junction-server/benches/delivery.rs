@@ -43,6 +43,7 @@ connector = "backend"
 code = "POT"
 name = "Pothole"
 agency = "highways"
+published = true
   [[case_types.fields]]
   code = "depth_cm"
   description = "Depth"

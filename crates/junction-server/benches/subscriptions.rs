@@ -49,6 +49,7 @@ kind = "partner"
 code = "FOOD"
 name = "Food complaint"
 agency = "eh"
+published = true
   [[case_types.fields]]
   code = "risk"
   description = "Risk"

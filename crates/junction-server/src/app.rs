@@ -68,6 +68,7 @@ pub fn limits(loaded: &LoadedConfig) -> Limits {
         max_depth: l.max_depth,
         max_complexity: l.max_complexity,
         max_page_size: l.max_page_size,
+        max_query_secs: l.max_query_secs,
         development: loaded.config.server.development,
     }
 }
@@ -128,6 +129,7 @@ impl App {
             junction_api::build_prevalidated_schema(store.clone(), deps, limits.clone());
         let open311 = Open311State {
             store: store.clone(),
+            core: loaded.sharing.policy.core.clone(),
             audit: audit.clone(),
             intake,
         };
@@ -206,6 +208,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningServer> {
         app,
         listen,
         loaded.config.server.tls.clone(),
+        crate::serve::ConnectionLimits::from_config(&loaded.config.server),
         grace,
         stopped,
     )

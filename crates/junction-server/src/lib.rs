@@ -5,6 +5,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+mod connections;
 mod health;
 pub mod request_id;
 mod route_cli;

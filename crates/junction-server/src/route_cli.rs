@@ -79,6 +79,7 @@ pub fn dry_run(
         &jurisdiction,
         &case_type.agency_id,
         new,
+        "dry-run",
         chrono::Utc::now(),
     );
     let table = loaded

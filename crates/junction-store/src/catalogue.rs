@@ -160,6 +160,7 @@ pub async fn apply(
             agency_id: Set(ct.agency_id.clone()),
             fields: Set(serde_json::to_string(&ct.fields).unwrap_or_else(|_| "[]".into())),
             active: Set(ct.active),
+            published: Set(ct.published),
             created_at: Set(existing.get(&id).map_or(now, |m| m.created_at)),
             updated_at: Set(now),
         };
@@ -461,6 +462,7 @@ fn case_type_from(m: &case_type::Model) -> Result<CaseType, StoreError> {
         fields: serde_json::from_str(&m.fields)
             .map_err(|e| StoreError::corrupt("case type fields", e))?,
         active: m.active,
+        published: m.published,
     })
 }
 

@@ -88,6 +88,9 @@ impl Store {
                 .busy_timeout(Duration::from_secs(15));
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let sqlite_file = (!in_memory).then(|| Arc::new(options.get_filename().to_path_buf()));
+            if let Some(path) = &sqlite_file {
+                create_owner_only(path)?;
+            }
             let pool = sqlite_pool_options()
                 // An in-memory database exists per connection: keep exactly one.
                 .max_connections(if in_memory { 1 } else { 8 })
@@ -274,4 +277,24 @@ mod no_delay {
 
     #[cfg(not(target_os = "linux"))]
     pub fn to_port(_port: u16) {}
+}
+
+/// Creates the SQLite file, readable and writable by its owner only, if it does not exist.
+/// SQLite gives its `-wal` and `-shm` files the database file's permissions.
+fn create_owner_only(path: &std::path::Path) -> Result<(), DbErr> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(DbErr::Conn(sea_orm::RuntimeErr::Internal(format!(
+            "creating the SQLite file {}: {e}",
+            path.display()
+        )))),
+    }
 }

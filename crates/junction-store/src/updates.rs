@@ -105,7 +105,7 @@ pub async fn record(
     )
     .await?;
     txn.commit().await?;
-    Ok(to_update(row, case.reference, case.source_ref))
+    Ok(to_update(row, CaseOf::Case(&case)))
 }
 
 pub(crate) async fn insert_row<C: ConnectionTrait>(
@@ -145,12 +145,29 @@ pub(crate) async fn insert_row<C: ConnectionTrait>(
     })
 }
 
-fn to_update(row: case_update::Model, reference: String, source_ref: Option<String>) -> CaseUpdate {
+/// An update of `case`, given as its stored row or as the domain's case.
+fn to_update(row: case_update::Model, case: CaseOf<'_>) -> CaseUpdate {
+    let (reference, source_ref, created_by, type_code) = match case {
+        CaseOf::Row(c) => (
+            &c.reference,
+            &c.source_ref,
+            &c.created_by,
+            crate::cases::type_code(&c.case_type_id),
+        ),
+        CaseOf::Case(c) => (
+            &c.reference,
+            &c.source_ref,
+            &c.created_by,
+            c.case_type_code.as_str(),
+        ),
+    };
     CaseUpdate {
         id: row.id,
         case_id: row.case_id,
-        case_reference: reference,
-        case_source_ref: source_ref,
+        case_reference: reference.clone(),
+        case_source_ref: source_ref.clone(),
+        case_created_by: created_by.clone(),
+        case_type_code: type_code.to_string(),
         source: row.source,
         source_update_id: row.source_update_id,
         status: row.status.as_deref().and_then(CaseStatus::parse),
@@ -162,17 +179,30 @@ fn to_update(row: case_update::Model, reference: String, source_ref: Option<Stri
     }
 }
 
-/// Updates on cases of `jurisdiction_id` that happened in `[from, to]`, oldest first, leaving
-/// out those that came from `exclude_source` (a front-end is not sent its own updates back).
+/// Updates on cases of `jurisdiction_id` and one of `case_types` that happened in
+/// `[from, to]`, oldest first, leaving out those that came from `exclude_source` (a front-end
+/// is not sent its own updates back).
 pub async fn in_window(
     store: &Store,
     jurisdiction_id: &str,
+    case_types: &[String],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     exclude_source: Option<&str>,
     limit: u64,
 ) -> Result<Vec<CaseUpdate>, StoreError> {
+    let type_ids: Vec<String> = case_types
+        .iter()
+        .map(|c| crate::catalogue::case_type_id(jurisdiction_id, c))
+        .collect();
+    let of_types = sea_orm::sea_query::Query::select()
+        .column(case::Column::Id)
+        .from(case::Entity)
+        .and_where(case::Column::JurisdictionId.eq(jurisdiction_id))
+        .and_where(case::Column::CaseTypeId.is_in(type_ids))
+        .to_owned();
     let mut q = case_update::Entity::find()
+        .filter(case_update::Column::CaseId.in_subquery(of_types))
         .filter(case_update::Column::UpdatedAt.gte(from))
         .filter(case_update::Column::UpdatedAt.lte(to));
     if let Some(source) = exclude_source {
@@ -198,8 +228,7 @@ pub async fn in_window(
         .into_iter()
         .filter_map(|r| {
             let c = by_id.get(r.case_id.as_str())?;
-            let (reference, source_ref) = (c.reference.clone(), c.source_ref.clone());
-            Some(to_update(r, reference, source_ref))
+            Some(to_update(r, CaseOf::Row(c)))
         })
         .collect())
 }
@@ -216,6 +245,12 @@ pub async fn for_case(store: &Store, case_id: &str) -> Result<Vec<CaseUpdate>, S
         .await?;
     Ok(rows
         .into_iter()
-        .map(|r| to_update(r, c.reference.clone(), c.source_ref.clone()))
+        .map(|r| to_update(r, CaseOf::Row(&c)))
         .collect())
+}
+
+/// The case an update belongs to, as it is at hand.
+enum CaseOf<'a> {
+    Row(&'a case::Model),
+    Case(&'a junction_domain::Case),
 }

@@ -45,6 +45,7 @@ kind = "partner"
 code = "FOOD"
 name = "Food hygiene complaint"
 agency = "highways"
+published = true
   [[case_types.fields]]
   code = "risk"
   description = "Risk"

@@ -72,6 +72,7 @@ fn catalogue() -> Catalogue {
             keywords: vec![],
             agency_id: "highways".into(),
             active: true,
+            published: true,
             fields: vec![FieldDef {
                 code: "depth".into(),
                 description: "Depth".into(),
@@ -471,7 +472,7 @@ async fn listing_pages_and_filters() {
         seen.reverse();
         assert_eq!(seen, ids, "every case exactly once, in order");
         let fixed = CaseFilter {
-            status: Some(CaseStatus::Fixed),
+            statuses: vec![CaseStatus::Fixed],
             ..Default::default()
         };
         let page = cases::list(&store, &fixed, 10, None).await.unwrap();
@@ -480,7 +481,7 @@ async fn listing_pages_and_filters() {
             (1, ids[2].as_str())
         );
         let by_type = CaseFilter {
-            case_type: Some("POT".into()),
+            case_types: vec!["POT".into()],
             agency: Some("highways".into()),
             ..Default::default()
         };

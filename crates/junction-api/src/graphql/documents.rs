@@ -8,8 +8,6 @@ use std::sync::{Arc, Mutex};
 use async_graphql::ServerError;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 
-use crate::ErrorCode;
-
 /// Documents longer than this are parsed every time rather than kept.
 const MAX_KEPT_LEN: usize = 16 * 1024;
 
@@ -92,18 +90,19 @@ impl PreparedDocument {
 impl DocumentCache {
     /// Gives `request` its parsed document, from the cache when the text has been seen before,
     /// and says what the document declares. A document that does not parse is refused here
-    /// with `BAD_REQUEST`; depth and complexity are still checked on every request.
+    /// with `BAD_REQUEST`, and one that breaks a bound of [`super::bounds`] (at most
+    /// `max_fields` fields once fragments are expanded) with `LIMIT_EXCEEDED`, before it is
+    /// kept; depth and complexity are still checked on every request.
     pub fn prepare(
         &self,
         request: &mut async_graphql::Request,
+        max_fields: usize,
     ) -> Result<PreparedDocument, ServerError> {
         let keep = request.query.len() <= MAX_KEPT_LEN;
         let kept = match keep.then(|| self.0.get(request.query.as_str())).flatten() {
             Some(kept) => kept,
             None => {
-                let doc = async_graphql::parser::parse_query(&request.query).map_err(|e| {
-                    crate::error::with_code(ServerError::from(e), ErrorCode::BadRequest)
-                })?;
+                let doc = super::bounds::parse(&request.query, max_fields)?;
                 let kept = Arc::new(Kept {
                     summary: OperationSummary::from_document(&doc),
                     variable_free: doc
@@ -191,18 +190,18 @@ mod tests {
     fn a_document_seen_before_is_not_parsed_again() {
         let cache = DocumentCache::default();
         let mut first = async_graphql::Request::new("query Me { me { subject } }");
-        let prepared = cache.prepare(&mut first).unwrap();
+        let prepared = cache.prepare(&mut first, 2_000).unwrap();
         assert_eq!(prepared.summary().selected(None), Some("query"));
         assert_eq!(cache.0.len(), 1);
         let mut again = async_graphql::Request::new("query Me { me { subject } }");
-        cache.prepare(&mut again).unwrap();
+        cache.prepare(&mut again, 2_000).unwrap();
         assert_eq!(cache.0.len(), 1);
         let doc = again.parsed_query().unwrap();
         assert_eq!(doc.operations.iter().count(), 1);
 
         // A document that does not parse is refused, coded, and not kept.
         let error = cache
-            .prepare(&mut async_graphql::Request::new("query {"))
+            .prepare(&mut async_graphql::Request::new("query {"), 2_000)
             .unwrap_err();
         let code = error
             .extensions
@@ -216,7 +215,7 @@ mod tests {
             "x".repeat(MAX_KEPT_LEN)
         );
         let prepared = cache
-            .prepare(&mut async_graphql::Request::new(long))
+            .prepare(&mut async_graphql::Request::new(long), 2_000)
             .unwrap();
         assert_eq!(prepared.summary().selected(Some("Long")), Some("mutation"));
         assert_eq!(cache.0.len(), 1);
@@ -228,16 +227,16 @@ mod tests {
         let text = "query A { me { subject } } query B { me { roles } }";
         let request = |name: &str| async_graphql::Request::new(text).operation_name(name);
 
-        let a = cache.prepare(&mut request("A")).unwrap();
+        let a = cache.prepare(&mut request("A"), 2_000).unwrap();
         assert!(!a.validated(), "nothing has passed yet");
         a.mark_validated();
-        assert!(cache.prepare(&mut request("A")).unwrap().validated());
+        assert!(cache.prepare(&mut request("A"), 2_000).unwrap().validated());
         // The other operation in the same text has not passed.
-        assert!(!cache.prepare(&mut request("B")).unwrap().validated());
+        assert!(!cache.prepare(&mut request("B"), 2_000).unwrap().validated());
         // Nor has the same text with no operation chosen.
         assert!(
             !cache
-                .prepare(&mut async_graphql::Request::new(text))
+                .prepare(&mut async_graphql::Request::new(text), 2_000)
                 .unwrap()
                 .validated()
         );
@@ -246,12 +245,12 @@ mod tests {
         // take part.
         let with_vars = "query C($id: ID!) { case(id: $id) { reference } }";
         let c = cache
-            .prepare(&mut async_graphql::Request::new(with_vars))
+            .prepare(&mut async_graphql::Request::new(with_vars), 2_000)
             .unwrap();
         c.mark_validated();
         assert!(
             !cache
-                .prepare(&mut async_graphql::Request::new(with_vars))
+                .prepare(&mut async_graphql::Request::new(with_vars), 2_000)
                 .unwrap()
                 .validated()
         );

@@ -1,6 +1,7 @@
 //! The GraphQL schema: queries, mutations, their guards, and the limits that bound them.
 
 pub mod access;
+pub mod bounds;
 mod documents;
 mod guard;
 mod mutation;
@@ -53,6 +54,9 @@ pub struct Limits {
     pub max_complexity: usize,
     /// Largest page a list field returns.
     pub max_page_size: u64,
+    /// Longest a query may run; it is then stopped and answered `LIMIT_EXCEEDED`. Mutations
+    /// run to the end, so that what they changed and what they answer agree.
+    pub max_query_secs: u64,
     /// Introspection and GraphiQL; off in production.
     pub development: bool,
 }
@@ -64,6 +68,7 @@ impl Default for Limits {
             max_depth: 10,
             max_complexity: 2_000,
             max_page_size: 100,
+            max_query_secs: 30,
             development: false,
         }
     }

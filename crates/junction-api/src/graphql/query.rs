@@ -238,8 +238,8 @@ impl QueryRoot {
         };
         let filter = CaseFilter {
             jurisdiction_id: f.jurisdiction,
-            status: f.status.map(Into::into),
-            case_type: f.case_type,
+            statuses: f.status.map(Into::into).into_iter().collect(),
+            case_types: f.case_type.into_iter().collect(),
             agency: f.agency,
             created_from: f.created_from,
             created_to: f.created_to,

@@ -4,16 +4,14 @@ use std::collections::BTreeMap;
 
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use junction_domain::{
-    Actor, Case, CaseStatus, CaseType, Location, NewCase, Submitter, ValidationErrors,
-};
-use junction_store::cases::{self, CaseFilter};
-use junction_store::{StoreError, api_keys, catalogue, deliveries};
+use chrono::{DateTime, SecondsFormat, Utc};
+use junction_domain::{Actor, Case, CaseType, Location, NewCase, Submitter, ValidationErrors};
+use junction_store::cases;
+use junction_store::{StoreError, api_keys, catalogue};
 use serde_json::Value;
 
 use super::format::{Node, render};
-use super::{Call, Open311State, Refusal, updates};
+use super::{Call, Open311State, Refusal, reads, updates};
 
 /// Attributes a front-end may send that carry its own id for the case rather than a field.
 const FRONT_END_ID_ATTRIBUTES: [&str; 1] = ["fixmystreet_id"];
@@ -31,8 +29,8 @@ pub(super) async fn dispatch(state: &Open311State, call: &mut Call) -> Result<Re
         (&Method::GET, "services", false) => services(state, call, &jurisdiction).await,
         (&Method::GET, "services", true) => service_definition(state, call, &jurisdiction).await,
         (&Method::POST, "requests", false) => post_request(state, call, &jurisdiction).await,
-        (&Method::GET, "requests", false) => get_requests(state, call, &jurisdiction).await,
-        (&Method::GET, "requests", true) => get_request(state, call, &jurisdiction).await,
+        (&Method::GET, "requests", false) => reads::get_requests(state, call, &jurisdiction).await,
+        (&Method::GET, "requests", true) => reads::get_request(state, call, &jurisdiction).await,
         (&Method::GET, "tokens", true) => get_token(state, call, &jurisdiction).await,
         (&Method::GET, "servicerequestupdates", false) => {
             updates::get_updates(state, call, &jurisdiction).await
@@ -228,7 +226,7 @@ async fn services(
         .map_err(store_refusal)?;
     let items = types
         .iter()
-        .filter(|t| t.active)
+        .filter(|t| t.active && t.published)
         .map(|t| {
             Node::Object(vec![
                 ("service_code", Node::text(&t.code)),
@@ -257,7 +255,7 @@ async fn load_type(
     catalogue::case_type(&state.store, jurisdiction, code)
         .await
         .map_err(store_refusal)?
-        .filter(|t| t.active)
+        .filter(|t| t.active && t.published)
         .ok_or_else(|| {
             Refusal::new(
                 StatusCode::NOT_FOUND,
@@ -357,9 +355,11 @@ async fn post_request(
     let Some(code) = call.params.get("service_code").map(str::to_string) else {
         return Err(Refusal::bad("service_code: is required"));
     };
+    // A type that is not published is not a service here, for writing as for reading.
     let case_type = catalogue::case_type(&state.store, jurisdiction, &code)
         .await
         .map_err(store_refusal)?
+        .filter(|t| t.published)
         .ok_or_else(|| {
             Refusal::bad(format!(
                 "service_code: `{code}` is not a service of `{jurisdiction}`"
@@ -476,217 +476,6 @@ async fn post_request(
 }
 
 /// The back-end reference of the case's main delivery, once it has one.
-async fn external_id(state: &Open311State, case: &Case) -> Result<Option<String>, Refusal> {
-    let refs = deliveries::external_refs(&state.store, &case.id)
-        .await
-        .map_err(store_refusal)?;
-    let main = case.route.as_ref().and_then(|r| r.connector.as_deref());
-    Ok(refs
-        .iter()
-        .find(|(c, _)| Some(c.as_str()) == main)
-        .or(refs.first())
-        .map(|(_, id)| id.clone()))
-}
-
-/// A case as Open311 shows it to anyone: no submitter details, no field values.
-fn request_node(case: &Case, service_name: &str, external: Option<String>) -> Node {
-    let route = case.route.as_ref();
-    Node::Object(vec![
-        ("service_request_id", Node::text(&case.reference)),
-        (
-            "status",
-            Node::text(if case.status.is_closed() {
-                "closed"
-            } else {
-                "open"
-            }),
-        ),
-        ("extended_status", Node::text(case.status.as_str())),
-        ("status_notes", Node::Null),
-        ("service_name", Node::text(service_name)),
-        ("service_code", Node::text(&case.case_type_code)),
-        ("description", Node::text(&case.description)),
-        (
-            "agency_responsible",
-            Node::text(route.map_or(case.agency_id.as_str(), |r| r.agency.as_str())),
-        ),
-        ("service_notice", Node::Null),
-        ("requested_datetime", Node::text(w3c(case.created_at))),
-        ("updated_datetime", Node::text(w3c(case.updated_at))),
-        ("expected_datetime", Node::Null),
-        ("address", Node::opt(case.location.address.clone())),
-        ("address_id", Node::opt(case.location.uprn.clone())),
-        ("zipcode", Node::Null),
-        ("lat", case.location.lat.map_or(Node::Null, Node::Number)),
-        ("long", case.location.long.map_or(Node::Null, Node::Number)),
-        ("media_url", Node::Null),
-        // Where the case went: the council system's own reference (a mySociety-style extra).
-        ("external_id", Node::opt(external)),
-    ])
-}
-
-async fn service_names(
-    state: &Open311State,
-    jurisdiction: &str,
-) -> Result<BTreeMap<String, String>, Refusal> {
-    Ok(catalogue::case_types(&state.store, Some(jurisdiction))
-        .await
-        .map_err(store_refusal)?
-        .into_iter()
-        .map(|t| (t.code, t.name))
-        .collect())
-}
-
-async fn get_requests(
-    state: &Open311State,
-    call: &Call,
-    jurisdiction: &str,
-) -> Result<Response, Refusal> {
-    let names = service_names(state, jurisdiction).await?;
-    let mut cases_out: Vec<Case> = Vec::new();
-    if let Some(ids) = call.params.get("service_request_id") {
-        let ids: Vec<&str> = ids
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        if ids.len() as u64 > MAX_PAGE_SIZE {
-            return Err(Refusal::bad(format!(
-                "service_request_id: at most {MAX_PAGE_SIZE} ids at once"
-            )));
-        }
-        for id in ids {
-            if let Some(c) = case_by_reference(state, jurisdiction, id).await? {
-                cases_out.push(c);
-            }
-        }
-    } else {
-        let end = parse_time(call, "end_date")?.unwrap_or_else(Utc::now);
-        let start =
-            parse_time(call, "start_date")?.unwrap_or(end - Duration::days(MAX_WINDOW_DAYS));
-        if start > end {
-            return Err(Refusal::bad("start_date: is after end_date"));
-        }
-        if end - start > Duration::days(MAX_WINDOW_DAYS) {
-            return Err(Refusal::bad(format!(
-                "start_date: the window may span at most {MAX_WINDOW_DAYS} days"
-            )));
-        }
-        let statuses: Vec<&str> = call
-            .params
-            .get("status")
-            .map(|s| s.split(',').map(str::trim).collect())
-            .unwrap_or_default();
-        for s in &statuses {
-            if !matches!(*s, "open" | "closed") && CaseStatus::parse(s).is_none() {
-                return Err(Refusal::bad(format!(
-                    "status: `{s}` is not open, closed or an extended status"
-                )));
-            }
-        }
-        let page_size = match call.params.get("page_size") {
-            None => 100,
-            Some(s) => s
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                .ok_or_else(|| {
-                    Refusal::bad(format!(
-                        "page_size: must be a number from 1 to {MAX_PAGE_SIZE}"
-                    ))
-                })?,
-        };
-        let page = match call.params.get("page") {
-            None => 1,
-            Some(s) => s
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| Refusal::bad("page: must be a number from 1"))?,
-        };
-        let filter = CaseFilter {
-            jurisdiction_id: Some(jurisdiction.to_string()),
-            case_type: call.params.get("service_code").map(str::to_string),
-            created_from: Some(start),
-            created_to: Some(end + Duration::seconds(1)),
-            ..CaseFilter::default()
-        };
-        // Walk the pages up to the one asked for; cases are listed newest first.
-        let mut after: Option<String> = None;
-        let mut current = 1;
-        loop {
-            let batch = cases::list(&state.store, &filter, page_size, after.as_deref())
-                .await
-                .map_err(store_refusal)?;
-            if current == page || batch.cases.is_empty() {
-                cases_out = batch.cases;
-                break;
-            }
-            if !batch.has_next {
-                break;
-            }
-            after = batch.cases.last().map(|c| c.id.clone());
-            current += 1;
-        }
-        if !statuses.is_empty() {
-            cases_out.retain(|c| {
-                let basic = if c.status.is_closed() {
-                    "closed"
-                } else {
-                    "open"
-                };
-                statuses
-                    .iter()
-                    .any(|s| *s == basic || *s == c.status.as_str())
-            });
-        }
-    }
-    let mut items = Vec::with_capacity(cases_out.len());
-    for c in &cases_out {
-        let external = external_id(state, c).await?;
-        items.push(request_node(
-            c,
-            names.get(&c.case_type_code).map_or("", String::as_str),
-            external,
-        ));
-    }
-    Ok(render(
-        call.format,
-        StatusCode::OK,
-        "service_requests",
-        &Node::list("request", items),
-    ))
-}
-
-async fn get_request(
-    state: &Open311State,
-    call: &Call,
-    jurisdiction: &str,
-) -> Result<Response, Refusal> {
-    let id = call.id.clone().unwrap_or_default();
-    let case = case_by_reference(state, jurisdiction, &id)
-        .await?
-        .ok_or_else(|| {
-            Refusal::new(
-                StatusCode::NOT_FOUND,
-                format!("service_request_id `{id}` not found"),
-            )
-        })?;
-    let names = service_names(state, jurisdiction).await?;
-    let external = external_id(state, &case).await?;
-    let node = request_node(
-        &case,
-        names.get(&case.case_type_code).map_or("", String::as_str),
-        external,
-    );
-    Ok(render(
-        call.format,
-        StatusCode::OK,
-        "service_requests",
-        &Node::list("request", vec![node]),
-    ))
-}
-
 /// Junction answers `POST requests` with the id at once, so a token is only ever the case's
 /// internal id, resolved here for clients that ask.
 async fn get_token(

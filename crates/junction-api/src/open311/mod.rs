@@ -11,6 +11,7 @@
 mod format;
 mod handlers;
 mod params;
+mod reads;
 mod updates;
 
 use std::time::Instant;
@@ -39,6 +40,9 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Open311State {
     pub store: Store,
+    /// How core case attributes are classified: Open311 shows a reader only what its lens
+    /// allows.
+    pub core: std::sync::Arc<junction_domain::CoreClassification>,
     pub audit: AuditWriter,
     pub intake: Intake,
 }
@@ -142,10 +146,12 @@ async fn serve_audited(
         (Some(d), Some((stem, f))) => (d.clone(), Some(stem.to_string()), Some(f)),
         (_, None) => (dir.clone().unwrap_or_else(|| file.clone()), None, None),
     };
+    // Labels, operation names and audit records take the method and endpoint from closed
+    // sets: a caller cannot grow the metric set or fill the log with strings of its own.
+    let method_label = method_label(&method);
+    let endpoint_label = endpoint_label(&endpoint);
     let operation_name = format!(
-        "open311 {} {}{}",
-        method,
-        endpoint,
+        "open311 {method_label} {endpoint_label}{}",
         if id.is_some() { "/{id}" } else { "" }
     );
     let mut call = Call {
@@ -159,6 +165,10 @@ async fn serve_audited(
         client: None,
     };
     let result = match format {
+        _ if method_label == "other" => Err(Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and POST are served here",
+        )),
         None => Err(Refusal::new(
             StatusCode::NOT_FOUND,
             "unknown format: end the path with .xml or .json",
@@ -167,7 +177,7 @@ async fn serve_audited(
             let params = if method == Method::POST {
                 Params::from_request(request, MAX_BODY_BYTES).await
             } else {
-                Ok(Params::from_query(request.uri().query()))
+                Params::from_query(request.uri().query())
             };
             match params {
                 Ok(p) => {
@@ -189,6 +199,7 @@ async fn serve_audited(
                 400 => ("rejected", "BAD_USER_INPUT"),
                 401 | 403 => ("rejected", "FORBIDDEN"),
                 404 => ("rejected", "NOT_FOUND"),
+                405 => ("rejected", "BAD_REQUEST"),
                 413 => ("rejected", "LIMIT_EXCEEDED"),
                 409 => ("error", "CONFLICT"),
                 _ => ("error", "INTERNAL"),
@@ -230,19 +241,10 @@ async fn serve_audited(
             &["internal error".into()],
         );
     }
-    // Only known endpoint names become labels: a caller cannot grow the metric set.
-    let endpoint: &'static str = match call.endpoint.as_str() {
-        "discovery" => "discovery",
-        "services" => "services",
-        "requests" => "requests",
-        "tokens" => "tokens",
-        "servicerequestupdates" => "servicerequestupdates",
-        _ => "other",
-    };
     metrics::counter!(
         "junction_open311_requests_total",
-        "endpoint" => endpoint,
-        "method" => call.method.to_string(),
+        "endpoint" => endpoint_label,
+        "method" => method_label,
         "outcome" => outcome
     )
     .increment(1);
@@ -254,4 +256,25 @@ async fn serve_audited(
         "open311 call"
     );
     response
+}
+
+/// The method as a label: `GET`, `POST`, or `other` (which is refused).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        _ => "other",
+    }
+}
+
+/// The endpoint as a label: one of the spec's, or `other`.
+fn endpoint_label(endpoint: &str) -> &'static str {
+    match endpoint {
+        "discovery" => "discovery",
+        "services" => "services",
+        "requests" => "requests",
+        "tokens" => "tokens",
+        "servicerequestupdates" => "servicerequestupdates",
+        _ => "other",
+    }
 }

@@ -32,24 +32,35 @@ fn base_name(name: &str) -> String {
 }
 
 impl Params {
-    pub fn from_query(query: Option<&str>) -> Params {
+    /// Reads a query string. A name or value whose percent-encoding is not UTF-8 is refused,
+    /// naming it, rather than silently replaced.
+    pub fn from_query(query: Option<&str>) -> Result<Params, BodyError> {
         Params::from_urlencoded(query.unwrap_or("").as_bytes())
     }
 
-    fn from_urlencoded(bytes: &[u8]) -> Params {
-        Params(
-            form_urlencoded::parse(bytes)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-            Vec::new(),
-        )
+    fn from_urlencoded(bytes: &[u8]) -> Result<Params, BodyError> {
+        let mut out = Vec::new();
+        for pair in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[..0]),
+            };
+            let name = decode(name).ok_or_else(|| {
+                BodyError::Malformed("a parameter name is not UTF-8 once decoded".into())
+            })?;
+            let value = decode(value).ok_or_else(|| {
+                BodyError::Malformed(format!("{name}: is not UTF-8 once decoded"))
+            })?;
+            out.push((name, value));
+        }
+        Ok(Params(out, Vec::new()))
     }
 
     /// Reads a POST body: `application/x-www-form-urlencoded` or `multipart/form-data`.
     /// Query-string arguments are kept too (some clients put `jurisdiction_id` there), after
     /// the body's. File parts are kept apart, as files.
     pub async fn from_request(request: Request, limit: usize) -> Result<Params, BodyError> {
-        let query = Params::from_query(request.uri().query());
+        let query = Params::from_query(request.uri().query())?;
         let content_type = request
             .headers()
             .get(header::CONTENT_TYPE)
@@ -119,7 +130,7 @@ impl Params {
                 .await
                 .map_err(|_| BodyError::TooLarge)?;
             check_utf8(&body)?;
-            Params::from_urlencoded(&body)
+            Params::from_urlencoded(&body)?
         } else {
             return Err(BodyError::Malformed(format!(
                 "content type `{content_type}` is not supported; send \
@@ -198,15 +209,50 @@ fn check_utf8(body: &Bytes) -> Result<(), BodyError> {
         .map_err(|_| BodyError::Malformed("the form body is not UTF-8".into()))
 }
 
+/// Form decoding: `+` is a space and `%XX` a byte; the bytes must be UTF-8. A `%` not
+/// followed by two hex digits stands for itself, as browsers send it.
+fn decode(raw: &[u8]) -> Option<String> {
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => bytes.push(b' '),
+            b'%' if i + 2 < raw.len() && hex(raw[i + 1]).is_some() && hex(raw[i + 2]).is_some() => {
+                bytes.push(hex(raw[i + 1])? * 16 + hex(raw[i + 2])?);
+                i += 2;
+            }
+            b => bytes.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(bytes).ok()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn percent_encoding_that_is_not_utf8_is_refused_naming_the_parameter() {
+        let p = Params::from_query(Some("description=caf%C3%A9+open&x=50%25&y=%zz")).unwrap();
+        assert_eq!(p.get("description"), Some("café open"));
+        assert_eq!(p.get("x"), Some("50%"));
+        assert_eq!(p.get("y"), Some("%zz"));
+        match Params::from_query(Some("jurisdiction_id=b&description=%FF%FE")) {
+            Err(BodyError::Malformed(why)) => assert!(why.starts_with("description:"), "{why}"),
+            _ => panic!("invalid UTF-8 accepted"),
+        }
+    }
+
+    #[test]
     fn empty_values_count_as_absent_and_repeats_are_kept() {
         let p = Params::from_query(Some(
             "api_key=&jurisdiction_id=&attribute[hazards]=a&attribute[hazards]=b&attribute[x]=&media_url=u1&media_url=u2",
-        ));
+        )).unwrap();
         assert_eq!(p.get("api_key"), None);
         assert_eq!(p.get("jurisdiction_id"), None);
         assert_eq!(p.all("media_url"), ["u1", "u2"]);

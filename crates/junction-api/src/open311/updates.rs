@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{Duration, Utc};
-use junction_domain::{CaseStatus, CaseUpdate};
+use junction_domain::{CaseStatus, CaseUpdate, Lens};
 use junction_store::updates::{self, NewUpdate};
 
 use super::format::{Node, render};
@@ -12,9 +12,13 @@ use super::handlers::{
     MAX_PAGE_SIZE, MAX_WINDOW_DAYS, case_by_reference, client_actor, parse_time, require_key,
     store_refusal, w3c,
 };
+use super::reads::{Reader, published};
 use super::{Call, Open311State, Refusal};
 
-fn update_node(u: &CaseUpdate) -> Node {
+/// An update as `reader` may see it: its text and media only when the reader's lens shows
+/// `updates`, and the front-end's own id for the case only to that front-end.
+fn update_node(u: &CaseUpdate, reader: &Reader, lens: &Lens) -> Node {
+    let text = lens.shows("updates");
     let mut fields = vec![
         ("update_id", Node::text(u.id.to_string())),
         ("service_request_id", Node::text(&u.case_reference)),
@@ -23,16 +27,27 @@ fn update_node(u: &CaseUpdate) -> Node {
             Node::text(u.status.map_or("open", CaseStatus::as_str)),
         ),
         ("updated_datetime", Node::text(w3c(u.updated_at))),
-        ("description", Node::text(&u.description)),
+        (
+            "description",
+            Node::text(if text { u.description.as_str() } else { "" }),
+        ),
         (
             "media_url",
-            Node::text(u.media_urls.first().cloned().unwrap_or_default()),
+            Node::text(
+                u.media_urls
+                    .first()
+                    .filter(|_| text)
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
         ),
     ];
     if let Some(code) = &u.external_status_code {
         fields.push(("external_status_code", Node::text(code)));
     }
-    if let Some(id) = &u.case_source_ref {
+    if let Some(id) = &u.case_source_ref
+        && reader.sent(&u.case_created_by)
+    {
         fields.push(("fixmystreet_id", Node::text(id)));
     }
     Node::Object(fields)
@@ -43,11 +58,10 @@ pub(super) async fn get_updates(
     call: &mut Call,
     jurisdiction: &str,
 ) -> Result<Response, Refusal> {
-    // Reading updates needs no key (FixMyStreet sends `api_key=` empty); a key that is sent
-    // must be valid, and names the client so its own updates are not echoed back to it.
-    if call.params.get("api_key").is_some() {
-        require_key(state, call, jurisdiction).await?;
-    }
+    // A key names the client, so its own updates are not echoed back to it.
+    let reader = Reader::of(state, call, jurisdiction).await?;
+    let types = published(state, jurisdiction).await?;
+    let codes: Vec<String> = types.keys().cloned().collect();
     let start = parse_time(call, "start_date")?;
     let end = parse_time(call, "end_date")?;
     let (start, end) = match (start, end) {
@@ -71,6 +85,7 @@ pub(super) async fn get_updates(
     let found = updates::in_window(
         &state.store,
         jurisdiction,
+        &codes,
         start,
         end,
         exclude.as_deref(),
@@ -78,7 +93,14 @@ pub(super) async fn get_updates(
     )
     .await
     .map_err(store_refusal)?;
-    let items = found.iter().map(update_node).collect();
+    let items = found
+        .iter()
+        .filter_map(|u| {
+            let case_type = types.get(&u.case_type_code)?;
+            let lens = reader.lens(state, &u.case_created_by, case_type);
+            Some(update_node(u, &reader, &lens))
+        })
+        .collect();
     Ok(render(
         call.format,
         StatusCode::OK,
@@ -144,14 +166,23 @@ pub(super) async fn post_update(
         });
     }
     let reference = call.params.get("service_request_id").unwrap_or_default();
+    let types = published(state, jurisdiction).await?;
     let case = case_by_reference(state, jurisdiction, reference)
         .await?
+        .filter(|c| types.contains_key(&c.case_type_code))
         .ok_or_else(|| {
             Refusal::new(
                 StatusCode::NOT_FOUND,
                 format!("service_request_id `{reference}` not found"),
             )
         })?;
+    // A front-end speaks for the cases it sent, not for anyone else's.
+    if !Reader::Client(client.clone()).sent(&case.created_by) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!("service_request_id: case `{reference}` was not sent by this client"),
+        ));
+    }
     let actor = client_actor(call, &client);
     let update = NewUpdate {
         source: format!("open311:{client}"),

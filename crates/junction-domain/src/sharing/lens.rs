@@ -148,10 +148,17 @@ impl PartnerScope {
     }
 }
 
-/// How one caller sees one case: in full, or through the agreement it was shared under.
+/// How one caller sees one case: in full, through the agreement it was shared under, or as
+/// the public (and a front-end reading its own cases) see it over Open311.
 #[derive(Debug, Clone)]
 pub enum Lens {
     Full,
+    /// Every attribute classified `up_to` or lower, and nothing personal whatever `up_to`.
+    Public {
+        up_to: Classification,
+        core: Arc<CoreClassification>,
+        case_type: Option<Arc<CaseType>>,
+    },
     Partner {
         agreement: Arc<Agreement>,
         purpose: String,
@@ -172,6 +179,14 @@ impl Lens {
                 case_type,
                 ..
             } => agreement.grants(path, core.of(path, case_type.as_deref())),
+            Lens::Public {
+                up_to,
+                core,
+                case_type,
+            } => {
+                let class = core.of(path, case_type.as_deref());
+                class <= *up_to && class < Classification::Personal
+            }
         }
     }
 
@@ -181,19 +196,29 @@ impl Lens {
             Lens::Full => None,
             Lens::Partner {
                 core, case_type, ..
+            }
+            | Lens::Public {
+                core, case_type, ..
             } => Some(core.of(path, case_type.as_deref())),
         }
     }
 
-    /// Every attribute of `case` the lens hides, sorted.
+    /// Every attribute the lens hides from a case like `case`, sorted: each core attribute and
+    /// each field its type defines, whether or not this case holds a value for it (so the
+    /// list says nothing about what the case holds).
     pub fn redacted(&self, case: &Case) -> Vec<String> {
-        if matches!(self, Lens::Full) {
-            return Vec::new();
-        }
+        let case_type = match self {
+            Lens::Full => return Vec::new(),
+            Lens::Partner { case_type, .. } | Lens::Public { case_type, .. } => case_type,
+        };
+        let fields: BTreeSet<&str> = match case_type {
+            Some(t) => t.fields.iter().map(|f| f.code.as_str()).collect(),
+            None => case.fields.keys().map(String::as_str).collect(),
+        };
         let mut hidden: Vec<String> = CORE_DEFAULTS
             .iter()
             .map(|(p, _)| p.to_string())
-            .chain(case.fields.keys().map(|k| format!("fields.{k}")))
+            .chain(fields.iter().map(|k| format!("fields.{k}")))
             .filter(|p| !self.shows(p))
             .collect();
         hidden.sort();

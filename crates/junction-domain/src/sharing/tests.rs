@@ -61,6 +61,7 @@ fn food() -> CaseType {
             field("symptoms", Classification::Sensitive),
         ],
         active: true,
+        published: true,
     }
 }
 
@@ -95,6 +96,7 @@ fn case() -> Case {
         version: 1,
         route: None,
         source_ref: None,
+        created_by: "tester".into(),
     }
 }
 
@@ -346,4 +348,40 @@ fn a_share_notice_goes_only_under_a_live_agreement_while_the_case_is_shared() {
     assert!(expired.contains("nothing sent"), "{expired}");
     let unshared = super::share_notice("42", "police", "dsa-1", Some(&a), false, t(5)).unwrap_err();
     assert!(unshared.contains("no longer shared"), "{unshared}");
+}
+
+#[test]
+fn the_public_lens_shows_up_to_its_level_and_never_personal_data() {
+    let public = |up_to| Lens::Public {
+        up_to,
+        core: Arc::new(CoreClassification::default()),
+        case_type: Some(Arc::new(food())),
+    };
+    let anyone = public(Classification::Public).redact(&case());
+    assert_eq!(anyone.description, "", "official by default");
+    assert_eq!(anyone.location.address, None);
+    assert_eq!(anyone.location.lat, None);
+    assert_eq!(anyone.submitter, Submitter::default());
+    assert_eq!(anyone.fields.keys().collect::<Vec<_>>(), vec!["risk"]);
+    assert_eq!(anyone.agency_id, "eh", "the agency is public");
+
+    let sender = public(Classification::Official).redact(&case());
+    assert_eq!(sender.description, "ill after eating");
+    assert_eq!(sender.location.address.as_deref(), Some("1 High St"));
+    assert!(sender.fields.contains_key("premises"));
+    // However high the level, personal and sensitive data stay hidden.
+    let top = public(Classification::Sensitive);
+    let all = top.redact(&case());
+    assert_eq!(all.submitter, Submitter::default());
+    assert!(!all.fields.contains_key("symptoms"));
+    assert!(!top.shows("submitter.email"));
+}
+
+#[test]
+fn redacted_lists_every_hidden_field_of_the_type_whatever_the_case_holds() {
+    let l = lens(agreement("a"));
+    let mut empty = case();
+    empty.fields.clear();
+    assert_eq!(l.redacted(&empty), l.redacted(&case()));
+    assert!(l.redacted(&empty).contains(&"fields.symptoms".to_string()));
 }

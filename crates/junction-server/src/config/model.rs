@@ -93,6 +93,13 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// How long in-flight requests get to finish on shutdown, in seconds.
     pub shutdown_grace_secs: u64,
+    /// How long a connection may take to send a request's headers (or its TLS handshake),
+    /// counted from when it opens or finishes its last answer, in seconds.
+    pub header_timeout_secs: u64,
+    /// The longest pause while a request body arrives, in seconds.
+    pub body_timeout_secs: u64,
+    /// Most connections open at once; one more is closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +110,9 @@ impl Default for ServerConfig {
             development: false,
             tls: None,
             shutdown_grace_secs: 20,
+            header_timeout_secs: 15,
+            body_timeout_secs: 30,
+            max_connections: 1_024,
         }
     }
 }
@@ -157,6 +167,7 @@ pub struct LimitsConfig {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_page_size: u64,
+    pub max_query_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -167,6 +178,7 @@ impl Default for LimitsConfig {
             max_depth: d.max_depth,
             max_complexity: d.max_complexity,
             max_page_size: d.max_page_size,
+            max_query_secs: d.max_query_secs,
         }
     }
 }
@@ -228,6 +240,9 @@ pub struct CaseTypeConfig {
     pub connector: Option<String>,
     /// `false` retires the case type: its cases stay, new ones are refused.
     pub active: bool,
+    /// `true` lists the type over Open311, where front-ends may post cases of it and read
+    /// its cases' public attributes. Off unless set: a type is for staff until published.
+    pub published: bool,
     pub fields: Vec<FieldConfig>,
 }
 
@@ -243,6 +258,7 @@ impl Default for CaseTypeConfig {
             agency: String::new(),
             connector: None,
             active: true,
+            published: false,
             fields: Vec::new(),
         }
     }

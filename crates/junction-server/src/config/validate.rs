@@ -193,6 +193,7 @@ pub fn validate(config: &Config) -> (Catalogue, Routing, Sharing, Vec<Problem>) 
             agency_id: c.agency.clone(),
             fields,
             active: c.active,
+            published: c.published,
         });
     }
 
@@ -302,12 +303,23 @@ fn check_server(config: &Config, p: &mut Problems) {
             "must be `text` or `json`",
         );
     }
+    let server = &config.server;
+    for (name, value) in [
+        ("header_timeout_secs", server.header_timeout_secs),
+        ("body_timeout_secs", server.body_timeout_secs),
+        ("max_connections", server.max_connections as u64),
+    ] {
+        if value == 0 {
+            p.push(KeyPath::root("server").key(name), "must be greater than 0");
+        }
+    }
     let limits = &config.limits;
     for (name, value) in [
         ("max_body_bytes", limits.max_body_bytes as u64),
         ("max_depth", limits.max_depth as u64),
         ("max_complexity", limits.max_complexity as u64),
         ("max_page_size", limits.max_page_size),
+        ("max_query_secs", limits.max_query_secs),
     ] {
         if value == 0 {
             p.push(KeyPath::root("limits").key(name), "must be greater than 0");

@@ -18,8 +18,10 @@ use super::from_row;
 #[derive(Debug, Clone, Default)]
 pub struct CaseFilter {
     pub jurisdiction_id: Option<String>,
-    pub status: Option<CaseStatus>,
-    pub case_type: Option<String>,
+    /// Any of these statuses; all when empty.
+    pub statuses: Vec<CaseStatus>,
+    /// Any of these case type codes; all when empty.
+    pub case_types: Vec<String>,
     pub agency: Option<String>,
     pub created_from: Option<DateTime<Utc>>,
     pub created_to: Option<DateTime<Utc>>,
@@ -95,12 +97,13 @@ pub async fn list(
     if let Some(j) = &filter.jurisdiction_id {
         q = q.filter(case::Column::JurisdictionId.eq(j.as_str()));
     }
-    if let Some(s) = filter.status {
-        q = q.filter(case::Column::Status.eq(s.as_str()));
+    if !filter.statuses.is_empty() {
+        q = q.filter(case::Column::Status.is_in(filter.statuses.iter().map(|s| s.as_str())));
     }
-    if let Some(code) = &filter.case_type {
+    if !filter.case_types.is_empty() {
         // Exact ids, not a LIKE pattern: codes may contain `_` and `%`.
-        let mut types = case_type::Entity::find().filter(case_type::Column::Code.eq(code.as_str()));
+        let mut types = case_type::Entity::find()
+            .filter(case_type::Column::Code.is_in(filter.case_types.iter().map(String::as_str)));
         if let Some(j) = &filter.jurisdiction_id {
             types = types.filter(case_type::Column::JurisdictionId.eq(j.as_str()));
         }

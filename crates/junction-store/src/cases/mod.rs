@@ -74,12 +74,13 @@ pub async fn create_with_files(
             case_type_code: case_type.code.clone(),
             ..new
         },
+        &actor.subject,
         now,
     );
     let route = routing.route(&case, &case_type.agency_id);
     case.agency_id = route.agency.clone();
     case.route = Some(route.clone());
-    case::Entity::insert(to_row(&case, &actor.subject))
+    case::Entity::insert(to_row(&case))
         .exec_without_returning(&*txn)
         .await?;
     deliveries::insert_for_route(&*txn, &case, &route, &routing.methods, now).await?;
@@ -406,7 +407,7 @@ fn location_json(l: &Location) -> Value {
     json!({"lat": l.lat, "long": l.long, "uprn": l.uprn, "address": l.address})
 }
 
-fn to_row(case: &Case, created_by: &str) -> case::ActiveModel {
+fn to_row(case: &Case) -> case::ActiveModel {
     case::ActiveModel {
         id: Set(case.id.clone()),
         reference: Set(case.reference.clone()),
@@ -423,7 +424,7 @@ fn to_row(case: &Case, created_by: &str) -> case::ActiveModel {
         submitter_email: Set(case.submitter.email.clone()),
         submitter_phone: Set(case.submitter.phone.clone()),
         fields: Set(serde_json::to_string(&case.fields).unwrap_or_else(|_| "{}".into())),
-        created_by: Set(created_by.to_string()),
+        created_by: Set(case.created_by.clone()),
         created_at: Set(case.created_at),
         updated_at: Set(case.updated_at),
         version: Set(case.version),
@@ -438,11 +439,7 @@ fn to_row(case: &Case, created_by: &str) -> case::ActiveModel {
 pub(crate) fn from_row(row: case::Model) -> Result<Case, StoreError> {
     let status = CaseStatus::parse(&row.status)
         .ok_or_else(|| StoreError::corrupt("case status", &row.status))?;
-    let case_type_code = row
-        .case_type_id
-        .rsplit_once('/')
-        .map_or(row.case_type_id.as_str(), |(_, c)| c)
-        .to_string();
+    let case_type_code = type_code(&row.case_type_id).to_string();
     Ok(Case {
         fields: serde_json::from_str(&row.fields)
             .map_err(|e| StoreError::corrupt("case fields", e))?,
@@ -474,7 +471,15 @@ pub(crate) fn from_row(row: case::Model) -> Result<Case, StoreError> {
             .transpose()
             .map_err(|e| StoreError::corrupt("case route", e))?,
         source_ref: row.source_ref,
+        created_by: row.created_by,
     })
+}
+
+/// The code part of a stored case type id (`jurisdiction/code`).
+pub(crate) fn type_code(case_type_id: &str) -> &str {
+    case_type_id
+        .rsplit_once('/')
+        .map_or(case_type_id, |(_, c)| c)
 }
 
 pub(crate) fn event_from_row(row: case_event::Model) -> Result<CaseEvent, StoreError> {

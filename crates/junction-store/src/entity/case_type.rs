@@ -18,6 +18,8 @@ pub struct Model {
     /// JSON array of field definitions.
     pub fields: String,
     pub active: bool,
+    /// Listed, accepted and readable over Open311.
+    pub published: bool,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }

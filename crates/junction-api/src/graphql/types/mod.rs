@@ -166,6 +166,8 @@ pub struct CaseType {
     pub keywords: Vec<String>,
     pub agency: String,
     pub active: bool,
+    /// Listed, accepted and readable over Open311.
+    pub published: bool,
     pub fields: Vec<Field>,
 }
 
@@ -180,6 +182,7 @@ impl From<d::CaseType> for CaseType {
             keywords: c.keywords,
             agency: c.agency_id,
             active: c.active,
+            published: c.published,
             fields: c
                 .fields
                 .into_iter()
