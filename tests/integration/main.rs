@@ -13,6 +13,7 @@ mod exactly_once;
 mod fault_run;
 mod open311;
 mod open311_access;
+mod open311_uploads;
 mod schema;
 mod sharing;
 mod store;

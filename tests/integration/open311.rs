@@ -89,7 +89,7 @@ impl Open311 {
     }
 
     /// POSTs a body made by [`multipart`].
-    async fn post_multipart(&self, path: &str, body: Vec<u8>) -> (u16, String) {
+    pub(crate) async fn post_multipart(&self, path: &str, body: Vec<u8>) -> (u16, String) {
         let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
         self.post_raw(path, &content_type, body).await
     }
@@ -113,7 +113,7 @@ const BOUNDARY: &str = "fmsBoundary42";
 
 /// A multipart body as FixMyStreet sends one: `fields`, then `files` as
 /// (part, file name, content type, bytes).
-fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &str, &[u8])]) -> Vec<u8> {
+pub(crate) fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &str, &[u8])]) -> Vec<u8> {
     let mut body = Vec::new();
     for (k, v) in fields {
         body.extend_from_slice(

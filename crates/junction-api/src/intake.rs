@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use junction_domain::{Actor, Case, NewAttachment, NewCase, RoutingTable};
+use junction_domain::{Actor, Case, NewAttachment, NewCase, RefusedFile, RoutingTable};
 use junction_store::{Store, StoreError, cases};
 
 /// Wakes the delivery workers after new deliveries are committed. The server hands the API
@@ -59,22 +59,32 @@ impl Intake {
         jurisdiction_id: &str,
         new: NewCase,
     ) -> Result<Case, StoreError> {
-        self.create_case_with_files(actor, jurisdiction_id, new, &[])
+        self.create_case_with_files(actor, jurisdiction_id, new, &[], &[])
             .await
     }
 
-    /// As [`Intake::create_case`], with the files that came with the case.
+    /// As [`Intake::create_case`], with the files that came with the case and those set aside
+    /// as over a limit (recorded on the case).
     pub async fn create_case_with_files(
         &self,
         actor: &Actor,
         jurisdiction_id: &str,
         new: NewCase,
         files: &[NewAttachment],
+        refused: &[RefusedFile],
     ) -> Result<Case, StoreError> {
         let empty = RoutingTable::default();
         let table = self.routing.get(jurisdiction_id).unwrap_or(&empty);
-        let case = cases::create_with_files(&self.store, actor, jurisdiction_id, new, table, files)
-            .await?;
+        let case = cases::create_with_files(
+            &self.store,
+            actor,
+            jurisdiction_id,
+            new,
+            table,
+            files,
+            refused,
+        )
+        .await?;
         self.waker.wake();
         Ok(case)
     }

@@ -72,3 +72,18 @@ mod tests {
         assert_eq!(served_content_type(""), "application/octet-stream");
     }
 }
+
+/// A file that arrived but was not kept, and why. It is recorded on the case (a
+/// `file_refused` event), so a report is never lost for a photo and the refusal is never silent.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedFile {
+    /// The multipart part it came in (`photo2`).
+    pub part: String,
+    pub file_name: String,
+    pub content_type: String,
+    /// Bytes received before the file was set aside: its size, or at least this much.
+    pub size_at_least: u64,
+    /// Why, in words a person can act on, naming the limit.
+    pub reason: String,
+}

@@ -310,6 +310,9 @@ pub enum CaseEventKind {
     Shared,
     /// A share was withdrawn: `{ "agency": .., "agreement": .., "reason": .. }`.
     Unshared,
+    /// A file that came with the case or an update was not kept (over a limit):
+    /// `{ "part": .., "fileName": .., "contentType": .., "sizeAtLeast": .., "reason": .. }`.
+    FileRefused,
 }
 
 impl CaseEventKind {
@@ -325,6 +328,7 @@ impl CaseEventKind {
             CaseEventKind::UpdateReceived => "update_received",
             CaseEventKind::Shared => "shared",
             CaseEventKind::Unshared => "unshared",
+            CaseEventKind::FileRefused => "file_refused",
         }
     }
 
@@ -353,6 +357,7 @@ impl CaseEventKind {
             CaseEventKind::UpdateReceived,
             CaseEventKind::Shared,
             CaseEventKind::Unshared,
+            CaseEventKind::FileRefused,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

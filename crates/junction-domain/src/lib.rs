@@ -15,7 +15,7 @@ pub mod route;
 pub mod sharing;
 pub mod validation;
 
-pub use attachment::{Attachment, NewAttachment};
+pub use attachment::{Attachment, NewAttachment, RefusedFile};
 pub use audit::{
     Actor, AuditChange, AuditDisclosure, AuditEntry, AuditOperation, ChainLink, GENESIS_HASH,
 };

@@ -132,6 +132,7 @@ impl App {
             core: loaded.sharing.policy.core.clone(),
             audit: audit.clone(),
             intake,
+            uploads: loaded.config.limits.uploads(),
         };
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let state = ApiState {

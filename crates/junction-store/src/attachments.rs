@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use junction_domain::audit::sha256_hex;
-use junction_domain::{Attachment, NewAttachment};
+use junction_domain::{Actor, Attachment, CaseEventKind, NewAttachment, RefusedFile};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -48,6 +48,23 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         });
     }
     Ok(stored)
+}
+
+/// Records on case `case_id`, one `file_refused` event each, the files that arrived with it
+/// but were not kept, inside the caller's transaction.
+pub(crate) async fn record_refused<C: ConnectionTrait>(
+    conn: &C,
+    case_id: &str,
+    refused: &[RefusedFile],
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for file in refused {
+        let data = serde_json::to_value(file).unwrap_or_default();
+        crate::cases::insert_event(conn, case_id, CaseEventKind::FileRefused, actor, now, data)
+            .await?;
+    }
+    Ok(())
 }
 
 type Row = (

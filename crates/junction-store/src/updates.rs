@@ -3,7 +3,7 @@
 //! that has already sent the same update id is refused, so a repeated post has no effect.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use junction_domain::{Actor, CaseEventKind, CaseStatus, CaseUpdate, NewAttachment};
+use junction_domain::{Actor, CaseEventKind, CaseStatus, CaseUpdate, NewAttachment, RefusedFile};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -26,6 +26,8 @@ pub struct NewUpdate {
     pub updated_at: Option<DateTime<Utc>>,
     /// Files uploaded with the update; kept with the case.
     pub files: Vec<NewAttachment>,
+    /// Files that came with the update but were over a limit; recorded on the case.
+    pub refused_files: Vec<RefusedFile>,
 }
 
 /// Records `update` on case `case_ref` (id or reference). Refuses a repeat of a source's
@@ -57,6 +59,7 @@ pub async fn record(
     let at = update.updated_at.unwrap_or(now).trunc_subsecs(0);
     let row = insert_row(&*txn, &case.id, &update, at, now).await?;
     let files = crate::attachments::insert(&*txn, &case.id, &update.files, now).await?;
+    crate::attachments::record_refused(&*txn, &case.id, &update.refused_files, actor, now).await?;
     let from = case.status;
     let moves = apply_status
         && update.status.is_some_and(|s| s != from)
@@ -92,6 +95,9 @@ pub async fn record(
             .iter()
             .map(|a| json!({"id": a.id, "part": a.part, "fileName": a.file_name, "size": a.size, "sha256": a.sha256}))
             .collect();
+    }
+    if !update.refused_files.is_empty() {
+        data["refusedFiles"] = json!(update.refused_files);
     }
     audit::append(
         &*txn,

@@ -267,6 +267,7 @@ async fn files_are_stored_with_their_case_on_every_database() {
             pothole(7),
             &RoutingTable::default(),
             &files,
+            &[],
         )
         .await
         .unwrap();
@@ -299,6 +300,7 @@ async fn files_are_stored_with_their_case_on_every_database() {
             bad,
             &RoutingTable::default(),
             &files,
+            &[],
         )
         .await;
         assert!(matches!(err, Err(StoreError::Invalid(_))), "{err:?}");

@@ -453,10 +453,17 @@ async fn post_request(
         source_ref,
     };
     let actor = client_actor(call, &client);
-    // Uploaded photos are kept with the case, in the same transaction.
+    // Uploaded photos are kept with the case, in the same transaction; any set aside as over
+    // a limit are recorded on it.
     let case = state
         .intake
-        .create_case_with_files(&actor, jurisdiction, new, call.params.files())
+        .create_case_with_files(
+            &actor,
+            jurisdiction,
+            new,
+            call.params.files(),
+            call.params.refused_files(),
+        )
         .await
         .map_err(store_refusal)?;
     let tree = Node::list(

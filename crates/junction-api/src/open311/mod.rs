@@ -13,6 +13,9 @@ mod handlers;
 mod params;
 mod reads;
 mod updates;
+mod uploads;
+
+pub use uploads::UploadLimits;
 
 use std::time::Instant;
 
@@ -33,8 +36,6 @@ use params::{BodyError, Params};
 
 use crate::intake::Intake;
 
-/// Largest Open311 request body accepted: enough for a report with photos attached.
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// What the Open311 endpoints need.
 #[derive(Clone)]
@@ -45,13 +46,19 @@ pub struct Open311State {
     pub core: std::sync::Arc<junction_domain::CoreClassification>,
     pub audit: AuditWriter,
     pub intake: Intake,
+    /// How much a request may upload, and what happens to a file over the limit.
+    pub uploads: UploadLimits,
 }
 
 /// The `/open311/v2/` routes.
 pub fn router(state: Open311State) -> Router {
+    // The upload limits are enforced as the body is read; axum's own 2 MB default must not
+    // stand in for them.
+    let body_limit = usize::try_from(state.uploads.request_bytes).unwrap_or(usize::MAX);
     Router::new()
         .route("/open311/v2/{file}", any(top))
         .route("/open311/v2/{dir}/{file}", any(nested))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 
@@ -175,7 +182,7 @@ async fn serve_audited(
         )),
         Some(_) => {
             let params = if method == Method::POST {
-                Params::from_request(request, MAX_BODY_BYTES).await
+                Params::from_request(request, state.uploads).await
             } else {
                 Params::from_query(request.uri().query())
             };
@@ -184,10 +191,16 @@ async fn serve_audited(
                     call.params = p;
                     handlers::dispatch(&state, &mut call).await
                 }
-                Err(BodyError::TooLarge) => Err(Refusal::new(
+                Err(BodyError::TooLarge(limit)) => Err(Refusal::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+                    format!(
+                        "the request body is larger than {limit} bytes, the limit per request \
+                         (max_upload_request_bytes)"
+                    ),
                 )),
+                Err(BodyError::FileRefused(why)) => {
+                    Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, why))
+                }
                 Err(BodyError::Malformed(why)) => Err(Refusal::bad(why)),
             }
         }

@@ -5,30 +5,25 @@
 //! (`attribute[x]` for multi-value lists, `media_url`).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Request};
+use axum::extract::Request;
 use axum::http::header;
-use junction_domain::NewAttachment;
+use junction_domain::{NewAttachment, RefusedFile};
 
-/// Arguments in arrival order, and the files of a multipart body (FixMyStreet's `photo1..N`
-/// when it uploads photos rather than sending `media_url`).
+use super::uploads::UploadLimits;
+
+/// Arguments in arrival order, the files of a multipart body (FixMyStreet's `photo1..N` when it
+/// uploads photos rather than sending `media_url`), and the files set aside as over a limit.
 #[derive(Debug, Clone, Default)]
-pub struct Params(Vec<(String, String)>, Vec<NewAttachment>);
-
-/// Files one request may carry.
-pub const MAX_FILES: usize = 20;
+pub struct Params(Vec<(String, String)>, Vec<NewAttachment>, Vec<RefusedFile>);
 
 /// Why a body could not be read.
 #[derive(Debug)]
 pub enum BodyError {
-    TooLarge,
+    /// The body is over the request limit, in bytes.
+    TooLarge(u64),
+    /// A file is over its limit and the configuration says not to take the request without it.
+    FileRefused(String),
     Malformed(String),
-}
-
-/// A file name without any directory a client put in front of it, at most 255 characters.
-fn base_name(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name).trim();
-    let base = if base.is_empty() { "file" } else { base };
-    base.chars().take(255).collect()
 }
 
 impl Params {
@@ -53,13 +48,13 @@ impl Params {
             })?;
             out.push((name, value));
         }
-        Ok(Params(out, Vec::new()))
+        Ok(Params(out, Vec::new(), Vec::new()))
     }
 
     /// Reads a POST body: `application/x-www-form-urlencoded` or `multipart/form-data`.
     /// Query-string arguments are kept too (some clients put `jurisdiction_id` there), after
     /// the body's. File parts are kept apart, as files.
-    pub async fn from_request(request: Request, limit: usize) -> Result<Params, BodyError> {
+    pub async fn from_request(request: Request, limits: UploadLimits) -> Result<Params, BodyError> {
         let query = Params::from_query(request.uri().query())?;
         let content_type = request
             .headers()
@@ -68,67 +63,14 @@ impl Params {
             .unwrap_or("")
             .to_ascii_lowercase();
         let mut params = if content_type.starts_with("multipart/form-data") {
-            let mut multipart = Multipart::from_request(request, &())
-                .await
-                .map_err(|e| BodyError::Malformed(e.body_text()))?;
-            let mut out = Vec::new();
-            let mut files = Vec::new();
-            let mut total = 0usize;
-            loop {
-                let field = match multipart.next_field().await {
-                    Ok(Some(f)) => f,
-                    Ok(None) => break,
-                    Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                        return Err(BodyError::TooLarge);
-                    }
-                    Err(e) => return Err(BodyError::Malformed(e.body_text())),
-                };
-                let name = field.name().unwrap_or("").to_string();
-                let file_name = field.file_name().map(base_name);
-                let content_type = field
-                    .content_type()
-                    .unwrap_or("application/octet-stream")
-                    .to_string();
-                let data = field.bytes().await.map_err(|e| {
-                    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                        BodyError::TooLarge
-                    } else {
-                        BodyError::Malformed(e.body_text())
-                    }
-                })?;
-                total += data.len();
-                if total > limit {
-                    return Err(BodyError::TooLarge);
-                }
-                if let Some(file_name) = file_name {
-                    if data.is_empty() {
-                        continue;
-                    }
-                    if files.len() == MAX_FILES {
-                        return Err(BodyError::Malformed(format!(
-                            "more than {MAX_FILES} files in one request"
-                        )));
-                    }
-                    files.push(NewAttachment {
-                        part: name,
-                        file_name,
-                        content_type,
-                        data: data.to_vec(),
-                    });
-                    continue;
-                }
-                let value = String::from_utf8(data.to_vec()).map_err(|_| {
-                    BodyError::Malformed(format!("multipart field `{name}` is not UTF-8"))
-                })?;
-                out.push((name, value));
-            }
-            Params(out, files)
+            let parts = super::uploads::read(request, limits).await?;
+            Params(parts.fields, parts.files, parts.refused)
         } else if content_type.is_empty()
             || content_type.starts_with("application/x-www-form-urlencoded")
         {
-            let body = axum::body::to_bytes(request.into_body(), limit)
+            let body = axum::body::to_bytes(request.into_body(), limits.request_bytes as usize)
                 .await
-                .map_err(|_| BodyError::TooLarge)?;
+                .map_err(|_| BodyError::TooLarge(limits.request_bytes))?;
             check_utf8(&body)?;
             Params::from_urlencoded(&body)?
         } else {
@@ -144,6 +86,11 @@ impl Params {
     /// The files the body carried.
     pub fn files(&self) -> &[NewAttachment] {
         &self.1
+    }
+
+    /// The files set aside, each with the reason.
+    pub fn refused_files(&self) -> &[RefusedFile] {
+        &self.2
     }
 
     /// The first non-empty value of `name`, trimmed.

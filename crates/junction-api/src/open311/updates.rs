@@ -198,6 +198,7 @@ pub(super) async fn post_update(
             .collect(),
         updated_at,
         files: call.params.files().to_vec(),
+        refused_files: call.params.refused_files().to_vec(),
     };
     // A front-end's update is the citizen's word, recorded on the case; the status stays the
     // back-end's to change.

@@ -346,7 +346,8 @@ impl Lens {
             CaseEventKind::Routed
             | CaseEventKind::Delivered
             | CaseEventKind::DeliveryDead
-            | CaseEventKind::DeliveryNeedsDecision => None,
+            | CaseEventKind::DeliveryNeedsDecision
+            | CaseEventKind::FileRefused => None,
         }
     }
 

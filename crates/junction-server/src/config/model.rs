@@ -168,17 +168,39 @@ pub struct LimitsConfig {
     pub max_complexity: usize,
     pub max_page_size: u64,
     pub max_query_secs: u64,
+    /// Largest file an Open311 request may upload (a photo); a larger one is set aside and
+    /// the refusal recorded on the case.
+    pub max_upload_file_bytes: u64,
+    /// Largest Open311 request body; a larger request is refused with 413.
+    pub max_upload_request_bytes: u64,
+    /// Refuse a report whose file is over the limit, instead of taking it in without the file.
+    pub refuse_oversized_uploads: bool,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         let d = junction_api::Limits::default();
+        let u = junction_api::open311::UploadLimits::default();
         LimitsConfig {
             max_body_bytes: d.max_body_bytes,
             max_depth: d.max_depth,
             max_complexity: d.max_complexity,
             max_page_size: d.max_page_size,
             max_query_secs: d.max_query_secs,
+            max_upload_file_bytes: u.file_bytes,
+            max_upload_request_bytes: u.request_bytes,
+            refuse_oversized_uploads: u.refuse_oversized,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The Open311 upload limits these settings give.
+    pub fn uploads(&self) -> junction_api::open311::UploadLimits {
+        junction_api::open311::UploadLimits {
+            file_bytes: self.max_upload_file_bytes,
+            request_bytes: self.max_upload_request_bytes,
+            refuse_oversized: self.refuse_oversized_uploads,
         }
     }
 }

@@ -320,10 +320,21 @@ fn check_server(config: &Config, p: &mut Problems) {
         ("max_complexity", limits.max_complexity as u64),
         ("max_page_size", limits.max_page_size),
         ("max_query_secs", limits.max_query_secs),
+        ("max_upload_file_bytes", limits.max_upload_file_bytes),
+        ("max_upload_request_bytes", limits.max_upload_request_bytes),
     ] {
         if value == 0 {
             p.push(KeyPath::root("limits").key(name), "must be greater than 0");
         }
+    }
+    if limits.max_upload_file_bytes > limits.max_upload_request_bytes {
+        p.push(
+            KeyPath::root("limits").key("max_upload_file_bytes"),
+            format!(
+                "is larger than max_upload_request_bytes ({}): no request could carry such a file",
+                limits.max_upload_request_bytes
+            ),
+        );
     }
     let auth = &config.auth;
     let at = KeyPath::root("auth");

@@ -10,7 +10,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use junction_domain::case::validate_note;
 use junction_domain::{
     Actor, Case, CaseEvent, CaseEventKind, CaseStatus, CaseType, Classification, Location,
-    NewAttachment, NewCase, RoutingTable, Submitter, ValidationErrors,
+    NewAttachment, NewCase, RefusedFile, RoutingTable, Submitter, ValidationErrors,
 };
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
@@ -36,7 +36,7 @@ pub async fn create(
     new: NewCase,
     routing: &RoutingTable,
 ) -> Result<Case, StoreError> {
-    create_with_files(store, actor, jurisdiction_id, new, routing, &[]).await
+    create_with_files(store, actor, jurisdiction_id, new, routing, &[], &[]).await
 }
 
 /// As [`create`], storing the files that came with the case in the same transaction.
@@ -47,6 +47,7 @@ pub async fn create_with_files(
     new: NewCase,
     routing: &RoutingTable,
     files: &[NewAttachment],
+    refused: &[RefusedFile],
 ) -> Result<Case, StoreError> {
     let Some(case_type) =
         load_case_type(store.conn(), jurisdiction_id, &new.case_type_code).await?
@@ -85,6 +86,7 @@ pub async fn create_with_files(
         .await?;
     deliveries::insert_for_route(&*txn, &case, &route, &routing.methods, now).await?;
     let stored = crate::attachments::insert(&*txn, &case.id, files, now).await?;
+    crate::attachments::record_refused(&*txn, &case.id, refused, actor, now).await?;
     insert_event(
         &*txn,
         &case.id,
@@ -124,6 +126,11 @@ pub async fn create_with_files(
                 .map(|a| json!({"part": a.part, "fileName": a.file_name, "size": a.size, "sha256": a.sha256}))
                 .collect(),
         );
+    }
+    if !refused.is_empty()
+        && let Value::Object(map) = &mut after
+    {
+        map.insert("refusedFiles".into(), json!(refused));
     }
     let entry = actor.change("case", &case.id, "create", Value::Null, after);
     audit::append(&*txn, &[entry]).await?;

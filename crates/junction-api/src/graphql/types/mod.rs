@@ -89,6 +89,8 @@ pub enum CaseEventKind {
     UpdateReceived,
     Shared,
     Unshared,
+    /// A file that came with the case was not kept (over a limit); the event says why.
+    FileRefused,
 }
 
 /// The caller, as its token describes it.
