@@ -169,6 +169,69 @@ async fn audit_verify_fails_on_a_tampered_row() {
     assert!(stderr.contains("broken at record 2"), "{stderr}");
 }
 
+#[tokio::test]
+async fn audit_verify_against_a_checkpoint_finds_a_cut_log() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("witness")).unwrap();
+    std::fs::write(
+        dir.path().join("junction.toml"),
+        format!(
+            "{}\n[server]\ndata_dir = \".\"\n[audit]\ncheckpoint_file = \"witness/checkpoints.jsonl\"\n",
+            crate::support::CATALOGUE
+        ),
+    )
+    .unwrap();
+    assert!(junction(dir.path(), &["migrate"]).status.success());
+    let out = junction(dir.path(), &["audit", "checkpoint"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kept = std::fs::read_to_string(dir.path().join("witness/checkpoints.jsonl")).unwrap();
+    let kept: Value = serde_json::from_str(kept.trim()).unwrap();
+    assert_eq!(printed, kept, "the witness file holds what was printed");
+    let head = kept["seq"].as_i64().unwrap();
+    assert!(head > 2);
+
+    // Someone with the database cuts the last two records and moves the head back to match.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("junction.db").display()
+    ))
+    .await
+    .unwrap();
+    let keep = head - 2;
+    sqlx::query("DELETE FROM audit_log WHERE seq > ?")
+        .bind(keep)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE audit_head SET seq = ?1, hash = (SELECT hash FROM audit_log WHERE seq = ?1)",
+    )
+    .bind(keep)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let out = junction(dir.path(), &["audit", "verify"]);
+    assert!(out.status.success(), "the chain alone cannot see a cut");
+    let out = junction(
+        dir.path(),
+        &["audit", "verify", "--against", "witness/checkpoints.jsonl"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the log was cut") && stderr.contains(&format!("record {head}")),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn check_config_reports_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();

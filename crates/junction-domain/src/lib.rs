@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod case;
 pub mod case_type;
+pub mod checkpoint;
 pub mod delivery;
 pub mod organisation;
 pub mod route;

@@ -135,6 +135,14 @@ impl App {
             uploads: loaded.config.limits.uploads(),
         };
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
+        let every = loaded.config.audit.checkpoint_secs;
+        if every > 0 {
+            crate::checkpoints::Witness::new(loaded)?.spawn(
+                store.clone(),
+                Duration::from_secs(every),
+                closing.subscribe(),
+            );
+        }
         let state = ApiState {
             store: store.clone(),
             audit,

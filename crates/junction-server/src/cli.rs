@@ -136,7 +136,14 @@ pub enum ApiKeyCommand {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Walk the hash chain and report the first record that does not verify.
-    Verify,
+    Verify {
+        /// A checkpoint kept elsewhere (a checkpoint file, whose last line counts, or one JSON
+        /// line): the log must still hold the record it vouches for, with the same hash.
+        #[arg(long, value_name = "CHECKPOINT")]
+        against: Option<String>,
+    },
+    /// Sign the chain's head now, print the checkpoint and write it where `[audit]` says.
+    Checkpoint,
 }
 
 /// Loads the configuration the command line names, or the default one.
@@ -264,25 +271,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit {
-            command: AuditCommand::Verify,
-        } => {
-            let store = junction_store::Store::connect(&loaded.database_url()).await?;
-            let report = junction_store::audit::verify(&store).await?;
-            match report.first_bad {
-                None => {
-                    println!("audit chain ok: {} record(s) verified", report.checked);
-                    Ok(ExitCode::SUCCESS)
-                }
-                Some((seq, why)) => {
-                    eprintln!(
-                        "audit chain broken at record {seq}: {why} ({} record(s) before it verified)",
-                        report.checked
-                    );
-                    Ok(ExitCode::from(3))
-                }
-            }
-        }
+        Command::Audit { command } => audit(&loaded, command).await,
         Command::ApiKey { command } => api_key(&loaded, command).await,
         Command::Disclosures { case } => {
             let store = junction_store::Store::connect(&loaded.database_url()).await?;
@@ -389,4 +378,47 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
         "a token lives between 1 second and a year"
     );
     Ok(Duration::from_secs(secs))
+}
+
+async fn audit(loaded: &LoadedConfig, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    let store = junction_store::Store::connect(&loaded.database_url()).await?;
+    let against = match command {
+        AuditCommand::Checkpoint => {
+            let checkpoint = crate::checkpoints::Witness::new(loaded)?
+                .take(&store)
+                .await?;
+            println!("{}", checkpoint.to_line());
+            return Ok(ExitCode::SUCCESS);
+        }
+        AuditCommand::Verify { against } => against,
+    };
+    let report = match &against {
+        None => junction_store::audit::verify(&store).await?,
+        Some(source) => {
+            let checkpoint = crate::checkpoints::read(source)?;
+            let key = crate::checkpoints::key(loaded)?;
+            junction_store::audit::verify_against(&store, &checkpoint, &key).await?
+        }
+    };
+    match report.first_bad {
+        None => {
+            let against = if against.is_some() {
+                ", and the checkpoint's record is there"
+            } else {
+                ""
+            };
+            println!(
+                "audit chain ok: {} record(s) verified{against}",
+                report.checked
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((seq, why)) => {
+            eprintln!(
+                "audit chain broken at record {seq}: {why} ({} record(s) before it verified)",
+                report.checked
+            );
+            Ok(ExitCode::from(3))
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! nothing they decide.
 
 pub mod app;
+pub mod checkpoints;
 pub mod cli;
 pub mod config;
 mod connections;

@@ -11,9 +11,16 @@ pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join("junction.secret")
 }
 
-/// Reads the secret in `data_dir`, creating it (64 random bytes, hex, mode 0600) when missing.
+/// Reads the token signing secret in `data_dir`, creating it when missing.
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
-    let file = path(data_dir);
+    load_or_create_at(&path(data_dir), "token signing secret")
+}
+
+/// Reads the secret in `file`, creating it and its directory (64 random bytes, hex, mode
+/// 0600) when missing; `what` names it in the log.
+pub fn load_or_create_at(file: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    let file = file.to_path_buf();
+    let data_dir = file.parent().unwrap_or(Path::new("."));
     if let Ok(text) = std::fs::read_to_string(&file) {
         let secret = text.trim().as_bytes().to_vec();
         anyhow::ensure!(
@@ -39,11 +46,11 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
         Ok(mut f) => {
             f.write_all(secret.as_bytes())?;
             f.sync_all()?;
-            tracing::info!(file = %file.display(), "created a new token signing secret");
+            tracing::info!(file = %file.display(), "created a new {what}");
             Ok(secret.into_bytes())
         }
         // Another process made it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(data_dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_at(&file, what),
         Err(e) => Err(e).with_context(|| format!("creating {}", file.display())),
     }
 }

@@ -319,3 +319,41 @@ async fn a_repeated_document_gets_the_same_answer_every_time() {
     assert_eq!(outcomes.iter().filter(|o| *o == "rejected").count(), 5);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_running_server_checkpoints_the_audit_head_to_its_witness() {
+    let witness = tempfile::tempdir().unwrap();
+    let file = witness.path().join("checkpoints.jsonl");
+    let server = TestServer::start(&format!(
+        "[audit]\ncheckpoint_secs = 1\ncheckpoint_file = \"{}\"\n",
+        file.display()
+    ))
+    .await;
+    let token = server.token(&[Role::Officer]);
+    server
+        .gql(Some(&token), "{ me { subject } }", Value::Null)
+        .await;
+    let key = junction_server::checkpoints::key(&server.loaded).unwrap();
+    // The head moves with every request; within a few intervals a checkpoint vouches for the
+    // record of the request above, signed with this installation's key.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (head, _) = junction_store::audit::head(server.store()).await.unwrap();
+        if let Ok(checkpoint) = junction_server::checkpoints::read(file.to_str().unwrap())
+            && checkpoint.seq >= head
+        {
+            key.verify(&checkpoint).unwrap();
+            let report = junction_store::audit::verify_against(server.store(), &checkpoint, &key)
+                .await
+                .unwrap();
+            assert_eq!(report.first_bad, None);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint reached {}",
+            file.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -196,3 +196,91 @@ async fn concurrent_records_and_changes_make_one_unbroken_chain() {
         );
     });
 }
+
+#[tokio::test]
+async fn verify_notices_edits_to_the_columns_searches_use() {
+    // `disclosures` and the audit filters search on kind, object_type and object_id: an edit
+    // there would hide a record from a subject access request, so verify checks them against
+    // the hashed content.
+    for edit in [
+        "UPDATE audit_log SET kind = 'operation' WHERE seq = 3",
+        "UPDATE audit_log SET object_type = 'note' WHERE seq = 3",
+        "UPDATE audit_log SET object_id = 'someone-else' WHERE seq = 3",
+        "UPDATE audit_log SET object_id = NULL WHERE seq = 3",
+    ] {
+        each_db!(|store| {
+            catalogue::apply(&store, &Actor::internal("config"), &super::catalogue())
+                .await
+                .unwrap();
+            assert_eq!(audit::verify(&store).await.unwrap().first_bad, None);
+            store.execute_sql(edit).await.unwrap();
+            let (seq, why) = audit::verify(&store).await.unwrap().first_bad.unwrap();
+            assert_eq!(seq, 3, "{edit}");
+            assert!(why.contains("search columns"), "{edit}: {why}");
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_cut_at_the_end_is_found_against_a_checkpoint() {
+    use junction_domain::checkpoint::CheckpointKey;
+    each_db!(|store| {
+        catalogue::apply(&store, &Actor::internal("config"), &super::catalogue())
+            .await
+            .unwrap();
+        let key = CheckpointKey::from_secret(b"a-secret-of-at-least-thirty-two-bytes");
+        let (seq, hash) = audit::head(&store).await.unwrap();
+        assert!(seq >= 5);
+        let checkpoint = key.sign(seq, &hash, chrono::Utc::now());
+        let report = audit::verify_against(&store, &checkpoint, &key)
+            .await
+            .unwrap();
+        assert_eq!(report.first_bad, None);
+
+        // Deleting the head row alone is noticed without a checkpoint.
+        store
+            .execute_sql("DELETE FROM audit_head WHERE id = 1")
+            .await
+            .unwrap();
+        let (_, why) = audit::verify(&store).await.unwrap().first_bad.unwrap();
+        assert!(why.contains("head row is missing"), "{why}");
+
+        // The last two records cut off and the head moved back to match: the chain alone
+        // still verifies, the checkpoint does not.
+        let (cut_seq, cut_hash): (i64, String) = {
+            let (records, _) = audit::list(&store, &Default::default(), 3, None)
+                .await
+                .unwrap();
+            (records[2].link.seq, records[2].link.hash.clone())
+        };
+        store
+            .execute_sql(&format!("DELETE FROM audit_log WHERE seq > {cut_seq}"))
+            .await
+            .unwrap();
+        store
+            .execute_sql(&format!(
+                "INSERT INTO audit_head (id, seq, hash, feed_seq) VALUES (1, {cut_seq}, '{cut_hash}', 0)"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(audit::verify(&store).await.unwrap().first_bad, None);
+        let (at, why) = audit::verify_against(&store, &checkpoint, &key)
+            .await
+            .unwrap()
+            .first_bad
+            .unwrap();
+        assert_eq!(at, seq);
+        assert!(why.contains("the log was cut"), "{why}");
+
+        // A checkpoint altered to vouch for less is refused, not believed.
+        let mut altered = checkpoint.clone();
+        altered.seq = cut_seq;
+        altered.hash = cut_hash.clone();
+        let (_, why) = audit::verify_against(&store, &altered, &key)
+            .await
+            .unwrap()
+            .first_bad
+            .unwrap();
+        assert!(why.contains("signature"), "{why}");
+    });
+}

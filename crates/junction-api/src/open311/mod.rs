@@ -36,7 +36,6 @@ use params::{BodyError, Params};
 
 use crate::intake::Intake;
 
-
 /// What the Open311 endpoints need.
 #[derive(Clone)]
 pub struct Open311State {

@@ -15,6 +15,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub audit: AuditConfig,
     pub telemetry: TelemetryConfig,
     pub jurisdictions: Vec<JurisdictionConfig>,
     pub agencies: Vec<AgencyConfig>,
@@ -201,6 +202,32 @@ impl LimitsConfig {
             file_bytes: self.max_upload_file_bytes,
             request_bytes: self.max_upload_request_bytes,
             refuse_oversized: self.refuse_oversized_uploads,
+        }
+    }
+}
+
+/// Signed checkpoints of the audit chain's head, kept where the database's users cannot reach.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AuditConfig {
+    /// How often the head is checkpointed when it has moved; 0 turns checkpoints off.
+    pub checkpoint_secs: u64,
+    /// An append-only file (on other storage) each checkpoint is added to, one JSON line each.
+    pub checkpoint_file: Option<PathBuf>,
+    /// A URL each checkpoint is POSTed to as JSON (an external witness).
+    pub checkpoint_webhook: Option<String>,
+    /// The secret checkpoints are signed with, as `${VAR}`; every process writing to one
+    /// database must share it. Without it, one is made in the data directory.
+    pub checkpoint_secret: Option<SecretRef>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_secs: 60,
+            checkpoint_file: None,
+            checkpoint_webhook: None,
+            checkpoint_secret: None,
         }
     }
 }

@@ -394,6 +394,39 @@ fn check_server(config: &Config, p: &mut Problems) {
     if auth.audience.trim().is_empty() {
         p.push(at.key("audience"), "is required");
     }
+    let audit = &config.audit;
+    let at = KeyPath::root("audit");
+    if let Some(secret) = &audit.checkpoint_secret {
+        match secret.resolve() {
+            Ok(v) if v.expose().len() < 32 => p.push(
+                at.key("checkpoint_secret"),
+                "the secret must be at least 32 bytes",
+            ),
+            Ok(_) => {}
+            Err(why) => p.push(at.key("checkpoint_secret"), why),
+        }
+    }
+    if let Some(url) = &audit.checkpoint_webhook
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        p.push(
+            at.key("checkpoint_webhook"),
+            "must be an http:// or https:// URL",
+        );
+    }
+    if let Some(file) = &audit.checkpoint_file
+        && file
+            .parent()
+            .is_some_and(|d| !d.as_os_str().is_empty() && !d.is_dir())
+    {
+        p.push(
+            at.key("checkpoint_file"),
+            format!(
+                "its directory `{}` does not exist",
+                file.parent().unwrap_or(file).display()
+            ),
+        );
+    }
 }
 
 fn check_fields(c: &super::model::CaseTypeConfig, at: &KeyPath, p: &mut Problems) -> Vec<FieldDef> {

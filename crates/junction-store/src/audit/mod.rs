@@ -5,10 +5,11 @@
 //! append belongs to a state change or to the operation log, and however many processes write.
 
 mod sqlite_writer;
+mod verify;
 mod writer;
 
 use chrono::{DateTime, Utc};
-use junction_domain::audit::{link_canonical, verify_link};
+use junction_domain::audit::link_canonical;
 use junction_domain::{AuditEntry, ChainLink};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
@@ -18,6 +19,7 @@ use sea_orm::{
 use crate::entity::{audit_head, audit_log};
 use crate::{Store, StoreError};
 
+pub use verify::{VerifyReport, head, verify, verify_against};
 pub use writer::AuditWriter;
 
 /// Appends `entries` to the chain inside the caller's transaction and returns their links.
@@ -216,7 +218,7 @@ pub(crate) const COLUMNS: [&str; 15] = [
 ];
 
 impl Row {
-    fn new(entry: &AuditEntry, link: &ChainLink) -> Row {
+    pub(crate) fn new(entry: &AuditEntry, link: &ChainLink) -> Row {
         let change = entry.change.as_ref();
         let disclosure = entry.disclosure.as_ref();
         // A disclosure is filed under the case it disclosed, so `object` filters find it.
@@ -281,7 +283,7 @@ fn optional_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| StoreError::corrupt(what, e))
 }
 
-fn from_row(row: audit_log::Model) -> Result<StoredAudit, StoreError> {
+pub(crate) fn from_row(row: audit_log::Model) -> Result<StoredAudit, StoreError> {
     let roles =
         serde_json::from_str(&row.roles).map_err(|e| StoreError::corrupt("audit roles", e))?;
     let operation = optional_json(row.operation.as_deref(), "audit operation")?;
@@ -372,77 +374,4 @@ pub async fn list(
 pub async fn count(store: &Store) -> Result<u64, StoreError> {
     use sea_orm::PaginatorTrait;
     Ok(audit_log::Entity::find().count(store.conn()).await?)
-}
-
-/// The outcome of walking the whole chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    pub checked: u64,
-    /// The first record that does not verify, and why.
-    pub first_bad: Option<(i64, String)>,
-}
-
-/// Walks the chain from the first record, recomputing every hash.
-pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
-    let mut expected_prev = junction_domain::GENESIS_HASH.to_string();
-    let mut expected_seq = 1i64;
-    let mut checked = 0u64;
-    loop {
-        let page = audit_log::Entity::find()
-            .filter(audit_log::Column::Seq.gte(expected_seq))
-            .order_by_asc(audit_log::Column::Seq)
-            .limit(2_000)
-            .all(store.conn())
-            .await?;
-        if page.is_empty() {
-            break;
-        }
-        for row in page {
-            let seq = row.seq;
-            if seq != expected_seq {
-                let why = format!("record {expected_seq} is missing (next present is {seq})");
-                return Ok(VerifyReport {
-                    checked,
-                    first_bad: Some((expected_seq, why)),
-                });
-            }
-            let stored = match from_row(row) {
-                Ok(s) => s,
-                Err(e) => {
-                    return Ok(VerifyReport {
-                        checked,
-                        first_bad: Some((seq, e.to_string())),
-                    });
-                }
-            };
-            if let Err(why) = verify_link(&expected_prev, &stored.entry, &stored.link) {
-                return Ok(VerifyReport {
-                    checked,
-                    first_bad: Some((seq, why)),
-                });
-            }
-            expected_prev = stored.link.hash;
-            expected_seq += 1;
-            checked += 1;
-        }
-    }
-    let head = audit_head::Entity::find_by_id(1).one(store.conn()).await?;
-    if let Some(head) = head
-        && (head.seq != expected_seq - 1 || head.hash != expected_prev)
-    {
-        let why = format!(
-            "chain head says record {} with hash {}, but the log ends at record {} with hash {expected_prev}",
-            head.seq,
-            head.hash,
-            expected_seq - 1
-        );
-        return Ok(VerifyReport {
-            checked,
-            first_bad: Some((head.seq, why)),
-        });
-    }
-    Ok(VerifyReport {
-        checked,
-        first_bad: None,
-    })
 }
