@@ -56,6 +56,19 @@ impl ErrorCode {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
+
+    /// The audit record's outcome for a request that failed with this code: `rejected` when
+    /// the request was at fault (malformed, over a limit, not allowed), `error` otherwise.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest
+            | ErrorCode::BadUserInput
+            | ErrorCode::LimitExceeded
+            | ErrorCode::Forbidden
+            | ErrorCode::Unauthenticated => "rejected",
+            ErrorCode::NotFound | ErrorCode::Conflict | ErrorCode::Internal => "error",
+        }
+    }
 }
 
 /// An error raised by a resolver.
@@ -180,17 +193,35 @@ fn is_limit(message: &str) -> bool {
     message.starts_with("Query is nested too deep") || message.starts_with("Query is too complex")
 }
 
+/// The messages async-graphql gives a value that does not parse as its input type (a
+/// malformed `DateTime` in a variable, a string where a number belongs). They are raised as
+/// the resolver reads its arguments, so they carry a path, but the caller's input is at fault.
+fn is_input_value(message: &str) -> bool {
+    message.starts_with("Failed to parse \"") || message.starts_with("Expected input type \"")
+}
+
 /// Codes the errors raised before any resolver ran: parsing, validation, the depth and
 /// complexity limits, choosing the operation. Those carry no path; a resolver's error always
-/// does. Limits are `LIMIT_EXCEEDED`, the rest `BAD_REQUEST`. Errors that already have a code
-/// keep it; a resolver's error without one is left for the endpoint to make `INTERNAL`.
+/// does. Limits are `LIMIT_EXCEEDED`, the rest `BAD_REQUEST`. An argument value that does not
+/// parse as its type is `BAD_USER_INPUT`, path or not. Errors that already have a code keep it;
+/// a resolver's error without one is left for the endpoint to make `INTERNAL`.
 pub(crate) fn code_request_errors(errors: &mut [async_graphql::ServerError]) {
     for error in errors {
         let coded = error
             .extensions
             .as_ref()
             .is_some_and(|e| e.get("code").is_some());
-        if coded || !error.path.is_empty() {
+        if coded {
+            continue;
+        }
+        if is_input_value(&error.message) {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", ErrorCode::BadUserInput.as_str());
+            continue;
+        }
+        if !error.path.is_empty() {
             continue;
         }
         let code = if is_limit(&error.message) {
@@ -219,12 +250,18 @@ mod tests {
     fn errors_before_any_resolver_get_a_code_and_resolver_errors_keep_theirs() {
         let mut resolver = ServerError::new("boom", None);
         resolver.path = vec![PathSegment::Field("me".into())];
+        let mut bad_date = ServerError::new(
+            "Failed to parse \"DateTime\": input contains invalid characters",
+            None,
+        );
+        bad_date.path = vec![PathSegment::Field("cases".into())];
         let mut errors = vec![
             ServerError::new("Unknown field \"nope\" on type \"QueryRoot\".", None),
             ServerError::new("Query is nested too deep.", None),
             ServerError::new("Query is too complex.", None),
             with_code(ServerError::new("not yours", None), ErrorCode::Forbidden),
             resolver,
+            bad_date,
         ];
         code_request_errors(&mut errors);
         let codes: Vec<Option<Value>> = errors.iter().map(code_of).collect();
@@ -236,6 +273,7 @@ mod tests {
                 Some(Value::from("LIMIT_EXCEEDED")),
                 Some(Value::from("FORBIDDEN")),
                 None,
+                Some(Value::from("BAD_USER_INPUT")),
             ]
         );
     }

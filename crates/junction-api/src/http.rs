@@ -56,7 +56,10 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     let state = Arc::new(state);
     Router::new()
-        .route("/graphql", get(graphql_get).post(graphql))
+        .route(
+            "/graphql",
+            get(graphql_get).post(graphql).fallback(graphql_other),
+        )
         .route("/export/cases.csv", get(crate::export::cases_csv))
         .route("/attachments/{id}", get(crate::attachments::download))
         .with_state(state)
@@ -68,43 +71,60 @@ async fn graphql_get(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     request: Request,
 ) -> Response {
-    match upgrade {
+    let started = Instant::now();
+    let (request_id, client_addr) = request_meta(&request);
+    let refused = match upgrade {
         Ok(upgrade) => {
             let offered = request
                 .headers()
                 .get(header::SEC_WEBSOCKET_PROTOCOL)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.split(',').any(|p| p.trim() == crate::ws::SUBPROTOCOL));
-            if !offered {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::BadRequest,
-                    "WebSocket clients must offer the graphql-transport-ws subprotocol",
-                );
+            if offered {
+                return crate::ws::upgrade(state, upgrade, request_id, client_addr);
             }
-            let (request_id, client_addr) = request_meta(&request);
-            crate::ws::upgrade(state, upgrade, request_id, client_addr)
+            error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                "WebSocket clients must offer the graphql-transport-ws subprotocol",
+            )
         }
-        Err(_) => graphiql(&state).await,
-    }
-}
-
-async fn graphiql(state: &ApiState) -> Response {
-    if state.limits.development {
-        Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .subscription_endpoint("/graphql")
-                .finish(),
-        )
-        .into_response()
-    } else {
-        error_response(
+        Err(_) if state.limits.development => {
+            return Html(
+                GraphiQLSource::build()
+                    .endpoint("/graphql")
+                    .subscription_endpoint("/graphql")
+                    .finish(),
+            )
+            .into_response();
+        }
+        Err(_) => error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::BadRequest,
             "GraphiQL is available only in development mode; POST queries to /graphql",
-        )
-    }
+        ),
+    };
+    // Refusals at the GraphQL route are on the record like any other request.
+    let op = Operation::new("GET /graphql", "graphql", started);
+    let code = Some(ErrorCode::BadRequest);
+    audited(&state, None, &request_id, client_addr, op, code, refused).await
+}
+
+/// Any method but GET and POST at `/graphql`: 405, audited.
+async fn graphql_other(State(state): State<Arc<ApiState>>, request: Request) -> Response {
+    let started = Instant::now();
+    let (request_id, client_addr) = request_meta(&request);
+    let mut refused = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::BadRequest,
+        "POST queries to /graphql, or GET to open a WebSocket",
+    );
+    refused
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    let op = Operation::new("other /graphql", "graphql", started);
+    let code = Some(ErrorCode::BadRequest);
+    audited(&state, None, &request_id, client_addr, op, code, refused).await
 }
 
 /// Facts about one request, gathered as it is handled and written to the audit log at the end.
@@ -453,16 +473,7 @@ async fn handle(
     }
     let codes: Vec<ErrorCode> = response.errors.iter().filter_map(error_code).collect();
     outcome.error_code = codes.first().copied();
-    outcome.outcome = match codes.first() {
-        None => "ok",
-        Some(
-            ErrorCode::BadRequest
-            | ErrorCode::LimitExceeded
-            | ErrorCode::Forbidden
-            | ErrorCode::Unauthenticated,
-        ) => "rejected",
-        Some(_) => "error",
-    };
+    outcome.outcome = codes.first().map_or("ok", |c| c.outcome());
     let body = serde_json::to_vec(&response)
         .unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\"}]}".to_vec());
     let mut http = (StatusCode::OK, body).into_response();

@@ -149,13 +149,8 @@ impl Executor for AuditedExecutor {
                         });
                         let outcome = match code {
                             None if response.errors.is_empty() => "ok",
-                            Some(
-                                ErrorCode::BadRequest
-                                | ErrorCode::LimitExceeded
-                                | ErrorCode::Forbidden
-                                | ErrorCode::Unauthenticated,
-                            ) => "rejected",
-                            _ => "error",
+                            Some(code) => code.outcome(),
+                            None => "error",
                         };
                         let mut entry = ctx
                             .get()

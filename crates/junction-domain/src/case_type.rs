@@ -262,6 +262,15 @@ fn text(value: &Value, max: usize) -> Result<Value, String> {
     Ok(Value::String(s))
 }
 
+/// Whether `s` can be a code (of a case type or one of its fields): 1 to 64 ASCII letters,
+/// digits, `_`, `-` and `.`. Codes reach JSON paths and URLs, so nothing else is allowed.
+pub fn is_code(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

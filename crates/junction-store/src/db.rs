@@ -42,6 +42,8 @@ pub struct Store {
     commits: Option<Arc<watch::Sender<u64>>>,
     /// The database file, on SQLite (not for an in-memory database).
     sqlite_file: Option<Arc<PathBuf>>,
+    /// Statements run through this store's pool, since it connected.
+    statements: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A write transaction. On SQLite it also holds the process's write lock until it ends.
@@ -71,6 +73,22 @@ impl WriteTxn {
 }
 
 impl Store {
+    /// Counts every statement the pool runs, here and in `junction_db_statements_total`.
+    fn counted(mut self) -> Store {
+        let statements = self.statements.clone();
+        self.db.set_metric_callback(move |_| {
+            statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!("junction_db_statements_total").increment(1);
+        });
+        self
+    }
+
+    /// Statements run through this store's pool since it connected (not the SQLite audit
+    /// writer's own connection).
+    pub fn statements(&self) -> u64 {
+        self.statements.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Connects to `url` (`sqlite://path`, `sqlite::memory:` or `postgres://…`).
     /// A SQLite file is created when missing.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
@@ -104,7 +122,9 @@ impl Store {
                 write_lock: Some(Arc::new(Mutex::new(()))),
                 commits: Some(Arc::new(watch::Sender::new(0))),
                 sqlite_file,
-            })
+                statements: Default::default(),
+            }
+            .counted())
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(|e| {
                 DbErr::Conn(sea_orm::RuntimeErr::Internal(format!(
@@ -130,7 +150,9 @@ impl Store {
                 write_lock: None,
                 commits: None,
                 sqlite_file: None,
-            })
+                statements: Default::default(),
+            }
+            .counted())
         } else {
             Err(StoreError::Database(DbErr::Conn(
                 sea_orm::RuntimeErr::Internal(

@@ -357,3 +357,88 @@ async fn a_running_server_checkpoints_the_audit_head_to_its_witness() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn refusals_at_the_graphql_route_are_audited() {
+    let server = TestServer::start("").await;
+    let url = format!("{}/graphql", server.base);
+    let before = operation_records(&server).await.len();
+    // A method GraphQL does not use.
+    let resp = server.client.put(&url).body("{}").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, POST");
+    // A WebSocket upgrade without the subprotocol.
+    let resp = server
+        .client
+        .get(&url)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    // GraphiQL outside development.
+    let resp = server.client.get(&url).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+
+    let records = operation_records(&server).await;
+    assert_eq!(records.len(), before + 3, "one record per refusal");
+    for r in &records[..3] {
+        let op = r.entry.operation.as_ref().unwrap();
+        assert_eq!(op.outcome, "rejected");
+        assert_eq!(op.error_code.as_deref(), Some("BAD_REQUEST"));
+        assert_eq!(op.operation_type, "graphql");
+    }
+}
+
+#[tokio::test]
+async fn malformed_input_values_are_the_caller_s_fault() {
+    let server = TestServer::start("").await;
+    let officer = server.token(&[Role::Officer]);
+    // A DateTime that is not one, in a variable.
+    let (status, body) = server
+        .gql(
+            Some(&officer),
+            "query($f: DateTime) { cases(filter: {createdFrom: $f}) { totalCount } }",
+            json!({"f": "last tuesday"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert!(body.to_string().contains("DateTime"), "{body}");
+    // A field code that would make a malformed JSON path in the database.
+    for bad in [
+        "a\\\"b",
+        "x]$[",
+        "",
+        "waytoolong-waytoolong-waytoolong-waytoolong-waytoolong-waytoolong",
+    ] {
+        let (_, body) = server
+            .gql(
+                Some(&officer),
+                "query($c: String!) { cases(filter: {fields: [{code: $c, value: \"1\"}]}) { totalCount } }",
+                json!({"c": bad}),
+            )
+            .await;
+        assert_eq!(code(&body), Some("BAD_USER_INPUT"), "{bad}: {body}");
+        assert!(body.to_string().contains("filter.fields[0].code"), "{body}");
+        let (_, body) = server
+            .gql(
+                Some(&officer),
+                "query($c: String!) { cases(orderBy: {by: FIELD, field: $c}) { totalCount } }",
+                json!({"c": format!("{bad}!")}),
+            )
+            .await;
+        assert_eq!(code(&body), Some("BAD_USER_INPUT"), "{bad}: {body}");
+    }
+    for r in operation_records(&server).await {
+        let op = r.entry.operation.unwrap();
+        assert_eq!(op.error_code.as_deref(), Some("BAD_USER_INPUT"));
+        assert_eq!(
+            op.outcome, "rejected",
+            "the caller's input, not Junction's failure"
+        );
+    }
+}

@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::support::{SmtpSink, TestDb, TestServer, code, data, eventually, junction_bin};
 
 mod exports;
+mod probing;
 mod subscriptions;
 
 /// Marker values: if one appears in a partner's response where it should not, the test fails.

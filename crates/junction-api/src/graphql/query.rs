@@ -6,6 +6,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use junction_domain::Access;
 use junction_domain::Action;
+use junction_domain::case_type::is_code;
 use junction_store::audit::{self, AuditFilter};
 use junction_store::cases::{self, CaseFilter, CaseOrder, SharedWith, SortKey};
 use junction_store::{Store, catalogue, deliveries, sharing as store_sharing};
@@ -154,14 +155,28 @@ impl QueryRoot {
             kind: "case",
             id: id.0.clone(),
         };
-        let case = cases::get(store, &id).await?.ok_or_else(not_found)?;
+        let found = cases::get(store, &id).await?;
         let shares = match &access {
             Access::Full => Vec::new(),
-            Access::Partner(_) => store_sharing::live_shares(store, std::slice::from_ref(&case.id))
-                .await?
-                .remove(&case.id)
-                .unwrap_or_default(),
+            // The shares are read whether or not the case exists, and a case not shared is
+            // refused before any further read: a partner cannot tell by the time an answer
+            // takes which of the cases it may not see exist.
+            Access::Partner(_) => {
+                let key = found
+                    .as_ref()
+                    .map_or_else(|| id.0.clone(), |c| c.id.clone());
+                store_sharing::live_shares(store, std::slice::from_ref(&key))
+                    .await?
+                    .remove(&key)
+                    .unwrap_or_default()
+            }
         };
+        let case = found.ok_or_else(not_found)?;
+        if let Access::Partner(scope) = &access
+            && scope.agreement_for(&case.case_type_code, &shares).is_none()
+        {
+            return Err(not_found());
+        }
         let policy = ctx.data_unchecked::<SharingPolicy>();
         let lens = lens_for(store, policy, &access, &case, &shares)
             .await?
@@ -209,6 +224,12 @@ impl QueryRoot {
             .into_iter()
             .map(|e| (e.code, e.value))
             .collect();
+        if let Some(i) = field_equals.iter().position(|(code, _)| !is_code(code)) {
+            return Err(ApiError::invalid(
+                &format!("filter.fields[{i}].code"),
+                CODE_RULE,
+            ));
+        }
         let shared_with = match &access {
             Access::Full => None,
             Access::Partner(scope) => {
@@ -380,10 +401,16 @@ impl QueryRoot {
     }
 }
 
+/// What a field code may be, as a refusal says it.
+const CODE_RULE: &str = "is not a field code: 1 to 64 letters, digits, `_`, `-` or `.`";
+
 /// The store's sort key for an order, and whether it descends.
 fn sort_key(o: CaseOrderInput) -> ApiResult<(SortKey, bool)> {
     let key = match (o.by, o.field) {
-        (CaseSort::Field, Some(code)) if !code.trim().is_empty() => SortKey::Field(code),
+        (CaseSort::Field, Some(code)) if is_code(&code) => SortKey::Field(code),
+        (CaseSort::Field, Some(code)) if !code.trim().is_empty() => {
+            return Err(ApiError::invalid("orderBy.field", CODE_RULE));
+        }
         (CaseSort::Field, _) => {
             return Err(ApiError::invalid(
                 "orderBy.field",

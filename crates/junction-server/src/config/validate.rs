@@ -42,12 +42,7 @@ fn is_slug(s: &str) -> bool {
 }
 
 /// An Open311 code: letters, digits, `_`, `-` and `.`.
-fn is_code(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-}
+use junction_domain::case_type::is_code;
 
 fn one_of<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> String {
     all.iter().map(|t| name(*t)).collect::<Vec<_>>().join(", ")
