@@ -15,6 +15,7 @@ mod m0007_delivery_outcomes;
 mod m0008_reference_sequence;
 mod m0009_case_type_published;
 mod m0010_feed_placeholder_indexes;
+mod m0011_token_revocations;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_reference_sequence::Migration),
             Box::new(m0009_case_type_published::Migration),
             Box::new(m0010_feed_placeholder_indexes::Migration),
+            Box::new(m0011_token_revocations::Migration),
         ]
     }
 }

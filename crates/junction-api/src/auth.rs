@@ -6,6 +6,7 @@
 //! `x5u`, `x5c`) are refused; `exp`, `iss`, `aud` and `sub` are required; `nbf` is honoured.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
@@ -14,6 +15,8 @@ use jsonwebtoken::{
 };
 use junction_domain::{Principal, Role};
 use serde::{Deserialize, Serialize};
+
+use crate::revocation::Revocations;
 
 /// The claims Junction reads and, for `junction token`, writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,18 +60,26 @@ pub struct Authenticator {
     issuer: String,
     audience: String,
     leeway_secs: u64,
+    /// Longest lifetime (`exp - iat`) accepted, in seconds.
+    max_lifetime_secs: Option<i64>,
+    /// Tokens withdrawn before they expire, checked on every use.
+    revocations: Arc<Revocations>,
     /// Tokens already verified, by their exact text, with what they proved. A caller sends the
     /// same token with every request until it expires; its signature need be checked once.
-    verified: quick_cache::sync::Cache<Box<str>, Verified>,
+    verified: quick_cache::sync::Cache<Box<str>, TokenInfo>,
 }
 
-/// What a verified token proved, and the times that bound it.
+/// What a verified token proved, and the claims that bound it.
 #[derive(Debug, Clone)]
-struct Verified {
-    principal: Principal,
-    exp: i64,
-    nbf: Option<i64>,
+pub struct TokenInfo {
+    pub principal: Principal,
+    pub exp: i64,
+    pub nbf: Option<i64>,
+    pub iat: i64,
+    pub jti: Option<String>,
 }
+
+type Verified = TokenInfo;
 
 impl Verified {
     /// The same test the full verification applies to `exp` and `nbf`, with the same leeway.
@@ -169,24 +180,58 @@ impl Authenticator {
             issuer: issuer.into(),
             audience: audience.into(),
             leeway_secs: 30,
+            max_lifetime_secs: None,
+            revocations: Arc::default(),
             verified: quick_cache::sync::Cache::new(VERIFIED_CAPACITY),
         })
     }
 
+    /// Refuses tokens that live longer than `secs` (`exp - iat`).
+    pub fn with_max_lifetime(mut self, secs: u64) -> Self {
+        self.max_lifetime_secs = Some(secs as i64);
+        self
+    }
+
+    /// Checks every token against `revocations`.
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        self.revocations = revocations;
+        self
+    }
+
+    /// The revocation list this authenticator checks.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
+    }
+
     /// Checks a token and returns who it speaks for, with its expiry (Unix seconds).
     pub fn verify(&self, token: &str) -> Result<(Principal, i64), AuthError> {
+        self.verify_token(token).map(|v| (v.principal, v.exp))
+    }
+
+    /// Checks a token and returns what it proved.
+    pub fn verify_token(&self, token: &str) -> Result<TokenInfo, AuthError> {
         let leeway = self.leeway_secs as i64;
-        if let Some(known) = self.verified.get(token)
-            && known.current(chrono::Utc::now().timestamp(), leeway)
-        {
-            return Ok((known.principal, known.exp));
+        let verified = match self.verified.get(token) {
+            Some(known) if known.current(chrono::Utc::now().timestamp(), leeway) => known,
+            // Not seen, or no longer current: the full check, which also says why it fails.
+            _ => {
+                let verified = self.verify_fully(token)?;
+                if token.len() <= MAX_REMEMBERED_LEN {
+                    self.verified.insert(token.into(), verified.clone());
+                }
+                verified
+            }
+        };
+        if self.is_revoked(&verified) {
+            return Err(AuthError::Refused("token has been revoked".into()));
         }
-        // Not seen, or no longer current: the full check, which also says why it fails.
-        let verified = self.verify_fully(token)?;
-        if token.len() <= MAX_REMEMBERED_LEN {
-            self.verified.insert(token.into(), verified.clone());
-        }
-        Ok((verified.principal, verified.exp))
+        Ok(verified)
+    }
+
+    /// Whether `token` has been revoked since it was verified.
+    pub fn is_revoked(&self, token: &TokenInfo) -> bool {
+        self.revocations
+            .is_revoked(&token.principal.subject, token.jti.as_deref(), token.iat)
     }
 
     fn verify_fully(&self, token: &str) -> Result<Verified, AuthError> {
@@ -255,6 +300,16 @@ impl Authenticator {
         if claims.sub.trim().is_empty() {
             return Err(refuse("empty subject"));
         }
+        if claims.iat > chrono::Utc::now().timestamp() + self.leeway_secs as i64 {
+            return Err(refuse("token was issued in the future (`iat`)"));
+        }
+        if let Some(max) = self.max_lifetime_secs
+            && claims.exp.saturating_sub(claims.iat) > max
+        {
+            return Err(AuthError::Refused(format!(
+                "token lives longer (exp - iat) than the {max} s this server accepts"
+            )));
+        }
         let roles = claims
             .roles
             .iter()
@@ -268,6 +323,8 @@ impl Authenticator {
             principal: Principal::new(claims.sub, claims.agency, roles),
             exp: claims.exp,
             nbf: claims.nbf,
+            iat: claims.iat,
+            jti: claims.jti.map(|j| truncate(&j, 128)),
         })
     }
 
@@ -282,6 +339,14 @@ impl Authenticator {
         let Keys::Shared { encoding, .. } = &self.keys else {
             return Err("tokens can be issued only with a shared secret (HS256); use your identity provider".into());
         };
+        if let Some(max) = self.max_lifetime_secs
+            && ttl.as_secs() as i64 > max
+        {
+            return Err(format!(
+                "a lifetime of {} s is over the {max} s this server accepts ([auth] max_token_lifetime_secs)",
+                ttl.as_secs()
+            ));
+        }
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: subject.into(),
@@ -373,6 +438,28 @@ mod tests {
     }
 
     #[test]
+    fn long_lived_and_future_dated_tokens_are_refused() {
+        let auth = auth().with_max_lifetime(3_600);
+        let why = |t: &str| match auth.verify(t) {
+            Err(AuthError::Refused(why)) => why,
+            other => panic!("expected refusal, got {other:?}"),
+        };
+        let long = sign(&Header::new(Algorithm::HS256), &claims(7_200));
+        assert!(why(&long).contains("3600 s"), "{}", why(&long));
+        let mut future = claims(600);
+        future.iat += 3_600;
+        let future = sign(&Header::new(Algorithm::HS256), &future);
+        assert!(why(&future).contains("future"), "{}", why(&future));
+        assert!(
+            auth.verify(&sign(&Header::new(Algorithm::HS256), &claims(3_600)))
+                .is_ok()
+        );
+        // Nor does it issue what it would refuse.
+        let refused = auth.issue("x", None, &[], Duration::from_secs(7_200));
+        assert!(refused.unwrap_err().contains("max_token_lifetime_secs"));
+    }
+
+    #[test]
     fn a_remembered_token_is_held_to_its_times_and_its_exact_text() {
         let auth = auth();
         let token = sign(&Header::new(Algorithm::HS256), &claims(60));
@@ -392,6 +479,8 @@ mod tests {
             principal: auth.verify(&token).unwrap().0,
             exp,
             nbf,
+            iat: now - 60,
+            jti: None,
         };
         assert!(at(now - 30, None).current(now, 30));
         assert!(!at(now - 31, None).current(now, 30));

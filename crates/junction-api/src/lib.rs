@@ -18,9 +18,10 @@ mod http;
 pub mod intake;
 pub mod open311;
 mod request_metrics;
+pub mod revocation;
 mod ws;
 
-pub use auth::{AuthError, Authenticator, Claims, KeySource};
+pub use auth::{AuthError, Authenticator, Claims, KeySource, TokenInfo};
 pub use context::RequestCtx;
 pub use error::{ApiError, ErrorCode};
 pub use feed::FeedHub;

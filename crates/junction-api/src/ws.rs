@@ -213,10 +213,10 @@ async fn serve(
                 .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
                 .map(|v| crate::auth::bearer(v).unwrap_or(v.trim()).to_string());
             let verified = match token {
-                Some(t) => state.auth.verify(&t).map_err(|e| e.to_string()),
+                Some(t) => state.auth.verify_token(&t).map_err(|e| e.to_string()),
                 None => Err(crate::AuthError::Missing.to_string()),
             };
-            let (principal, exp) = match verified {
+            let token = match verified {
                 Ok(v) => v,
                 Err(message) => {
                     auth_failed.store(true, Ordering::SeqCst);
@@ -238,7 +238,7 @@ async fn serve(
                 }
             };
             let ctx = RequestCtx {
-                principal,
+                principal: token.principal.clone(),
                 request_id: request_id.clone(),
                 client_addr: client_addr.clone(),
                 purpose: payload
@@ -248,15 +248,31 @@ async fn serve(
                 channel: "websocket",
             };
             let _ = ctx_cell.set(ctx.clone());
-            // Close when the token expires.
-            let remaining = (exp - chrono::Utc::now().timestamp()).max(0) as u64;
+            // Close when the token expires, or as soon as it is revoked.
+            let remaining = (token.exp - chrono::Utc::now().timestamp()).max(0) as u64;
             let timer = control.clone();
+            let auth = state.auth.clone();
+            let mut revocations = auth.revocations().changes();
             tokio::spawn(async move {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(remaining)) => {
-                        timer.close(4401, "token expired");
+                let expiry = tokio::time::sleep(Duration::from_secs(remaining));
+                tokio::pin!(expiry);
+                loop {
+                    tokio::select! {
+                        _ = &mut expiry => {
+                            timer.close(4401, "token expired");
+                            return;
+                        }
+                        changed = revocations.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            if auth.is_revoked(&token) {
+                                timer.close(4401, "token revoked");
+                                return;
+                            }
+                        }
+                        _ = timer.0.closed() => return,
                     }
-                    _ = timer.0.closed() => {}
                 }
             });
             let mut data = Data::default();

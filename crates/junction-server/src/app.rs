@@ -57,7 +57,28 @@ pub fn authenticator(loaded: &LoadedConfig) -> anyhow::Result<Authenticator> {
             KeySource::SharedSecret(secret_file::load_or_create(&loaded.config.server.data_dir)?)
         }
     };
-    Authenticator::new(source, algorithms, &auth.issuer, &auth.audience).map_err(anyhow::Error::msg)
+    Ok(
+        Authenticator::new(source, algorithms, &auth.issuer, &auth.audience)
+            .map_err(anyhow::Error::msg)?
+            .with_max_lifetime(auth.max_token_lifetime_secs),
+    )
+}
+
+/// Reloads the revocation list every `every`, so a token revoked by any process (or the CLI)
+/// is refused here within that time, and open subscriptions holding it are closed.
+fn spawn_revocation_refresh(
+    store: Store,
+    revocations: Arc<junction_api::revocation::Revocations>,
+    every: Duration,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = revocations.refresh(&store).await {
+                tracing::warn!(error = %e, "reloading token revocations failed");
+            }
+        }
+    });
 }
 
 /// Limits for the API, from the configuration.
@@ -106,8 +127,18 @@ pub async fn open_store(loaded: &LoadedConfig) -> anyhow::Result<Store> {
 impl App {
     pub async fn build(loaded: &LoadedConfig) -> anyhow::Result<App> {
         crate::telemetry::init_metrics();
-        let auth = Arc::new(authenticator(loaded)?);
         let store = open_store(loaded).await?;
+        let revocations = Arc::new(junction_api::revocation::Revocations::default());
+        revocations
+            .refresh(&store)
+            .await
+            .context("loading token revocations")?;
+        spawn_revocation_refresh(
+            store.clone(),
+            revocations.clone(),
+            Duration::from_secs(loaded.config.auth.revocation_poll_secs),
+        );
+        let auth = Arc::new(authenticator(loaded)?.with_revocations(revocations));
         let limits = limits(loaded);
         let (audit, audit_task) = AuditWriter::start(store.clone());
         let (runner, workers) = crate::workers::start(loaded, &store).await?;

@@ -51,6 +51,20 @@ pub enum Command {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
+    /// Withdraw tokens before they expire: one token by its id, or every token a subject holds
+    /// now. Running servers refuse them within `[auth] revocation_poll_secs` and close their
+    /// subscriptions.
+    RevokeToken {
+        /// The token's `jti`.
+        #[arg(long, conflicts_with = "subject", required_unless_present = "subject")]
+        jti: Option<String>,
+        /// Every token of this subject issued until now.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -272,6 +286,28 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit { command } => audit(&loaded, command).await,
+        Command::RevokeToken {
+            jti,
+            subject,
+            reason,
+        } => {
+            use junction_store::revocations::{self, Revoked};
+            let store = junction_store::Store::connect(&loaded.database_url()).await?;
+            let revoked = match (jti, subject) {
+                (Some(jti), _) => Revoked::Token(jti),
+                (None, Some(subject)) => Revoked::Subject {
+                    subject,
+                    issued_before: chrono::Utc::now(),
+                },
+                (None, None) => {
+                    anyhow::bail!("name a token with --jti or a subject with --subject")
+                }
+            };
+            let actor = junction_domain::Actor::internal("cli");
+            let r = revocations::revoke(&store, &actor, revoked, &reason).await?;
+            println!("revoked ({}): {:?}", r.id, r.revoked);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::ApiKey { command } => api_key(&loaded, command).await,
         Command::Disclosures { case } => {
             let store = junction_store::Store::connect(&loaded.database_url()).await?;

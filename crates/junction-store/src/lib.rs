@@ -16,6 +16,7 @@ mod error;
 pub mod pauses;
 mod pool;
 pub mod processes;
+pub mod revocations;
 pub mod sharing;
 pub mod updates;
 

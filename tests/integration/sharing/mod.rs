@@ -13,7 +13,8 @@ use crate::support::{SmtpSink, TestDb, TestServer, code, data, eventually, junct
 
 mod exports;
 mod probing;
-mod subscriptions;
+mod revocation;
+pub(crate) mod subscriptions;
 
 /// Marker values: if one appears in a partner's response where it should not, the test fails.
 const PERSONAL: &str = "PERSONAL-7f3a";

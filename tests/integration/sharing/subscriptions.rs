@@ -4,14 +4,14 @@
 use super::*;
 
 /// A graphql-transport-ws client.
-struct Ws {
+pub(super) struct Ws {
     stream: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
 }
 
 impl Ws {
-    async fn connect(s: &TestServer, token: &str, purpose: &str) -> Ws {
+    pub(super) async fn connect(s: &TestServer, token: &str, purpose: &str) -> Ws {
         let url = format!("{}/graphql", s.base.replace("http://", "ws://"));
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert(
@@ -32,7 +32,7 @@ impl Ws {
         ws
     }
 
-    async fn subscribe(&mut self, after: Option<&str>) {
+    pub(super) async fn subscribe(&mut self, after: Option<&str>) {
         let query = "subscription($after: ID) { sharedCaseEvents(after: $after) { id kind data redacted case { reference fields submitter { email } } } }";
         self.stream
             .send(Message::text(
@@ -43,7 +43,7 @@ impl Ws {
             .unwrap();
     }
 
-    async fn next_json(&mut self) -> Value {
+    pub(super) async fn next_json(&mut self) -> Value {
         loop {
             let msg = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
                 .await
@@ -61,7 +61,7 @@ impl Ws {
     }
 
     /// The close frame, after at most a `complete` for the open subscription.
-    async fn closing(&mut self) -> Value {
+    pub(super) async fn closing(&mut self) -> Value {
         let mut msg = self.next_json().await;
         if msg["type"] == "complete" {
             msg = self.next_json().await;
@@ -71,7 +71,7 @@ impl Ws {
     }
 
     /// The next event's payload.
-    async fn event(&mut self) -> Value {
+    pub(super) async fn event(&mut self) -> Value {
         let msg = self.next_json().await;
         assert_eq!(msg["type"], "next", "{msg}");
         msg["payload"]["data"]["sharedCaseEvents"].clone()

@@ -147,6 +147,10 @@ pub struct AuthConfig {
     pub secret: Option<SecretRef>,
     /// A JWKS file of public keys, selected by the token's `kid`.
     pub jwks_file: Option<PathBuf>,
+    /// The longest lifetime (`exp - iat`) a token may have, in seconds.
+    pub max_token_lifetime_secs: u64,
+    /// How often the token revocation list is reloaded, in seconds.
+    pub revocation_poll_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -157,6 +161,8 @@ impl Default for AuthConfig {
             algorithms: vec!["HS256".into()],
             secret: None,
             jwks_file: None,
+            max_token_lifetime_secs: 7 * 24 * 3600,
+            revocation_poll_secs: 5,
         }
     }
 }

@@ -389,6 +389,14 @@ fn check_server(config: &Config, p: &mut Problems) {
     if auth.audience.trim().is_empty() {
         p.push(at.key("audience"), "is required");
     }
+    for (name, value) in [
+        ("max_token_lifetime_secs", auth.max_token_lifetime_secs),
+        ("revocation_poll_secs", auth.revocation_poll_secs),
+    ] {
+        if value == 0 {
+            p.push(at.key(name), "must be greater than 0");
+        }
+    }
     let audit = &config.audit;
     let at = KeyPath::root("audit");
     if let Some(secret) = &audit.checkpoint_secret {

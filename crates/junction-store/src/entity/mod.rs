@@ -17,3 +17,4 @@ pub mod external_ref;
 pub mod jurisdiction;
 pub mod pause;
 pub mod process;
+pub mod token_revocation;
