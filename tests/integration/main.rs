@@ -11,6 +11,7 @@ mod crash;
 mod delivery;
 mod exactly_once;
 mod fault_run;
+mod fuzz;
 mod open311;
 mod open311_access;
 mod open311_uploads;

@@ -94,7 +94,12 @@ impl Open311 {
         self.post_raw(path, &content_type, body).await
     }
 
-    async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, String) {
+    pub(crate) async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, String) {
         let resp = self
             .server
             .client

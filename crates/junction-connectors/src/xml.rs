@@ -34,6 +34,10 @@ impl Element {
     }
 }
 
+/// Deepest element nesting read. Open311 documents are three or four deep; a deeper one is
+/// refused, so that no answer can build a tree whose recursive drop overflows the stack.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parses a document and returns its root element.
 pub fn parse(text: &str) -> Result<Element, String> {
     let mut reader = Reader::from_str(text);
@@ -45,6 +49,9 @@ pub fn parse(text: &str) -> Result<Element, String> {
             Ok(Event::Start(e)) => {
                 if root.is_some() {
                     return Err("content after the root element".into());
+                }
+                if stack.len() == MAX_DEPTH {
+                    return Err(format!("elements nested deeper than {MAX_DEPTH}"));
                 }
                 stack.push(Element {
                     name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
@@ -121,6 +128,18 @@ fn resolve_entity(name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = format!("{}x{}", "<a>".repeat(200_000), "</a>".repeat(200_000));
+        let err = parse(&deep).unwrap_err();
+        assert!(err.contains("nested deeper than 64"), "{err}");
+        let unclosed = "<a>".repeat(200_000);
+        assert!(parse(&unclosed).is_err());
+        let ok = format!("{}x{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+    }
+
     use super::*;
 
     #[test]

@@ -82,6 +82,14 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
             message: format!("cannot read: {e}"),
         }])
     })?;
+    if let Err((at, message)) = check_nesting(&source) {
+        return Err(ConfigError(vec![Problem {
+            file,
+            line: Some(line_at(&source, at)),
+            key: "-".into(),
+            message,
+        }]));
+    }
     let doc = Document::parse(source.as_str()).map_err(|e| {
         ConfigError(vec![Problem {
             file: file.clone(),
@@ -108,6 +116,57 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         .collect();
     let config = apply_env(config, &mut problems);
     finish(config, Some((path, &source, &doc)), problems)
+}
+
+/// Deepest nesting of arrays and inline tables read. A configuration needs three or four;
+/// the TOML parsers recurse per level, so a file nested thousands deep would overflow the stack.
+const MAX_NESTING: usize = 32;
+
+/// Refuses a file whose arrays and inline tables nest deeper than [`MAX_NESTING`], before any
+/// parser sees it: the byte offset where it goes too deep, and why. Strings and comments are
+/// skipped; the file's other mistakes are left for the parser to name.
+fn check_nesting(source: &str) -> Result<(), (usize, String)> {
+    let bytes = source.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &bytes[i..];
+        if rest.starts_with(b"\"\"\"") || rest.starts_with(b"'''") {
+            let quote = &rest[..3];
+            i = bytes[i + 3..]
+                .windows(3)
+                .position(|w| w == quote)
+                .map_or(bytes.len(), |p| i + 3 + p + 3);
+            continue;
+        }
+        match bytes[i] {
+            quote @ (b'"' | b'\'') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote && bytes[i] != b'\n' {
+                    if quote == b'"' && bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    let why = format!("arrays and tables nested deeper than {MAX_NESTING}");
+                    return Err((i, why));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// The configuration with no file: built-in defaults and environment overrides only.
