@@ -12,6 +12,8 @@ mod delivery;
 mod exactly_once;
 mod fault_run;
 mod fuzz;
+mod load_faults;
+mod load_run;
 mod open311;
 mod open311_access;
 mod open311_uploads;

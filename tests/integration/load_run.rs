@@ -1,0 +1,568 @@
+//! The load-and-faults run: the real `junction` binary under a steady mixed load (Open311
+//! intake as FixMyStreet sends it, GraphQL reads, partner subscriptions) while the back-end
+//! fails for a while and recovers, and Junction is killed with SIGKILL and restarted. It
+//! reports what was served, the errors, a bystander's latency, and, once everything settles,
+//! whether every accepted case reached the back-end once (or was parked with a reason), the
+//! subscribers heard each event once, and the audit chain verifies.
+//!
+//! Shared by `cargo bench -p junction-tests --bench load_faults` and a short run in the suite.
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use junction_server::sim::{Behaviour, Simulator};
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::support::{CATALOGUE, init, junction_bin};
+
+/// What to run.
+pub struct LoadRun {
+    /// How long the load runs.
+    pub secs: u64,
+    /// `None`: SQLite in the run's directory.
+    pub database_url: Option<String>,
+    /// Open311 reports a second, over all intake clients.
+    pub reports_per_sec: u64,
+    /// GraphQL readers, each reading as fast as it is answered with a pause of 50 ms.
+    pub readers: usize,
+    /// Partner subscriptions.
+    pub subscribers: usize,
+}
+
+/// What happened.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub reports_sent: u64,
+    pub reports_accepted: u64,
+    pub report_errors: u64,
+    pub reads: u64,
+    pub read_errors: u64,
+    pub bystander_checks: u64,
+    pub bystander_errors: u64,
+    pub bystander_p50_ms: f64,
+    pub bystander_p99_ms: f64,
+    pub delivered_once: u64,
+    pub parked: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub events_heard: u64,
+    pub events_twice: u64,
+    pub audit_verified: bool,
+    pub settle_secs: f64,
+}
+
+impl LoadReport {
+    /// Nothing lost, nothing twice, the chain whole.
+    pub fn holds(&self) -> bool {
+        self.lost == 0
+            && self.duplicates == 0
+            && self.events_twice == 0
+            && self.audit_verified
+            && self.delivered_once + self.parked == self.reports_accepted
+    }
+}
+
+const SHARING: &str = r#"
+[sharing]
+purposes = ["crime_prevention"]
+
+[[sharing.rules]]
+name = "every pothole to the police"
+agreement = "police-roads"
+
+[[agreements]]
+id = "police-roads"
+title = "Road safety"
+partner = "police"
+case_types = ["POT"]
+purposes = ["crime_prevention"]
+lawful_basis = "Crime and Disorder Act 1998 s115"
+ceiling = "official"
+valid_from = 2020-01-01
+"#;
+
+struct Junction {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    base: String,
+    child: Child,
+}
+
+impl Junction {
+    fn spawn(dir: &std::path::Path, config: &std::path::Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("junction.log"))
+            .unwrap();
+        Command::new(junction_bin())
+            .args(["serve", "--config"])
+            .arg(config)
+            .current_dir(dir)
+            .env_remove("JUNCTION_DATABASE_URL")
+            .env("JUNCTION_LOG", "warn")
+            .env("JUNCTION_TEST_BACKEND_KEY", "load-run-key")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("junction starts")
+    }
+
+    /// Runs a `junction` command with this configuration and returns its standard output.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(junction_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .current_dir(self.dir.path())
+            .env("JUNCTION_TEST_BACKEND_KEY", "load-run-key")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "junction {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    async fn ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if reqwest::get(format!("{}/health/ready", self.base))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("junction.log")).unwrap_or_default();
+        panic!("junction was not ready within 60 s:\n{log}");
+    }
+
+    async fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+        self.child = Junction::spawn(self.dir.path(), &self.config);
+        self.ready().await;
+    }
+}
+
+/// Runs `run` and reports.
+pub async fn load_run(run: &LoadRun) -> LoadReport {
+    init();
+    let sim = Simulator::new(Behaviour {
+        delay_ms: 10,
+        ..Behaviour::default()
+    });
+    let (sim_addr, _t) = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let database_url = run
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("junction.db").display()));
+    let config = dir.path().join("junction.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+listen = "127.0.0.1:{port}"
+data_dir = "{data}"
+
+[database]
+url = "{database_url}"
+
+{CATALOGUE}
+
+[[connectors]]
+id = "backend"
+kind = "open311"
+retry = {{ initial_secs = 1, max_delay_secs = 2, max_age_hours = 1, checks = 3, jitter = 0.2 }}
+  [connectors.params]
+  endpoint = "http://{sim_addr}/open311/v2/"
+  api_key = "${{JUNCTION_TEST_BACKEND_KEY}}"
+  timeout_secs = 2
+  lookup_by_id = true
+
+[[routes]]
+name = "potholes to the back-end"
+case_types = ["POT"]
+set = {{ connector = "backend" }}
+{SHARING}"#,
+            data = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let child = Junction::spawn(dir.path(), &config);
+    let mut junction = Junction {
+        dir,
+        config,
+        base: format!("http://127.0.0.1:{port}"),
+        child,
+    };
+    junction.ready().await;
+    let admin = junction
+        .cli(&["token", "--role", "admin"])
+        .trim()
+        .to_string();
+    let partner = junction
+        .cli(&[
+            "token",
+            "--role",
+            "partner",
+            "--agency",
+            "police",
+            "--subject",
+            "pc",
+        ])
+        .trim()
+        .to_string();
+    let api_key = junction
+        .cli(&["api-key", "create", "fixmystreet"])
+        .split_whitespace()
+        .find(|w| w.starts_with("jk_"))
+        .expect("an api key")
+        .to_string();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let report = Arc::new(Mutex::new(LoadReport::default()));
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    // Per subscriber: events heard, and how many of them it had heard before.
+    let heard = Arc::new(Mutex::new((0u64, 0u64)));
+    let base = junction.base.clone();
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(intake(
+        base.clone(),
+        api_key,
+        run.reports_per_sec,
+        stop.clone(),
+        report.clone(),
+    )));
+    for _ in 0..run.readers {
+        tasks.push(tokio::spawn(reader(
+            base.clone(),
+            admin.clone(),
+            stop.clone(),
+            report.clone(),
+        )));
+    }
+    for _ in 0..run.subscribers {
+        tasks.push(tokio::spawn(subscriber(
+            base.clone(),
+            partner.clone(),
+            stop.clone(),
+            heard.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(bystander(
+        base.clone(),
+        stop.clone(),
+        report.clone(),
+        latencies.clone(),
+    )));
+
+    // A quarter in, the back-end refuses everything for a fifth of the run, then recovers;
+    // half-way, Junction is killed and restarted.
+    let quarter = Duration::from_secs(run.secs) / 4;
+    tokio::time::sleep(quarter).await;
+    sim.set_behaviour(Behaviour {
+        delay_ms: 10,
+        fail_rate: 1.0,
+        ..Behaviour::default()
+    });
+    tokio::time::sleep(Duration::from_secs(run.secs) / 5).await;
+    sim.set_behaviour(Behaviour {
+        delay_ms: 10,
+        ..Behaviour::default()
+    });
+    tokio::time::sleep(
+        Duration::from_secs(run.secs) / 2 - quarter - Duration::from_secs(run.secs) / 5,
+    )
+    .await;
+    junction.kill_and_restart().await;
+    tokio::time::sleep(Duration::from_secs(run.secs) / 2).await;
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+    }
+
+    // Settle: every accepted case sent or parked.
+    let accepted = report.lock().await.reports_accepted;
+    let restarted = Instant::now();
+    let client = reqwest::Client::new();
+    let _ = tokio::time::timeout(Duration::from_secs(300), async {
+        loop {
+            let h = gql(
+                &client,
+                &base,
+                &admin,
+                "{ connectors { health { sent needsDecision } } }",
+            )
+            .await;
+            let health = &h["data"]["connectors"][0]["health"];
+            let done = health["sent"].as_u64().unwrap_or(0)
+                + health["needsDecision"].as_u64().unwrap_or(0);
+            if done >= accepted {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await;
+    let settle_secs = restarted.elapsed().as_secs_f64();
+    junction.child.kill().unwrap();
+    junction.child.wait().unwrap();
+
+    let mut report = std::mem::take(&mut *report.lock().await);
+    report.settle_secs = settle_secs;
+    let mut l = latencies.lock().await.clone();
+    l.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        l.get(((l.len() as f64 * q) as usize).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    report.bystander_p50_ms = at(0.50);
+    report.bystander_p99_ms = at(0.99);
+    let (events, twice) = *heard.lock().await;
+    report.events_heard = events;
+    report.events_twice = twice;
+    compare(&sim, &database_url, &mut report).await;
+    let verify = Command::new(junction_bin())
+        .args(["audit", "verify", "--config"])
+        .arg(&junction.config)
+        .current_dir(junction.dir.path())
+        .env("JUNCTION_TEST_BACKEND_KEY", "load-run-key")
+        .output()
+        .unwrap();
+    report.audit_verified = verify.status.success();
+    report
+}
+
+async fn gql(client: &reqwest::Client, base: &str, token: &str, query: &str) -> Value {
+    match client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({"query": query}))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+    {
+        Ok(r) => r.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
+}
+
+/// FixMyStreet sending reports at a steady rate; a report whose answer is lost is counted as
+/// an error and not resent (resending without idempotent intake would make a second case).
+async fn intake(
+    base: String,
+    key: String,
+    per_sec: u64,
+    stop: Arc<AtomicBool>,
+    report: Arc<Mutex<LoadReport>>,
+) {
+    let client = reqwest::Client::new();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / per_sec.max(1)));
+    let mut n = 0u64;
+    let mut inflight = futures::stream::FuturesUnordered::new();
+    while !stop.load(Ordering::SeqCst) {
+        tokio::select! {
+            _ = tick.tick() => {
+                n += 1;
+                let form = [
+                    ("api_key", key.clone()),
+                    ("jurisdiction_id", "borsetshire".to_string()),
+                    ("service_code", "POT".to_string()),
+                    ("description", format!("load report {n}")),
+                    ("lat", "50.71".to_string()),
+                    ("long", "-2.44".to_string()),
+                    ("email", "someone@example.org".to_string()),
+                    ("attribute[depth_cm]", "4".to_string()),
+                ];
+                let request = client
+                    .post(format!("{base}/open311/v2/requests.json"))
+                    .form(&form)
+                    .timeout(Duration::from_secs(10))
+                    .send();
+                inflight.push(async move {
+                    match request.await {
+                        Ok(r) if r.status() == 200 => Some(true),
+                        Ok(_) => Some(false),
+                        Err(_) => None,
+                    }
+                });
+            }
+            Some(outcome) = inflight.next(), if !inflight.is_empty() => {
+                record(&report, outcome).await;
+            }
+        }
+    }
+    while let Some(outcome) = inflight.next().await {
+        record(&report, outcome).await;
+    }
+}
+
+async fn record(report: &Mutex<LoadReport>, outcome: Option<bool>) {
+    let mut r = report.lock().await;
+    r.reports_sent += 1;
+    match outcome {
+        Some(true) => r.reports_accepted += 1,
+        _ => r.report_errors += 1,
+    }
+}
+
+async fn reader(
+    base: String,
+    token: String,
+    stop: Arc<AtomicBool>,
+    report: Arc<Mutex<LoadReport>>,
+) {
+    let client = reqwest::Client::new();
+    while !stop.load(Ordering::SeqCst) {
+        let body = gql(
+            &client,
+            &base,
+            &token,
+            "{ cases(first: 20) { totalCount edges { node { reference status } } } }",
+        )
+        .await;
+        let ok = body["data"]["cases"]["totalCount"].is_u64();
+        let mut r = report.lock().await;
+        if ok {
+            r.reads += 1;
+        } else {
+            r.read_errors += 1;
+        }
+        drop(r);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A bystander's liveness probe every 100 ms: its latency, or an error while Junction is down.
+async fn bystander(
+    base: String,
+    stop: Arc<AtomicBool>,
+    report: Arc<Mutex<LoadReport>>,
+    latencies: Arc<Mutex<Vec<f64>>>,
+) {
+    let client = reqwest::Client::new();
+    while !stop.load(Ordering::SeqCst) {
+        let started = Instant::now();
+        let ok = client
+            .get(format!("{base}/health/live"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let mut r = report.lock().await;
+        r.bystander_checks += 1;
+        if ok {
+            latencies.lock().await.push(ms);
+        } else {
+            r.bystander_errors += 1;
+        }
+        drop(r);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A partner's subscription, reconnecting and resuming after the last event it heard.
+async fn subscriber(
+    base: String,
+    token: String,
+    stop: Arc<AtomicBool>,
+    heard: Arc<Mutex<(u64, u64)>>,
+) {
+    let mut last: Option<String> = None;
+    let mut seen = HashSet::new();
+    let url = format!("{}/graphql", base.replace("http://", "ws://"));
+    while !stop.load(Ordering::SeqCst) {
+        let mut request = url.clone().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(request).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let init = json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}"), "purpose": "crime_prevention"}});
+        let query = "subscription($after: ID) { sharedCaseEvents(after: $after) { id kind } }";
+        let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": {"after": last}}});
+        if ws.send(Message::text(init.to_string())).await.is_err()
+            || ws.send(Message::text(subscribe.to_string())).await.is_err()
+        {
+            continue;
+        }
+        loop {
+            let frame = tokio::time::timeout(Duration::from_millis(500), ws.next()).await;
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let msg = match frame {
+                Err(_) => continue,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    serde_json::from_str::<Value>(&t).unwrap_or(Value::Null)
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(_) => break,
+            };
+            if msg["type"] != "next" {
+                continue;
+            }
+            let Some(id) = msg["payload"]["data"]["sharedCaseEvents"]["id"].as_str() else {
+                continue;
+            };
+            let again = !seen.insert(id.to_string());
+            let mut h = heard.lock().await;
+            h.0 += 1;
+            h.1 += u64::from(again);
+            last = Some(id.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Compares Junction's deliveries with what the back-end holds.
+async fn compare(sim: &Simulator, database_url: &str, report: &mut LoadReport) {
+    let db = sea_orm::Database::connect(database_url).await.unwrap();
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            backend,
+            "SELECT case_id, state FROM deliveries WHERE kind = 'case'",
+        ))
+        .await
+        .unwrap();
+    let copies = sim.copies();
+    report.duplicates = copies.values().filter(|n| **n > 1).count() as u64;
+    for row in rows {
+        let case_id: String = row.try_get("", "case_id").unwrap();
+        let state: String = row.try_get("", "state").unwrap();
+        match (state.as_str(), copies.get(&case_id).copied().unwrap_or(0)) {
+            ("sent", 1) => report.delivered_once += 1,
+            ("needs_decision", _) => report.parked += 1,
+            // Held more than once: counted among the duplicates.
+            ("sent", n) if n > 1 => {}
+            // Marked sent but never held, or never settled.
+            _ => report.lost += 1,
+        }
+    }
+    db.close().await.unwrap();
+}
