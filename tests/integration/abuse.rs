@@ -45,7 +45,7 @@ impl Live {
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{d}\"\n{server_extra}\n\n[database]\nurl = \"sqlite://{d}/junction.db\"\n\n[workers]\nenabled = false\n\n{CATALOGUE}",
+                "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{d}/data\"\n{server_extra}\n\n[database]\nurl = \"sqlite://{d}/data/junction.db\"\n\n[workers]\nenabled = false\n\n{CATALOGUE}",
                 d = dir.path().display()
             ),
         )
@@ -375,8 +375,17 @@ async fn slow_clients_are_cut_off_and_the_connection_cap_holds() {
 async fn the_database_and_secret_are_readable_by_their_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let live = Live::start().await;
-    for file in ["junction.db", "junction.db-wal", "junction.secret"] {
-        let path = live.dir.path().join(file);
+    // The data directory did not exist: Junction made it, for its owner only.
+    let data = live.dir.path().join("data");
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the data directory has mode {mode:o}");
+    for file in [
+        "junction.db",
+        "junction.db-wal",
+        "junction.secret",
+        "audit-checkpoint.secret",
+    ] {
+        let path = data.join(file);
         let Ok(meta) = std::fs::metadata(&path) else {
             assert_eq!(file, "junction.db-wal", "{file} is missing");
             continue;

@@ -98,7 +98,8 @@ pub fn limits(loaded: &LoadedConfig) -> Limits {
 pub async fn open_store(loaded: &LoadedConfig) -> anyhow::Result<Store> {
     let url = loaded.database_url();
     if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&loaded.config.server.data_dir).ok();
+        secret_file::create_private_dir(&loaded.config.server.data_dir)
+            .with_context(|| format!("creating {}", loaded.config.server.data_dir.display()))?;
     }
     let store = Store::connect(&url)
         .await

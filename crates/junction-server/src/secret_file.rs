@@ -30,8 +30,7 @@ pub fn load_or_create_at(file: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
         );
         return Ok(secret);
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    create_private_dir(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let mut bytes = [0u8; 64];
     rand::rng().fill_bytes(&mut bytes);
     let secret = hex::encode(bytes);
@@ -53,4 +52,20 @@ pub fn load_or_create_at(file: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_at(&file, what),
         Err(e) => Err(e).with_context(|| format!("creating {}", file.display())),
     }
+}
+
+/// Creates `dir` (and any missing parents) readable by its owner only, when it does not exist;
+/// an existing directory keeps the permissions it has.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
