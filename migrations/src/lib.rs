@@ -16,6 +16,7 @@ mod m0008_reference_sequence;
 mod m0009_case_type_published;
 mod m0010_feed_placeholder_indexes;
 mod m0011_token_revocations;
+mod m0012_case_idempotency_key;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_case_type_published::Migration),
             Box::new(m0010_feed_placeholder_indexes::Migration),
             Box::new(m0011_token_revocations::Migration),
+            Box::new(m0012_case_idempotency_key::Migration),
         ]
     }
 }

@@ -28,8 +28,9 @@ pub(super) async fn gql(client: &reqwest::Client, base: &str, token: &str, query
     }
 }
 
-/// FixMyStreet sending reports at a steady rate; a report whose answer is lost is counted as
-/// an error and not resent (resending without idempotent intake would make a second case).
+/// FixMyStreet sending reports at a steady rate, each with its own FixMyStreet id, and sending
+/// a report again (as FixMyStreet does, every half second here) until it is answered with 200.
+/// Every failed attempt counts as an error; a report is accepted once.
 pub(super) async fn intake(
     base: String,
     key: String,
@@ -45,45 +46,46 @@ pub(super) async fn intake(
         tokio::select! {
             _ = tick.tick() => {
                 n += 1;
-                let form = [
-                    ("api_key", key.clone()),
-                    ("jurisdiction_id", "borsetshire".to_string()),
-                    ("service_code", "POT".to_string()),
-                    ("description", format!("load report {n}")),
-                    ("lat", "50.71".to_string()),
-                    ("long", "-2.44".to_string()),
-                    ("email", "someone@example.org".to_string()),
-                    ("attribute[depth_cm]", "4".to_string()),
-                ];
-                let request = client
-                    .post(format!("{base}/open311/v2/requests.json"))
-                    .form(&form)
-                    .timeout(Duration::from_secs(10))
-                    .send();
-                inflight.push(async move {
-                    match request.await {
-                        Ok(r) if r.status() == 200 => Some(true),
-                        Ok(_) => Some(false),
-                        Err(_) => None,
-                    }
-                });
+                inflight.push(send_until_answered(client.clone(), base.clone(), key.clone(), n, report.clone()));
             }
-            Some(outcome) = inflight.next(), if !inflight.is_empty() => {
-                record(&report, outcome).await;
-            }
+            Some(()) = inflight.next(), if !inflight.is_empty() => {}
         }
     }
-    while let Some(outcome) = inflight.next().await {
-        record(&report, outcome).await;
-    }
+    while inflight.next().await.is_some() {}
 }
 
-async fn record(report: &Mutex<LoadReport>, outcome: Option<bool>) {
-    let mut r = report.lock().await;
-    r.reports_sent += 1;
-    match outcome {
-        Some(true) => r.reports_accepted += 1,
-        _ => r.report_errors += 1,
+async fn send_until_answered(
+    client: reqwest::Client,
+    base: String,
+    key: String,
+    n: u64,
+    report: Arc<Mutex<LoadReport>>,
+) {
+    report.lock().await.reports_sent += 1;
+    let form = [
+        ("api_key", key),
+        ("jurisdiction_id", "borsetshire".to_string()),
+        ("service_code", "POT".to_string()),
+        ("description", format!("load report {n}")),
+        ("lat", "50.71".to_string()),
+        ("long", "-2.44".to_string()),
+        ("email", "someone@example.org".to_string()),
+        ("attribute[depth_cm]", "4".to_string()),
+        ("attribute[fixmystreet_id]", n.to_string()),
+    ];
+    for _ in 0..240 {
+        let answer = client
+            .post(format!("{base}/open311/v2/requests.json"))
+            .form(&form)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        if answer.is_ok_and(|r| r.status() == 200) {
+            report.lock().await.reports_accepted += 1;
+            return;
+        }
+        report.lock().await.report_errors += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -65,6 +65,7 @@ impl LoadReport {
             && self.duplicates == 0
             && self.events_twice == 0
             && self.audit_verified
+            && self.reports_accepted == self.reports_sent
             && self.delivered_once + self.parked == self.reports_accepted
     }
 }

@@ -16,6 +16,7 @@ mod load_faults;
 mod load_run;
 mod open311;
 mod open311_access;
+mod open311_resends;
 mod open311_uploads;
 mod schema;
 mod sharing;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::support::{TestServer, data};
 
 /// Routing for the tests: highways' cases go by email, deep potholes are P1 with a copy.
-const ROUTING: &str = r#"
+pub(crate) const ROUTING: &str = r#"
 [[connectors]]
 id = "smtp"
 kind = "email"
@@ -59,7 +59,7 @@ impl Open311 {
         Open311::with_server(TestServer::start(&format!("{ROUTING}\n{extra}")).await).await
     }
 
-    async fn with_server(server: TestServer) -> Open311 {
+    pub(crate) async fn with_server(server: TestServer) -> Open311 {
         let (_, key) = api_keys::create(
             server.store(),
             &Actor::internal("test"),

@@ -37,8 +37,16 @@ async fn staff_case(o: &Open311) -> String {
         .to_string()
 }
 
+/// A new FixMyStreet report (each with its own FixMyStreet id, as FixMyStreet's are).
 async fn fms_case(o: &Open311) -> String {
-    let (status, body) = o.post_form("requests.json", &fms_report(&o.key, "4")).await;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(5000);
+    let id = NEXT
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .to_string();
+    let mut form = fms_report(&o.key, "4");
+    form.retain(|(k, _)| *k != "attribute[fixmystreet_id]");
+    form.push(("attribute[fixmystreet_id]", &id));
+    let (status, body) = o.post_form("requests.json", &form).await;
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     v[0]["service_request_id"].as_str().unwrap().to_string()

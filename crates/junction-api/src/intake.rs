@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use junction_domain::{Actor, Case, NewAttachment, NewCase, RefusedFile, RoutingTable};
+use junction_domain::{Actor, Case, NewCase, RoutingTable};
+use junction_store::cases::{Arrival, Created};
 use junction_store::{Store, StoreError, cases};
 
 /// Wakes the delivery workers after new deliveries are committed. The server hands the API
@@ -59,34 +60,31 @@ impl Intake {
         jurisdiction_id: &str,
         new: NewCase,
     ) -> Result<Case, StoreError> {
-        self.create_case_with_files(actor, jurisdiction_id, new, &[], &[])
-            .await
+        let created = self
+            .create(actor, jurisdiction_id, new, Arrival::default())
+            .await?;
+        Ok(created.case)
     }
 
-    /// As [`Intake::create_case`], with the files that came with the case and those set aside
-    /// as over a limit (recorded on the case).
-    pub async fn create_case_with_files(
+    /// As [`Intake::create_case`], with what came with the case: its files (and those set
+    /// aside as over a limit), and the client's idempotency key. A case the same client already
+    /// sent under that key is answered with the case it made, and nothing is written or sent.
+    pub async fn create(
         &self,
         actor: &Actor,
         jurisdiction_id: &str,
         new: NewCase,
-        files: &[NewAttachment],
-        refused: &[RefusedFile],
-    ) -> Result<Case, StoreError> {
+        arrival: Arrival<'_>,
+    ) -> Result<Created, StoreError> {
         let empty = RoutingTable::default();
         let table = self.routing.get(jurisdiction_id).unwrap_or(&empty);
-        let case = cases::create_with_files(
-            &self.store,
-            actor,
-            jurisdiction_id,
-            new,
-            table,
-            files,
-            refused,
-        )
-        .await?;
-        self.waker.wake();
-        Ok(case)
+        let created =
+            cases::create_with_files(&self.store, actor, jurisdiction_id, new, table, arrival)
+                .await?;
+        if !created.replayed {
+            self.waker.wake();
+        }
+        Ok(created)
     }
 
     /// Routes case `id` again (under `case_type` when its category changed) and sends it

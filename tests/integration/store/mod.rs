@@ -266,11 +266,14 @@ async fn files_are_stored_with_their_case_on_every_database() {
             "bor",
             pothole(7),
             &RoutingTable::default(),
-            &files,
-            &[],
+            cases::Arrival {
+                files: &files,
+                ..Default::default()
+            },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .case;
         let listed = junction_store::attachments::of_case(&store, &case.id)
             .await
             .unwrap();
@@ -299,8 +302,10 @@ async fn files_are_stored_with_their_case_on_every_database() {
             "bor",
             bad,
             &RoutingTable::default(),
-            &files,
-            &[],
+            cases::Arrival {
+                files: &files,
+                ..Default::default()
+            },
         )
         .await;
         assert!(matches!(err, Err(StoreError::Invalid(_))), "{err:?}");

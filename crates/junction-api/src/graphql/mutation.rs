@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use async_graphql::{Context, ID, InputObject, Json, Object};
 use junction_domain::{Action, Location, NewCase, Submitter};
+use junction_store::cases::Arrival;
 use junction_store::deliveries::{self, PauseTarget};
 use junction_store::{Store, cases, catalogue};
 
@@ -43,6 +44,9 @@ pub struct CreateCaseInput {
     pub submitter: Option<SubmitterInput>,
     /// Field values by code: strings, numbers, or lists of keys for multi-value lists.
     pub fields: Option<Json<BTreeMap<String, serde_json::Value>>>,
+    /// The caller's own key for this case (1 to 200 characters). Sent again by the same caller
+    /// (a retry after a lost answer), it returns the case already made and creates nothing.
+    pub idempotency_key: Option<String>,
 }
 
 #[Object(name = "CaseMutation")]
@@ -71,11 +75,25 @@ impl MutationRoot {
             fields: input.fields.map(|j| j.0).unwrap_or_default(),
             source_ref: None,
         };
-        Ok(Case::full(
-            ctx.data_unchecked::<Intake>()
-                .create_case(&actor, &jurisdiction, new)
-                .await?,
-        ))
+        let key = input.idempotency_key;
+        if key
+            .as_deref()
+            .is_some_and(|k| k.trim().is_empty() || k.chars().count() > 200)
+        {
+            return Err(ApiError::invalid(
+                "input.idempotencyKey",
+                "must be 1 to 200 characters",
+            ));
+        }
+        let arrival = Arrival {
+            idempotency_key: key.as_deref(),
+            ..Arrival::default()
+        };
+        let created = ctx
+            .data_unchecked::<Intake>()
+            .create(&actor, &jurisdiction, new, arrival)
+            .await?;
+        Ok(Case::full(created.case))
     }
 
     /// Moves a case to another status. With `expectedVersion`, fails with CONFLICT if the case

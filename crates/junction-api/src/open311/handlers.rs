@@ -6,7 +6,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
 use junction_domain::{Actor, Case, CaseType, Location, NewCase, Submitter, ValidationErrors};
-use junction_store::cases;
+use junction_store::cases::{self, Arrival};
 use junction_store::{StoreError, api_keys, catalogue};
 use serde_json::Value;
 
@@ -455,17 +455,29 @@ async fn post_request(
     let actor = client_actor(call, &client);
     // Uploaded photos are kept with the case, in the same transaction; any set aside as over
     // a limit are recorded on it.
+    // A report sent again (FixMyStreet resends when it lost the answer) is recognised by the
+    // front-end's own id for it, or an `Idempotency-Key`, per client: it is answered with the
+    // case already made, and nothing is created or sent.
+    let key = new
+        .source_ref
+        .clone()
+        .or_else(|| call.idempotency_key.clone());
+    if key.as_deref().is_some_and(|k| k.chars().count() > 200) {
+        return Err(Refusal::bad(
+            "Idempotency-Key (or the front-end's id): at most 200 characters",
+        ));
+    }
+    let arrival = Arrival {
+        files: call.params.files(),
+        refused: call.params.refused_files(),
+        idempotency_key: key.as_deref(),
+    };
     let case = state
         .intake
-        .create_case_with_files(
-            &actor,
-            jurisdiction,
-            new,
-            call.params.files(),
-            call.params.refused_files(),
-        )
+        .create(&actor, jurisdiction, new, arrival)
         .await
-        .map_err(store_refusal)?;
+        .map_err(store_refusal)?
+        .case;
     let tree = Node::list(
         "request",
         vec![Node::Object(vec![

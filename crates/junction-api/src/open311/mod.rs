@@ -98,6 +98,8 @@ pub(crate) struct Call {
     pub client_addr: Option<String>,
     /// The api_key's client, once checked.
     pub client: Option<String>,
+    /// The `Idempotency-Key` header, for clients that send no id of their own.
+    pub idempotency_key: Option<String>,
 }
 
 async fn top(
@@ -169,6 +171,12 @@ async fn serve_audited(
         request_id: request_id.clone(),
         client_addr: client_addr.clone(),
         client: None,
+        idempotency_key: request
+            .headers()
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty()),
     };
     let result = match format {
         _ if method_label == "other" => Err(Refusal::new(

@@ -1,7 +1,10 @@
-//! Cases: intake, reading, status changes, notes and history; listing is in `list.rs`.
+//! Cases: reading, status changes, notes and history; intake is in `create.rs`, listing in
+//! `list.rs`.
 
+mod create;
 mod list;
 
+pub use create::{Arrival, Created, create, create_with_files};
 pub use list::{CaseFilter, CaseOrder, CasePage, SharedWith, SortKey, list};
 
 use std::collections::BTreeMap;
@@ -10,7 +13,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use junction_domain::case::validate_note;
 use junction_domain::{
     Actor, Case, CaseEvent, CaseEventKind, CaseStatus, CaseType, Classification, Location,
-    NewAttachment, NewCase, RefusedFile, RoutingTable, Submitter, ValidationErrors,
+    RoutingTable, Submitter, ValidationErrors,
 };
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
@@ -22,121 +25,7 @@ use serde_json::{Value, json};
 use crate::catalogue::{case_type_id, load_case_type};
 use crate::db::placeholder;
 use crate::entity::{case, case_event};
-use crate::{Store, StoreError, audit, deliveries, sharing, updates};
-
-/// Validates and stores a new case of `case_type_code` in `jurisdiction_id`, with its `created`
-/// event and audit entry, in one transaction.
-///
-/// The case is routed through `routing`, and its deliveries are committed with it, so a case
-/// that exists always has somewhere to go.
-pub async fn create(
-    store: &Store,
-    actor: &Actor,
-    jurisdiction_id: &str,
-    new: NewCase,
-    routing: &RoutingTable,
-) -> Result<Case, StoreError> {
-    create_with_files(store, actor, jurisdiction_id, new, routing, &[], &[]).await
-}
-
-/// As [`create`], storing the files that came with the case in the same transaction.
-pub async fn create_with_files(
-    store: &Store,
-    actor: &Actor,
-    jurisdiction_id: &str,
-    new: NewCase,
-    routing: &RoutingTable,
-    files: &[NewAttachment],
-    refused: &[RefusedFile],
-) -> Result<Case, StoreError> {
-    let Some(case_type) =
-        load_case_type(store.conn(), jurisdiction_id, &new.case_type_code).await?
-    else {
-        let mut errors = ValidationErrors::default();
-        errors.push(
-            "caseType",
-            format!(
-                "`{}` is not a case type of `{jurisdiction_id}`",
-                new.case_type_code
-            ),
-        );
-        return Err(errors.into());
-    };
-    let new = new.validate(&case_type)?;
-    let now = Utc::now().trunc_subsecs(6);
-    let txn = store.begin_write().await?;
-    let number = next_reference(&*txn).await?;
-    let mut case = Case::open(
-        uuid::Uuid::now_v7().to_string(),
-        number.to_string(),
-        jurisdiction_id,
-        &case_type.agency_id,
-        NewCase {
-            case_type_code: case_type.code.clone(),
-            ..new
-        },
-        &actor.subject,
-        now,
-    );
-    let route = routing.route(&case, &case_type.agency_id);
-    case.agency_id = route.agency.clone();
-    case.route = Some(route.clone());
-    case::Entity::insert(to_row(&case))
-        .exec_without_returning(&*txn)
-        .await?;
-    deliveries::insert_for_route(&*txn, &case, &route, &routing.methods, now).await?;
-    let stored = crate::attachments::insert(&*txn, &case.id, files, now).await?;
-    crate::attachments::record_refused(&*txn, &case.id, refused, actor, now).await?;
-    insert_event(
-        &*txn,
-        &case.id,
-        CaseEventKind::Created,
-        actor,
-        now,
-        json!({"reference": case.reference}),
-    )
-    .await?;
-    insert_event(
-        &*txn,
-        &case.id,
-        CaseEventKind::Routed,
-        actor,
-        now,
-        json!({"route": route}),
-    )
-    .await?;
-    sharing::apply_rules(
-        &*txn,
-        actor,
-        &case,
-        &routing.share_rules,
-        routing.methods.email_connector.as_deref(),
-        now,
-    )
-    .await?;
-    let mut after = audit_view(&case, &case_type);
-    if !stored.is_empty()
-        && let Value::Object(map) = &mut after
-    {
-        // What arrived, by name, size and digest; the bytes stay in their table.
-        map.insert(
-            "attachments".into(),
-            stored
-                .iter()
-                .map(|a| json!({"part": a.part, "fileName": a.file_name, "size": a.size, "sha256": a.sha256}))
-                .collect(),
-        );
-    }
-    if !refused.is_empty()
-        && let Value::Object(map) = &mut after
-    {
-        map.insert("refusedFiles".into(), json!(refused));
-    }
-    let entry = actor.change("case", &case.id, "create", Value::Null, after);
-    audit::append(&*txn, &[entry]).await?;
-    txn.commit().await?;
-    Ok(case)
-}
+use crate::{Store, StoreError, audit, deliveries, updates};
 
 /// The case with this id (not reference): one primary-key read.
 pub async fn get_by_id(store: &Store, id: &str) -> Result<Option<Case>, StoreError> {
@@ -380,7 +269,7 @@ pub(crate) async fn next_counter<C: ConnectionTrait>(
 
 /// What the audit log keeps of a case: everything but personal and sensitive values, which are
 /// marked as present instead, so the log does not become a second copy of personal data.
-fn audit_view(case: &Case, case_type: &CaseType) -> Value {
+pub(crate) fn audit_view(case: &Case, case_type: &CaseType) -> Value {
     let mark = |v: &Option<String>| v.as_ref().map(|_| Value::from("[personal]"));
     let fields: BTreeMap<&String, Value> = case
         .fields
@@ -414,7 +303,7 @@ fn location_json(l: &Location) -> Value {
     json!({"lat": l.lat, "long": l.long, "uprn": l.uprn, "address": l.address})
 }
 
-fn to_row(case: &Case) -> case::ActiveModel {
+pub(crate) fn to_row(case: &Case) -> case::ActiveModel {
     case::ActiveModel {
         id: Set(case.id.clone()),
         reference: Set(case.reference.clone()),
@@ -440,6 +329,7 @@ fn to_row(case: &Case) -> case::ActiveModel {
             .as_ref()
             .and_then(|r| serde_json::to_string(r).ok())),
         source_ref: Set(case.source_ref.clone()),
+        idempotency_key: Set(None),
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Model {
     pub route: Option<String>,
     /// The front-end's own id for the case.
     pub source_ref: Option<String>,
+    /// The creating client's idempotency key, unique per client (`created_by`).
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
