@@ -356,8 +356,23 @@ async fn a_fixmystreet_report_is_routed_and_readable() {
     let (_, body) = o.get("requests.xml?status=closed").await;
     assert_eq!(parse(&body).children("request").count(), 0);
 
-    let (status, _) = o.get(&format!("tokens/{}.xml", case.id)).await;
+    // The token answer has the spec's shape (tests/fixtures/open311/get_token.response.xml).
+    let (status, body) = o.get(&format!("tokens/{}.xml", case.id)).await;
     assert_eq!(status, 200);
+    let spec = std::fs::read_to_string(format!(
+        "{}/fixtures/open311/get_token.response.xml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let (ours, theirs) = (parse(&body), parse(&spec));
+    assert_eq!(ours.name, theirs.name);
+    let request = ours.child("request").expect("<service_requests><request>");
+    assert_eq!(request.text_of("service_request_id"), Some(id.as_str()));
+    assert_eq!(request.text_of("token"), Some(case.id.as_str()));
+    let names = |e: &junction_connectors::xml::Element| -> Vec<String> {
+        e.children.iter().map(|c| c.name.clone()).collect()
+    };
+    assert_eq!(names(request), names(theirs.child("request").unwrap()));
     let (status, _) = o.get("requests/999999.xml").await;
     assert_eq!(status, 404);
 }

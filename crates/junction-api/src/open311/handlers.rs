@@ -508,8 +508,9 @@ async fn get_token(
         .map_err(store_refusal)?
         .filter(|c| c.jurisdiction_id == jurisdiction && c.id == token)
         .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, format!("token `{token}` not found")))?;
+    // `<service_requests><request>`, as the spec's sample and FixMyStreet's Open311.pm read it.
     let tree = Node::list(
-        "service_request",
+        "request",
         vec![Node::Object(vec![
             ("service_request_id", Node::text(&case.reference)),
             ("token", Node::text(&case.id)),
