@@ -845,16 +845,43 @@ async fn updates_go_out_in_their_window_and_come_in_once() {
         .unwrap();
     assert_eq!(posted.description, "Update here");
     assert_eq!(posted.source_update_id.as_deref(), Some("123"));
-    // The same update again: refused, nothing added.
+    // The same update again (FixMyStreet lost the answer): answered with the stored update's
+    // id, nothing added (issue 18 item 3).
+    let (status, text) = o
+        .post_raw(
+            "servicerequestupdates.json",
+            "application/x-www-form-urlencoded",
+            body.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let again: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(again[0]["update_id"], json[0]["update_id"]);
+    let count = |o: &Open311| {
+        let store = o.server.store().clone();
+        let id = id.clone();
+        async move {
+            let case = cases::get(&store, &id).await.unwrap().unwrap();
+            updates::for_case(&store, &case.id).await.unwrap().len()
+        }
+    };
+    assert_eq!(count(&o).await, stored.len(), "nothing added");
+    // The same update id with other content is refused.
+    let changed = body.replace("Update+here", "Something+else");
+    assert_ne!(
+        changed, body,
+        "the fixture's text is form-encoded as expected"
+    );
     let (status, text) = o
         .post_raw(
             "servicerequestupdates.xml",
             "application/x-www-form-urlencoded",
-            body.into_bytes(),
+            changed.into_bytes(),
         )
         .await;
     assert_eq!(status, 400);
-    assert!(text.contains("already exists"), "{text}");
+    assert!(text.contains("already exists with other content"), "{text}");
+    assert_eq!(count(&o).await, stored.len());
     // A client polling with its key is not sent its own update back.
     let (_, body) = o
         .get(&format!(

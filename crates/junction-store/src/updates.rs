@@ -1,6 +1,7 @@
 //! Case updates: status changes and comments that front-ends read back over Open311
-//! `servicerequestupdates`, and that front-ends and back-ends send in. An update from a source
-//! that has already sent the same update id is refused, so a repeated post has no effect.
+//! `servicerequestupdates`, and that front-ends and back-ends send in. An update a source sends
+//! again under the same update id is answered with the update already stored and has no
+//! effect; the same id with other content is refused.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use junction_domain::{Actor, CaseEventKind, CaseStatus, CaseUpdate, NewAttachment, RefusedFile};
@@ -50,9 +51,17 @@ pub async fn record(
             .filter(case_update::Column::SourceUpdateId.eq(source_id.as_str()))
             .one(&*txn)
             .await?;
-        if seen.is_some() {
+        if let Some(seen) = seen {
+            // A client that lost the answer sends the same update again: it gets the update it
+            // already made. The same id with other content is a conflict.
+            let same = seen.description == update.description
+                && seen.status.as_deref() == update.status.map(CaseStatus::as_str)
+                && seen.external_status_code == update.external_status_code;
+            if same && seen.case_id == case.id {
+                return Ok(to_update(seen, CaseOf::Case(&case)));
+            }
             return Err(StoreError::Conflict(format!(
-                "update `{source_id}` already exists"
+                "update `{source_id}` already exists with other content"
             )));
         }
     }
