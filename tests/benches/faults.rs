@@ -10,6 +10,10 @@
 #[allow(dead_code)]
 mod support;
 
+#[path = "../integration/process.rs"]
+#[allow(dead_code)]
+mod process;
+
 #[path = "../integration/fault_run.rs"]
 mod fault_run;
 

@@ -9,6 +9,10 @@
 #[allow(dead_code)]
 mod support;
 
+#[path = "../integration/process.rs"]
+#[allow(dead_code)]
+mod process;
+
 #[path = "../integration/load_run.rs"]
 mod load_run;
 

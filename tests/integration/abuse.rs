@@ -3,7 +3,6 @@
 //! nothing. The process is the real binary, so an attack that aborts it fails here rather
 //! than taking the test runner down.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -11,20 +10,13 @@ use junction_domain::Role;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{CATALOGUE, TestServer, eventually, init, junction_bin};
+use crate::process::Junction;
+use crate::support::{CATALOGUE, TestServer, eventually, init};
 
-/// A `junction serve` child process, killed when dropped.
+/// A `junction serve` child process, killed when dropped, and a client for it.
 struct Live {
-    child: Child,
+    junction: Junction,
     server: TestServer,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Live {
@@ -36,53 +28,23 @@ impl Live {
     async fn start_with(server_extra: &str) -> Live {
         init();
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.path().join("junction.toml");
-        std::fs::write(
-            &config,
+        let d = dir.path().display().to_string();
+        let junction = Junction::start(dir, |port| {
             format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{d}/data\"\n{server_extra}\n\n[database]\nurl = \"sqlite://{d}/data/junction.db\"\n\n[workers]\nenabled = false\n\n{CATALOGUE}",
-                d = dir.path().display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("junction.log")).unwrap();
-        let child = Command::new(junction_bin())
-            .args(["serve", "--config"])
-            .arg(&config)
-            .current_dir(dir.path())
-            .env_remove("JUNCTION_DATABASE_URL")
-            .env("JUNCTION_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("junction starts");
-        let base = format!("http://127.0.0.1:{port}");
-        eventually(60, "junction to be ready", || async {
-            reqwest::get(format!("{base}/health/ready"))
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
-                .map(|_| ())
+                "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{d}/data\"\n{server_extra}\n\n[database]\nurl = \"sqlite://{d}/data/junction.db\"\n\n[workers]\nenabled = false\n\n{CATALOGUE}"
+            )
         })
         .await;
-        let loaded = junction_server::config::load(&config).unwrap();
-        Live {
-            child,
-            server: TestServer::remote(&base, loaded),
-            dir,
-        }
+        let loaded = junction_server::config::load(&junction.config).unwrap();
+        let server = TestServer::remote(&junction.base, loaded);
+        Live { junction, server }
     }
 
     /// The process is still running and a bystander's `/health/live` is answered in 200 ms.
     async fn assert_unharmed(&mut self, attack: &str) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            let log =
-                std::fs::read_to_string(self.dir.path().join("junction.log")).unwrap_or_default();
+        if let Some(status) = self.junction.exited() {
+            let log = std::fs::read_to_string(self.junction.dir.path().join("junction.log"))
+                .unwrap_or_default();
             panic!("{attack}: junction exited ({status}); its log:\n{log}");
         }
         let started = Instant::now();
@@ -376,7 +338,7 @@ async fn the_database_and_secret_are_readable_by_their_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let live = Live::start().await;
     // The data directory did not exist: Junction made it, for its owner only.
-    let data = live.dir.path().join("data");
+    let data = live.junction.dir.path().join("data");
     let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "the data directory has mode {mode:o}");
     for file in [

@@ -6,7 +6,6 @@
 //! Shared by the integration suite (which asserts) and `cargo bench -p junction-tests --bench
 //! faults` (which reports).
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -14,7 +13,8 @@ use junction_server::sim::{Behaviour, Simulator};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::support::{CATALOGUE, eventually, init, junction_bin};
+use crate::process::Junction;
+use crate::support::{CATALOGUE, eventually, init};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -67,26 +67,6 @@ impl Report {
     }
 }
 
-/// Starts Junction; its log goes to `junction.log` in `dir`, read back if it does not start.
-fn spawn(dir: &std::path::Path, config: &std::path::Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("junction.log"))
-        .unwrap();
-    Command::new(junction_bin())
-        .args(["serve", "--config"])
-        .arg(config)
-        .current_dir(dir)
-        .env_remove("JUNCTION_DATABASE_URL")
-        .env("JUNCTION_LOG", "warn")
-        .env("JUNCTION_TEST_BACKEND_KEY", "fault-run-key")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("junction starts")
-}
-
 async fn gql(client: &reqwest::Client, base: &str, token: &str, query: &str, vars: Value) -> Value {
     client
         .post(format!("{base}/graphql"))
@@ -98,29 +78,6 @@ async fn gql(client: &reqwest::Client, base: &str, token: &str, query: &str, var
         .json()
         .await
         .unwrap()
-}
-
-async fn live(base: &str, dir: &std::path::Path) {
-    let ready = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let ok = reqwest::get(format!("{base}/health/ready"))
-                .await
-                .is_ok_and(|r| r.status() == 200);
-            if ok {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    if ready.is_err() {
-        let log = std::fs::read_to_string(dir.join("junction.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        panic!(
-            "junction was not ready within 60 s; its log ends:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
-    }
 }
 
 /// Runs `run` and reports.
@@ -136,11 +93,6 @@ pub async fn fault_run(run: &FaultRun) -> Report {
     });
     let (sim_addr, _t) = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let database_url = run
         .database_url
         .clone()
@@ -150,9 +102,8 @@ pub async fn fault_run(run: &FaultRun) -> Report {
     } else {
         "lookup_by_id = true"
     };
-    let config = dir.path().join("junction.toml");
-    std::fs::write(
-        &config,
+    let data = dir.path().display().to_string();
+    let mut junction = Junction::start(dir, |port| {
         format!(
             r#"[server]
 listen = "127.0.0.1:{port}"
@@ -180,22 +131,15 @@ retry = {{ initial_secs = 1, max_delay_secs = 2, max_age_hours = 1, checks = 3, 
 name = "potholes to the back-end"
 case_types = ["POT"]
 set = {{ connector = "backend" }}
-"#,
-            data = dir.path().display()
-        ),
-    )
-    .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = spawn(dir.path(), &config);
-    live(&base, dir.path()).await;
-    let out = Command::new(junction_bin())
-        .args(["token", "--role", "admin", "--config"])
-        .arg(&config)
-        .current_dir(dir.path())
-        .env("JUNCTION_TEST_BACKEND_KEY", "fault-run-key")
-        .output()
-        .unwrap();
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+"#
+        )
+    })
+    .await;
+    let base = junction.base.clone();
+    let token = junction
+        .cli(&["token", "--role", "admin"])
+        .trim()
+        .to_string();
     let client = reqwest::Client::new();
 
     let started = Instant::now();
@@ -221,10 +165,7 @@ set = {{ connector = "backend" }}
             (sim.requests().len() >= mark).then_some(())
         })
         .await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        child = spawn(dir.path(), &config);
-        live(&base, dir.path()).await;
+        junction.kill_and_restart().await;
     }
     let restarted = Instant::now();
     let settled = async {
@@ -249,8 +190,7 @@ set = {{ connector = "backend" }}
     let _ = tokio::time::timeout(Duration::from_secs(600), settled).await;
     let settle_secs = restarted.elapsed().as_secs_f64();
     let total_secs = started.elapsed().as_secs_f64();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    junction.kill();
 
     let mut report = compare(&sim, &database_url, run.cases).await;
     report.settle_secs = settle_secs;

@@ -7,7 +7,6 @@
 //!
 //! Shared by `cargo bench -p junction-tests --bench load_faults` and a short run in the suite.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +15,8 @@ use junction_server::sim::{Behaviour, Simulator};
 use sea_orm::ConnectionTrait;
 use tokio::sync::Mutex;
 
-use crate::support::{CATALOGUE, init, junction_bin};
+use crate::process::Junction;
+use crate::support::{CATALOGUE, init};
 
 #[path = "load_clients.rs"]
 mod clients;
@@ -89,74 +89,6 @@ ceiling = "official"
 valid_from = 2020-01-01
 "#;
 
-struct Junction {
-    dir: tempfile::TempDir,
-    config: std::path::PathBuf,
-    base: String,
-    child: Child,
-}
-
-impl Junction {
-    fn spawn(dir: &std::path::Path, config: &std::path::Path) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("junction.log"))
-            .unwrap();
-        Command::new(junction_bin())
-            .args(["serve", "--config"])
-            .arg(config)
-            .current_dir(dir)
-            .env_remove("JUNCTION_DATABASE_URL")
-            .env("JUNCTION_LOG", "warn")
-            .env("JUNCTION_TEST_BACKEND_KEY", "load-run-key")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("junction starts")
-    }
-
-    /// Runs a `junction` command with this configuration and returns its standard output.
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(junction_bin())
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .current_dir(self.dir.path())
-            .env("JUNCTION_TEST_BACKEND_KEY", "load-run-key")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "junction {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    async fn ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if reqwest::get(format!("{}/health/ready", self.base))
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let log = std::fs::read_to_string(self.dir.path().join("junction.log")).unwrap_or_default();
-        panic!("junction was not ready within 60 s:\n{log}");
-    }
-
-    async fn kill_and_restart(&mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-        self.child = Junction::spawn(self.dir.path(), &self.config);
-        self.ready().await;
-    }
-}
-
 /// Runs `run` and reports.
 pub async fn load_run(run: &LoadRun) -> LoadReport {
     init();
@@ -166,18 +98,12 @@ pub async fn load_run(run: &LoadRun) -> LoadReport {
     });
     let (sim_addr, _t) = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let database_url = run
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("junction.db").display()));
-    let config = dir.path().join("junction.toml");
-    std::fs::write(
-        &config,
+    let data = dir.path().display().to_string();
+    let mut junction = Junction::start(dir, |port| {
         format!(
             r#"[server]
 listen = "127.0.0.1:{port}"
@@ -202,19 +128,10 @@ retry = {{ initial_secs = 1, max_delay_secs = 2, max_age_hours = 1, checks = 3, 
 name = "potholes to the back-end"
 case_types = ["POT"]
 set = {{ connector = "backend" }}
-{SHARING}"#,
-            data = dir.path().display()
-        ),
-    )
-    .unwrap();
-    let child = Junction::spawn(dir.path(), &config);
-    let mut junction = Junction {
-        dir,
-        config,
-        base: format!("http://127.0.0.1:{port}"),
-        child,
-    };
-    junction.ready().await;
+{SHARING}"#
+        )
+    })
+    .await;
     let admin = junction
         .cli(&["token", "--role", "admin"])
         .trim()
@@ -324,8 +241,7 @@ set = {{ connector = "backend" }}
     })
     .await;
     let settle_secs = restarted.elapsed().as_secs_f64();
-    junction.child.kill().unwrap();
-    junction.child.wait().unwrap();
+    junction.kill();
 
     let mut report = std::mem::take(&mut *report.lock().await);
     report.settle_secs = settle_secs;
@@ -342,14 +258,7 @@ set = {{ connector = "backend" }}
     report.events_heard = events;
     report.events_twice = twice;
     compare(&sim, &database_url, &mut report).await;
-    let verify = Command::new(junction_bin())
-        .args(["audit", "verify", "--config"])
-        .arg(&junction.config)
-        .current_dir(junction.dir.path())
-        .env("JUNCTION_TEST_BACKEND_KEY", "load-run-key")
-        .output()
-        .unwrap();
-    report.audit_verified = verify.status.success();
+    report.audit_verified = junction.cli_succeeds(&["audit", "verify"]);
     report
 }
 

@@ -18,6 +18,7 @@ mod open311;
 mod open311_access;
 mod open311_resends;
 mod open311_uploads;
+mod process;
 mod schema;
 mod sharing;
 mod store;

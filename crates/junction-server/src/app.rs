@@ -65,15 +65,20 @@ pub fn authenticator(loaded: &LoadedConfig) -> anyhow::Result<Authenticator> {
 }
 
 /// Reloads the revocation list every `every`, so a token revoked by any process (or the CLI)
-/// is refused here within that time, and open subscriptions holding it are closed.
+/// is refused here within that time, and open subscriptions holding it are closed; until the
+/// server starts closing.
 fn spawn_revocation_refresh(
     store: Store,
     revocations: Arc<junction_api::revocation::Revocations>,
     every: Duration,
+    mut closing: tokio::sync::watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(every).await;
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = closing.changed() => return,
+            }
             if let Err(e) = revocations.refresh(&store).await {
                 tracing::warn!(error = %e, "reloading token revocations failed");
             }
@@ -134,10 +139,12 @@ impl App {
             .refresh(&store)
             .await
             .context("loading token revocations")?;
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
         spawn_revocation_refresh(
             store.clone(),
             revocations.clone(),
             Duration::from_secs(loaded.config.auth.revocation_poll_secs),
+            closing.subscribe(),
         );
         let auth = Arc::new(authenticator(loaded)?.with_revocations(revocations));
         let limits = limits(loaded);
@@ -166,7 +173,6 @@ impl App {
             intake,
             uploads: loaded.config.limits.uploads(),
         };
-        let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let every = loaded.config.audit.checkpoint_secs;
         if every > 0 {
             crate::checkpoints::Witness::new(loaded)?.spawn(

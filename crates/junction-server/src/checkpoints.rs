@@ -31,18 +31,41 @@ pub struct Witness {
 /// data directory on first use.
 pub fn key(loaded: &LoadedConfig) -> anyhow::Result<CheckpointKey> {
     let secret = match &loaded.config.audit.checkpoint_secret {
-        Some(secret) => secret
-            .resolve()
-            .map_err(anyhow::Error::msg)?
-            .expose()
-            .as_bytes()
-            .to_vec(),
+        Some(secret) => configured(secret)?,
         None => crate::secret_file::load_or_create_at(
             &loaded.config.server.data_dir.join(SECRET_FILE),
             "audit checkpoint secret",
         )?,
     };
     Ok(CheckpointKey::from_secret(&secret))
+}
+
+/// The key checkpoints were signed with, to check them: as [`key`], but a missing secret is an
+/// error rather than a new one (which could only say that no checkpoint is ours).
+pub fn existing_key(loaded: &LoadedConfig) -> anyhow::Result<CheckpointKey> {
+    let secret = match &loaded.config.audit.checkpoint_secret {
+        Some(secret) => configured(secret)?,
+        None => {
+            let file = loaded.config.server.data_dir.join(SECRET_FILE);
+            crate::secret_file::load_at(&file)?.with_context(|| {
+                format!(
+                    "no checkpoint secret at {}: verify where the server keeps its data, or set \
+                     [audit] checkpoint_secret",
+                    file.display()
+                )
+            })?
+        }
+    };
+    Ok(CheckpointKey::from_secret(&secret))
+}
+
+fn configured(secret: &crate::config::SecretRef) -> anyhow::Result<Vec<u8>> {
+    Ok(secret
+        .resolve()
+        .map_err(anyhow::Error::msg)?
+        .expose()
+        .as_bytes()
+        .to_vec())
 }
 
 impl Witness {

@@ -432,7 +432,7 @@ async fn audit(loaded: &LoadedConfig, command: AuditCommand) -> anyhow::Result<E
         None => junction_store::audit::verify(&store).await?,
         Some(source) => {
             let checkpoint = crate::checkpoints::read(source)?;
-            let key = crate::checkpoints::key(loaded)?;
+            let key = crate::checkpoints::existing_key(loaded)?;
             junction_store::audit::verify_against(&store, &checkpoint, &key).await?
         }
     };

@@ -16,18 +16,26 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     load_or_create_at(&path(data_dir), "token signing secret")
 }
 
+/// Reads the secret in `file`, if there is one.
+pub fn load_at(file: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Ok(None);
+    };
+    let secret = text.trim().as_bytes().to_vec();
+    anyhow::ensure!(
+        secret.len() >= 32,
+        "{} is shorter than 32 bytes; delete it to have a new one made",
+        file.display()
+    );
+    Ok(Some(secret))
+}
+
 /// Reads the secret in `file`, creating it and its directory (64 random bytes, hex, mode
 /// 0600) when missing; `what` names it in the log.
 pub fn load_or_create_at(file: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     let file = file.to_path_buf();
     let data_dir = file.parent().unwrap_or(Path::new("."));
-    if let Ok(text) = std::fs::read_to_string(&file) {
-        let secret = text.trim().as_bytes().to_vec();
-        anyhow::ensure!(
-            secret.len() >= 32,
-            "{} is shorter than 32 bytes; delete it to have a new one made",
-            file.display()
-        );
+    if let Some(secret) = load_at(&file)? {
         return Ok(secret);
     }
     create_private_dir(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;

@@ -67,34 +67,33 @@ pub async fn create_with_files(
     routing: &RoutingTable,
     arrival: Arrival<'_>,
 ) -> Result<Created, StoreError> {
-    let key = arrival.idempotency_key;
-    if let Some(key) = key
-        && let Some(case) = by_key(store.conn(), &actor.subject, key).await?
-    {
+    let replayed = |case| Created {
+        case,
+        replayed: true,
+    };
+    let Some(key) = arrival.idempotency_key else {
+        let case = insert(store, actor, jurisdiction_id, new, routing, arrival).await?;
         return Ok(Created {
             case,
-            replayed: true,
+            replayed: false,
         });
+    };
+    if let Some(case) = by_key(store.conn(), &actor.subject, key).await? {
+        return Ok(replayed(case));
     }
     match insert(store, actor, jurisdiction_id, new, routing, arrival).await {
-        // Another request with the same key committed first: its case is the answer.
-        Err(StoreError::Database(e))
-            if key.is_some()
-                && matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
-        {
-            let key = key.unwrap_or_default();
-            match by_key(store.conn(), &actor.subject, key).await? {
-                Some(case) => Ok(Created {
-                    case,
-                    replayed: true,
-                }),
-                None => Err(StoreError::Database(e)),
-            }
-        }
-        other => other.map(|case| Created {
+        Ok(case) => Ok(Created {
             case,
             replayed: false,
         }),
+        // Another request with the same key committed first: its case is the answer.
+        Err(StoreError::Database(e))
+            if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
+        {
+            let case = by_key(store.conn(), &actor.subject, key).await?;
+            case.map(replayed).ok_or(StoreError::Database(e))
+        }
+        Err(e) => Err(e),
     }
 }
 
