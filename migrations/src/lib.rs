@@ -17,6 +17,7 @@ mod m0009_case_type_published;
 mod m0010_feed_placeholder_indexes;
 mod m0011_token_revocations;
 mod m0012_case_idempotency_key;
+mod m0013_open311_dropin;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_feed_placeholder_indexes::Migration),
             Box::new(m0011_token_revocations::Migration),
             Box::new(m0012_case_idempotency_key::Migration),
+            Box::new(m0013_open311_dropin::Migration),
         ]
     }
 }

@@ -238,7 +238,7 @@ fn check_config_reports_file_line_and_key() {
     let file = dir.path().join("broken.toml");
     std::fs::write(
         &file,
-        "[[jurisdictions]]\nid = \"bor\"\nname = \"Bor\"\n\n[[agencies]]\nid = \"hw\"\nname = \"Highways\"\nkind = \"department\"\nflavour = \"mint\"\n\n[[case_types]]\ncode = \"POT\"\nname = \"Pothole\"\nagency = \"hw\"\n  [[case_types.fields]]\n  code = \"depth\"\n  description = \"Depth\"\n  datatype = \"numeric\"\n  classification = \"public\"\n\n[[connectors]]\nid = \"c\"\nkind = \"open311\"\n  [connectors.params]\n  endpoint = \"http://x.example/\"\n  api_key = \"plaintext-key\"\n",
+        "[[jurisdictions]]\nid = \"bor\"\nname = \"Bor\"\n\n[[agencies]]\nid = \"hw\"\nname = \"Highways\"\nkind = \"department\"\nflavour = \"mint\"\n\n[[case_types]]\ncode = \"POT\"\nname = \"Pothole\"\nagency = \"hw\"\n  [[case_types.fields]]\n  code = \"depth\"\n  description = \"Depth\"\n  datatype = \"numeric\"\n  classification = \"public\"\n\n[[connectors]]\nid = \"c\"\nkind = \"open311\"\n  [connectors.params]\n  endpoint = \"http://x.example/\"\n  api_key = \"plaintext-key\"\n\n[statuses.fixd]\ntext = \"Mended.\"\n",
     )
     .unwrap();
     let out = junction(dir.path(), &["check-config", file.to_str().unwrap()]);
@@ -249,6 +249,7 @@ fn check_config_reports_file_line_and_key() {
         format!("{f}:9: agencies[0].flavour: unknown key"),
         format!("{f}:18: case_types[0].fields[0].datatype: `numeric` is not one of"),
         format!("{f}:26: connectors[0].params.api_key: secrets must be written as `${{VAR}}`"),
+        format!("{f}:28: statuses.fixd: is not a status; use one of open, for_triage"),
     ] {
         assert!(
             stderr.contains(&expected),

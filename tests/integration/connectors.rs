@@ -40,6 +40,7 @@ fn case() -> Case {
         version: 1,
         route: None,
         source_ref: None,
+        media_urls: Vec::new(),
         created_by: "tester".into(),
     }
 }

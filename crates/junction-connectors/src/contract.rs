@@ -49,6 +49,9 @@ pub struct Accepted {
     pub external_ref: Option<String>,
     /// Its raw answer, for diagnosis.
     pub response: Option<String>,
+    /// What the connector changed to fit the back-end (a description shortened to its
+    /// documented limit), recorded in the case's history.
+    pub notes: Vec<String>,
 }
 
 /// Why an attempt did not end in acceptance; `token` is set when the back-end issued a token

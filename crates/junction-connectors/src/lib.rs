@@ -11,6 +11,7 @@ mod contract;
 pub mod email;
 mod error;
 mod kind;
+pub mod media;
 pub mod open311;
 mod params;
 pub mod webhook;

@@ -9,11 +9,13 @@ use serde_json::Value;
 use crate::case_type::CaseType;
 use crate::validation::ValidationErrors;
 
-/// Longest description accepted, in characters (FixMyStreet's and open311-adapter's limit).
-pub const MAX_DESCRIPTION_CHARS: usize = 4_000;
+/// Longest description a case type takes unless configured otherwise, in characters: well
+/// above what front-ends really send (FixMyStreet wraps the citizen's 2,000 or more characters
+/// in its own title, detail and URL lines).
+pub const DEFAULT_MAX_DESCRIPTION_CHARS: usize = 20_000;
 
 /// Where a case is in its life. The names are the lower-case extended Open311 statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseStatus {
     Open,
@@ -117,7 +119,14 @@ pub struct NewCase {
     pub fields: BTreeMap<String, Value>,
     /// The submitting front-end's own id for the case (FixMyStreet's report id), if it sent one.
     pub source_ref: Option<String>,
+    /// Photos and other media the front-end holds, by URL (Open311's repeatable `media_url`).
+    pub media_urls: Vec<String>,
 }
+
+/// Most media URLs one case may carry.
+pub const MAX_MEDIA_URLS: usize = 20;
+/// Longest media URL accepted, in bytes.
+pub const MAX_MEDIA_URL_BYTES: usize = 2_048;
 
 impl NewCase {
     /// Validates the case against its case type, returning it with normalised fields.
@@ -134,22 +143,68 @@ impl NewCase {
         }
         self.description = self.description.trim().to_string();
         let chars = self.description.chars().count();
-        if chars > MAX_DESCRIPTION_CHARS {
+        let max = case_type.max_description_chars;
+        if chars > max {
             errors.push(
                 "description",
-                format!(
-                    "is {chars} characters long, more than the {MAX_DESCRIPTION_CHARS} allowed"
-                ),
+                format!("is {chars} characters long, more than the {max} allowed"),
             );
         }
         validate_location(&mut self.location, &mut errors);
         validate_submitter(&mut self.submitter, &mut errors);
+        validate_media_urls(&mut self.media_urls, &mut errors);
         match case_type.validate_fields(&self.fields) {
             Ok(fields) => self.fields = fields,
             Err(field_errors) => errors.0.extend(field_errors.0),
         }
         errors.into_result().map(|()| self)
     }
+}
+
+/// Media URLs: absolute `http` or `https` URLs, blanks dropped, repeats kept once.
+fn validate_media_urls(urls: &mut Vec<String>, errors: &mut ValidationErrors) {
+    let mut kept: Vec<String> = Vec::with_capacity(urls.len());
+    for url in urls.drain(..) {
+        let url = url.trim().to_string();
+        if url.is_empty() || kept.contains(&url) {
+            continue;
+        }
+        if url.len() > MAX_MEDIA_URL_BYTES {
+            errors.push(
+                "mediaUrls",
+                format!("a URL is longer than {MAX_MEDIA_URL_BYTES} bytes"),
+            );
+        } else if !is_web_url(&url) {
+            errors.push(
+                "mediaUrls",
+                format!("`{url}` is not an absolute http or https URL"),
+            );
+        }
+        kept.push(url);
+    }
+    if kept.len() > MAX_MEDIA_URLS {
+        errors.push(
+            "mediaUrls",
+            format!("at most {MAX_MEDIA_URLS} URLs, not {}", kept.len()),
+        );
+    }
+    *urls = kept;
+}
+
+/// Whether `s` is an absolute `http(s)://host/…` URL with no spaces or control characters.
+fn is_web_url(s: &str) -> bool {
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &s[8..]
+    } else if lower.starts_with("http://") {
+        &s[7..]
+    } else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    !host.is_empty()
+        && !host.contains('@')
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 fn blank_to_none(value: &mut Option<String>) {
@@ -254,6 +309,8 @@ pub struct Case {
     pub source_ref: Option<String>,
     /// Who made the case: a person's or system's subject, or `open311:<client>`.
     pub created_by: String,
+    /// Photos and other media the front-end holds, by URL.
+    pub media_urls: Vec<String>,
 }
 
 impl Case {
@@ -284,6 +341,7 @@ impl Case {
             route: None,
             source_ref: new.source_ref,
             created_by: created_by.to_string(),
+            media_urls: new.media_urls,
         }
     }
 }
@@ -394,7 +452,11 @@ pub struct CaseUpdate {
     pub source: String,
     /// The source's own id for the update, used to drop repeats.
     pub source_update_id: Option<String>,
+    /// The status the update asked for, as its source sent it.
     pub status: Option<CaseStatus>,
+    /// The status the case had once the update was recorded: what front-ends are told, so the
+    /// update feed never says a case took a status it did not.
+    pub case_status: CaseStatus,
     pub external_status_code: Option<String>,
     pub description: String,
     pub media_urls: Vec<String>,
@@ -439,6 +501,8 @@ mod tests {
             fields: vec![],
             active: true,
             published: true,
+            max_description_chars: crate::case::DEFAULT_MAX_DESCRIPTION_CHARS,
+            statuses: Default::default(),
         }
     }
 
@@ -459,6 +523,7 @@ mod tests {
             },
             fields: BTreeMap::new(),
             source_ref: None,
+            media_urls: Vec::new(),
         }
     }
 
@@ -472,7 +537,7 @@ mod tests {
     #[test]
     fn names_every_bad_field() {
         let mut case = new_case();
-        case.description = "x".repeat(MAX_DESCRIPTION_CHARS + 1);
+        case.description = "x".repeat(DEFAULT_MAX_DESCRIPTION_CHARS + 1);
         case.location = Location {
             lat: Some(95.0),
             long: None,

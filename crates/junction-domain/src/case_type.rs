@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::case::CaseStatus;
+use crate::status_notice::StatusNotice;
 use crate::validation::ValidationErrors;
 
 /// Open311 attribute datatypes.
@@ -121,6 +123,16 @@ pub struct CaseType {
     /// for staff and the systems they authorise.
     #[serde(default)]
     pub published: bool,
+    /// The longest description a case of this type may have, in characters.
+    #[serde(default = "default_max_description")]
+    pub max_description_chars: usize,
+    /// What each status change says to the public, where configured; others say their default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub statuses: BTreeMap<CaseStatus, StatusNotice>,
+}
+
+fn default_max_description() -> usize {
+    crate::case::DEFAULT_MAX_DESCRIPTION_CHARS
 }
 
 /// Longest value accepted for a `string` field, in characters.
@@ -129,6 +141,11 @@ pub const MAX_STRING_CHARS: usize = 1_000;
 pub const MAX_TEXT_CHARS: usize = 10_000;
 
 impl CaseType {
+    /// What a change to `status` says on a case of this type.
+    pub fn status_notice(&self, status: CaseStatus) -> StatusNotice {
+        StatusNotice::or_default(self.statuses.get(&status), status)
+    }
+
     pub fn field(&self, code: &str) -> Option<&FieldDef> {
         self.fields.iter().find(|f| f.code == code)
     }
@@ -287,6 +304,8 @@ mod tests {
             agency_id: "highways".into(),
             active: true,
             published: true,
+            max_description_chars: crate::case::DEFAULT_MAX_DESCRIPTION_CHARS,
+            statuses: Default::default(),
             fields: vec![
                 FieldDef {
                     code: "depth".into(),

@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod organisation;
 pub mod route;
 pub mod sharing;
+pub mod status_notice;
 pub mod validation;
 
 pub use attachment::{Attachment, NewAttachment, RefusedFile};
@@ -35,4 +36,5 @@ pub use sharing::{
     Access, Agreement, AgreementState, AgreementStatus, CoreClassification, Lens, PartnerScope,
     ScopeError, Share, ShareRule,
 };
+pub use status_notice::StatusNotice;
 pub use validation::{FieldError, ValidationErrors};

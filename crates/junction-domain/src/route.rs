@@ -459,6 +459,7 @@ mod tests {
             version: 1,
             route: None,
             source_ref: None,
+            media_urls: Vec::new(),
             created_by: "tester".into(),
         }
     }

@@ -66,8 +66,10 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, StoreError> {
     let service_name = runner
         .service_name(&case.jurisdiction_id, &case.case_type_code)
         .await?;
-    // The case's files, for a connector that sends them; never in a notice to a partner.
+    // The case's files, for a connector that sends them (photos sent by address fetched
+    // first, where allowed); never in a notice to a partner.
     let stored = if connector.deliver.sends_files() && d.kind != DeliveryKind::PartnerNotice {
+        crate::media::fetch_missing(runner, &case).await?;
         junction_store::attachments::of_case_with_data(&runner.store, &case.id).await?
     } else {
         Vec::new()
@@ -109,6 +111,7 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, StoreError> {
             external_ref: accepted.external_ref,
             response: accepted.response,
             found: None,
+            notes: accepted.notes,
         },
         Ok(Err(refused)) => Settle::Failed {
             id,
@@ -181,6 +184,7 @@ async fn prove(
             external_ref: Some(reference),
             response: None,
             found: Some("found at the other side by its id after an unanswered attempt".into()),
+            notes: Vec::new(),
         }),
         NextStep::Send => Proved::Send {
             absent: finding == Some(Finding::Absent),

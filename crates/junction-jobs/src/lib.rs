@@ -13,6 +13,7 @@
 
 mod batcher;
 mod deliver_case;
+mod media;
 mod notice;
 mod queue;
 mod reconcile;

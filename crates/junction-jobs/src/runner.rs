@@ -99,6 +99,9 @@ pub struct Runner {
     names: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
     /// Classifications of core case attributes, for notices to partners.
     pub(crate) core: Arc<CoreClassification>,
+    /// Fetches photos sent by address before a delivery that carries files; none when no
+    /// host is allowed.
+    pub(crate) media: Option<junction_connectors::media::MediaFetcher>,
 }
 
 impl Runner {
@@ -122,7 +125,23 @@ impl Runner {
             wake: Arc::new(Notify::new()),
             names: Default::default(),
             core,
+            media: None,
         })
+    }
+
+    /// As [`Runner::with_classification`], fetching photos sent by address from the hosts
+    /// `media` allows before a delivery that carries files.
+    pub fn with_media(
+        store: Store,
+        connectors: ConnectorSet,
+        core: Arc<CoreClassification>,
+        media: junction_connectors::media::MediaFetchParams,
+    ) -> Arc<Runner> {
+        let mut runner = Arc::into_inner(Runner::with_classification(store, connectors, core))
+            .expect("a new runner has one owner");
+        runner.media =
+            (!media.hosts.is_empty()).then(|| junction_connectors::media::MediaFetcher::new(media));
+        Arc::new(runner)
     }
 
     /// A case type's name, read once per process (the catalogue changes only at start).

@@ -61,6 +61,7 @@ impl Deliver for Instant311 {
         Ok(Accepted {
             external_ref: Some("X".into()),
             response: None,
+            notes: Vec::new(),
         })
     }
 }
@@ -284,6 +285,7 @@ async fn queue_alone(label: &'static str, url: &str, rows: &mut Vec<String>) {
             submitter: Default::default(),
             fields: [("depth_cm".to_string(), serde_json::json!(5))].into(),
             source_ref: None,
+            media_urls: Vec::new(),
         };
         junction_store::cases::create(&store, &actor, "borsetshire", new, &table)
             .await

@@ -172,6 +172,15 @@ impl App {
             audit: audit.clone(),
             intake,
             uploads: loaded.config.limits.uploads(),
+            strict_clients: Arc::new(
+                loaded
+                    .config
+                    .open311
+                    .strict_clients
+                    .iter()
+                    .cloned()
+                    .collect(),
+            ),
         };
         let every = loaded.config.audit.checkpoint_secs;
         if every > 0 {

@@ -62,6 +62,7 @@ pub fn dry_run(
         submitter: Submitter::default(),
         fields: sample.fields,
         source_ref: None,
+        media_urls: Vec::new(),
     };
     let new = match new.validate(case_type) {
         Ok(n) => n,

@@ -68,10 +68,11 @@ impl Drop for Workers {
 
 /// Starts the reconciler and workers for `store`.
 pub async fn start(loaded: &LoadedConfig, store: &Store) -> anyhow::Result<(Arc<Runner>, Workers)> {
-    let runner = Runner::with_classification(
+    let runner = Runner::with_media(
         store.clone(),
         connectors(loaded)?,
         loaded.sharing.policy.core.clone(),
+        loaded.config.media.clone(),
     );
     if !loaded.config.workers.enabled {
         return Ok((runner, Workers(Vec::new())));

@@ -1,6 +1,7 @@
-//! Files that arrived with a case, stored in the case's own transaction.
+//! Files that arrived with a case, stored in the case's own transaction, and photos fetched
+//! later from the addresses a front-end gave.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use junction_domain::audit::sha256_hex;
 use junction_domain::{Actor, Attachment, CaseEventKind, NewAttachment, RefusedFile};
 use sea_orm::{
@@ -156,4 +157,46 @@ fn with_data(m: attachment::Model) -> (Attachment, Vec<u8>) {
         },
         m.data,
     )
+}
+
+/// Keeps a photo fetched from an address the front-end gave, as part `file.part` of case
+/// `case_id`, with an audit entry naming the address and the file's digest. A part already
+/// kept (another delivery of the same case fetched it first) is left as it is.
+pub async fn keep_fetched(
+    store: &Store,
+    actor: &Actor,
+    case_id: &str,
+    file: NewAttachment,
+    url: &str,
+) -> Result<(), StoreError> {
+    let now = Utc::now().trunc_subsecs(6);
+    let txn = store.begin_write().await?;
+    let already = attachment::Entity::find()
+        .filter(attachment::Column::CaseId.eq(case_id))
+        .filter(attachment::Column::Part.eq(file.part.as_str()))
+        .one(&*txn)
+        .await?;
+    if already.is_some() {
+        return Ok(());
+    }
+    let stored = insert(&*txn, case_id, std::slice::from_ref(&file), now).await?;
+    let after: Vec<serde_json::Value> = stored
+        .iter()
+        .map(|a| {
+            serde_json::json!({"url": url, "id": a.id, "part": a.part, "size": a.size, "sha256": a.sha256})
+        })
+        .collect();
+    crate::audit::append(
+        &*txn,
+        &[actor.change(
+            "case",
+            case_id,
+            "fetch_media",
+            serde_json::Value::Null,
+            serde_json::json!({ "attachments": after }),
+        )],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
 }

@@ -161,6 +161,8 @@ pub async fn apply(
             fields: Set(serde_json::to_string(&ct.fields).unwrap_or_else(|_| "[]".into())),
             active: Set(ct.active),
             published: Set(ct.published),
+            max_description_chars: Set(i64::try_from(ct.max_description_chars).unwrap_or(i64::MAX)),
+            statuses: Set(serde_json::to_string(&ct.statuses).unwrap_or_else(|_| "{}".into())),
             created_at: Set(existing.get(&id).map_or(now, |m| m.created_at)),
             updated_at: Set(now),
         };
@@ -463,6 +465,9 @@ fn case_type_from(m: &case_type::Model) -> Result<CaseType, StoreError> {
             .map_err(|e| StoreError::corrupt("case type fields", e))?,
         active: m.active,
         published: m.published,
+        max_description_chars: usize::try_from(m.max_description_chars).unwrap_or(usize::MAX),
+        statuses: serde_json::from_str(&m.statuses)
+            .map_err(|e| StoreError::corrupt("case type statuses", e))?,
     })
 }
 

@@ -31,8 +31,8 @@ pub struct NewUpdate {
     pub refused_files: Vec<RefusedFile>,
 }
 
-/// Records `update` on case `case_ref` (id or reference). Refuses a repeat of a source's
-/// update id with a conflict. Moves the case's status only when `apply_status` is set, the
+/// Records `update` on case `case_ref` (id or reference). A repeat of a source's update id is
+/// answered with the stored update, or refused as a conflict if its content differs. Moves the case's status only when `apply_status` is set, the
 /// update carries a status, and the update is not older than the case's last change, so a late
 /// update never overwrites a newer state.
 pub async fn record(
@@ -66,9 +66,6 @@ pub async fn record(
         }
     }
     let at = update.updated_at.unwrap_or(now).trunc_subsecs(0);
-    let row = insert_row(&*txn, &case.id, &update, at, now).await?;
-    let files = crate::attachments::insert(&*txn, &case.id, &update.files, now).await?;
-    crate::attachments::record_refused(&*txn, &case.id, &update.refused_files, actor, now).await?;
     let from = case.status;
     let moves = apply_status
         && update.status.is_some_and(|s| s != from)
@@ -76,6 +73,9 @@ pub async fn record(
     if moves {
         bump(&*txn, &mut case, now, update.status).await?;
     }
+    let row = insert_row(&*txn, &case.id, &update, case.status, at, now).await?;
+    let files = crate::attachments::insert(&*txn, &case.id, &update.files, now).await?;
+    crate::attachments::record_refused(&*txn, &case.id, &update.refused_files, actor, now).await?;
     let data = json!({
         "update": row.id,
         "source": update.source,
@@ -127,6 +127,7 @@ pub(crate) async fn insert_row<C: ConnectionTrait>(
     conn: &C,
     case_id: &str,
     update: &NewUpdate,
+    case_status: CaseStatus,
     at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<case_update::Model, StoreError> {
@@ -135,6 +136,7 @@ pub(crate) async fn insert_row<C: ConnectionTrait>(
         source: Set(update.source.clone()),
         source_update_id: Set(update.source_update_id.clone()),
         status: Set(update.status.map(|s| s.as_str().to_string())),
+        case_status: Set(Some(case_status.as_str().to_string())),
         external_status_code: Set(update.external_status_code.clone()),
         description: Set(update.description.clone()),
         media_urls: Set(serde_json::to_string(&update.media_urls).unwrap_or_else(|_| "[]".into())),
@@ -152,6 +154,7 @@ pub(crate) async fn insert_row<C: ConnectionTrait>(
         source: update.source.clone(),
         source_update_id: update.source_update_id.clone(),
         status: update.status.map(|s| s.as_str().to_string()),
+        case_status: Some(case_status.as_str().to_string()),
         external_status_code: update.external_status_code.clone(),
         description: update.description.clone(),
         media_urls: serde_json::to_string(&update.media_urls).unwrap_or_else(|_| "[]".into()),
@@ -162,18 +165,20 @@ pub(crate) async fn insert_row<C: ConnectionTrait>(
 
 /// An update of `case`, given as its stored row or as the domain's case.
 fn to_update(row: case_update::Model, case: CaseOf<'_>) -> CaseUpdate {
-    let (reference, source_ref, created_by, type_code) = match case {
+    let (reference, source_ref, created_by, type_code, now_status) = match case {
         CaseOf::Row(c) => (
             &c.reference,
             &c.source_ref,
             &c.created_by,
             crate::cases::type_code(&c.case_type_id),
+            CaseStatus::parse(&c.status).unwrap_or(CaseStatus::Open),
         ),
         CaseOf::Case(c) => (
             &c.reference,
             &c.source_ref,
             &c.created_by,
             c.case_type_code.as_str(),
+            c.status,
         ),
     };
     CaseUpdate {
@@ -186,6 +191,11 @@ fn to_update(row: case_update::Model, case: CaseOf<'_>) -> CaseUpdate {
         source: row.source,
         source_update_id: row.source_update_id,
         status: row.status.as_deref().and_then(CaseStatus::parse),
+        case_status: row
+            .case_status
+            .as_deref()
+            .and_then(CaseStatus::parse)
+            .unwrap_or(now_status),
         external_status_code: row.external_status_code,
         description: row.description,
         media_urls: serde_json::from_str(&row.media_urls).unwrap_or_default(),

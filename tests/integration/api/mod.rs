@@ -101,7 +101,7 @@ async fn invalid_input_names_each_field_and_creates_nothing() {
     let mut input = pothole(json!("deep"));
     input["input"]["location"] = json!({"lat": 95.0, "long": -2.0});
     input["input"]["fields"]["road_type"] = json!("motorway");
-    input["input"]["description"] = json!("x".repeat(4_001));
+    input["input"]["description"] = json!("x".repeat(20_001));
     let (_, body) = server.gql(Some(&officer), CREATE, input).await;
     assert_eq!(code(&body), Some("BAD_USER_INPUT"));
     let fields: Vec<&str> = body["errors"][0]["extensions"]["fields"]

@@ -5,7 +5,7 @@ use super::*;
 #[tokio::test]
 async fn bad_input_gets_the_specs_errors_and_creates_nothing() {
     let o = Open311::start().await;
-    let long = "x".repeat(4_001);
+    let long = "x".repeat(20_001);
     let key = o.key.clone();
     let with = |changes: &[(&'static str, &str)]| -> Vec<(String, String)> {
         let mut form: Vec<(String, String)> = fms_report(&key, "12")
@@ -87,7 +87,7 @@ async fn bad_input_gets_the_specs_errors_and_creates_nothing() {
             "description too long",
             with(&[("description", &long)]),
             400,
-            "description: is 4001 characters long",
+            "description: is 20001 characters long",
         ),
         (
             "bad email",

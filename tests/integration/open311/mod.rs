@@ -1,6 +1,8 @@
 //! Junction's Open311 server, spoken to as FixMyStreet and the spec's own samples speak it.
 
 mod errors;
+mod fixmystreet_reads;
+mod fixmystreet_sends;
 mod photos;
 mod reports;
 mod services;

@@ -74,6 +74,8 @@ fn catalogue() -> Catalogue {
             agency_id: "highways".into(),
             active: true,
             published: true,
+            max_description_chars: junction_domain::case::DEFAULT_MAX_DESCRIPTION_CHARS,
+            statuses: Default::default(),
             fields: vec![FieldDef {
                 code: "depth".into(),
                 description: "Depth".into(),
@@ -119,6 +121,7 @@ fn pothole(depth: i64) -> NewCase {
         },
         fields: BTreeMap::from([("depth".to_string(), json!(depth))]),
         source_ref: None,
+        media_urls: Vec::new(),
     }
 }
 

@@ -44,6 +44,8 @@ pub struct CreateCaseInput {
     pub submitter: Option<SubmitterInput>,
     /// Field values by code: strings, numbers, or lists of keys for multi-value lists.
     pub fields: Option<Json<BTreeMap<String, serde_json::Value>>>,
+    /// Photos and other media the caller holds, as absolute http(s) URLs (at most 20).
+    pub media_urls: Option<Vec<String>>,
     /// The caller's own key for this case (1 to 200 characters). Sent again by the same caller
     /// (a retry after a lost answer), it returns the case already made and creates nothing.
     pub idempotency_key: Option<String>,
@@ -74,6 +76,7 @@ impl MutationRoot {
             },
             fields: input.fields.map(|j| j.0).unwrap_or_default(),
             source_ref: None,
+            media_urls: input.media_urls.unwrap_or_default(),
         };
         let key = input.idempotency_key;
         if key

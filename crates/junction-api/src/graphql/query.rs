@@ -264,6 +264,8 @@ impl QueryRoot {
             agency: f.agency,
             created_from: f.created_from,
             created_to: f.created_to,
+            updated_from: None,
+            updated_to: None,
             field_equals,
             submitter_email: f.submitter_email,
             shared_with,

@@ -87,6 +87,7 @@ fn open311_errors(errors: &ValidationErrors) -> Vec<String> {
                     "submitter.email" => "email".into(),
                     "submitter.phone" => "phone".into(),
                     "submitter.name" => "first_name/last_name".into(),
+                    "mediaUrls" => "media_url".into(),
                     other => other.to_string(),
                 }
             };
@@ -451,6 +452,14 @@ async fn post_request(
         },
         fields,
         source_ref,
+        // FixMyStreet sends a photo's address rather than the photo (repeated with
+        // `multi_photos`); the case keeps them all and passes them on.
+        media_urls: call
+            .params
+            .all("media_url")
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     };
     let actor = client_actor(call, &client);
     // Uploaded photos are kept with the case, in the same transaction; any set aside as over

@@ -47,6 +47,9 @@ pub struct Open311State {
     pub intake: Intake,
     /// How much a request may upload, and what happens to a file over the limit.
     pub uploads: UploadLimits,
+    /// Clients (api key names) told only `open` or `closed` in `<status>`, as strict
+    /// GeoReport v2 has it.
+    pub strict_clients: std::sync::Arc<std::collections::BTreeSet<String>>,
 }
 
 /// The `/open311/v2/` routes.

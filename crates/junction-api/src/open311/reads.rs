@@ -54,6 +54,22 @@ impl Reader {
         }
     }
 
+    /// What this reader is told in `<status>`: the detailed (mySociety extended) status, which
+    /// FixMyStreet reads from there, or plain `open`/`closed` for a client configured for
+    /// strict GeoReport v2.
+    pub(super) fn status_word(&self, state: &Open311State, status: CaseStatus) -> &'static str {
+        match self {
+            Reader::Client(c) if state.strict_clients.contains(c) => {
+                if status.is_closed() {
+                    "closed"
+                } else {
+                    "open"
+                }
+            }
+            _ => status.as_str(),
+        }
+    }
+
     /// How this reader sees a case of `case_type` made by `created_by`.
     pub(super) fn lens(
         &self,
@@ -160,8 +176,9 @@ async fn by_ids(state: &Open311State, jurisdiction: &str, ids: &str) -> Result<V
     Ok(out)
 }
 
-/// One page of the cases created in the window, newest first: one list query, whatever the
-/// page.
+/// One page of the cases last changed in the window (the spec's `updated_datetime`, which is
+/// what FixMyStreet's imports ask for), most recently changed first: one list query, whatever
+/// the page.
 async fn in_window(
     state: &Open311State,
     call: &Call,
@@ -199,10 +216,10 @@ async fn in_window(
         jurisdiction_id: Some(jurisdiction.to_string()),
         case_types,
         statuses,
-        created_from: Some(start),
-        created_to: Some(end + Duration::seconds(1)),
+        updated_from: Some(start),
+        updated_to: Some(end + Duration::seconds(1)),
         order: Some(CaseOrder {
-            key: SortKey::CreatedAt,
+            key: SortKey::UpdatedAt,
             descending: true,
             offset,
         }),
@@ -280,14 +297,7 @@ async fn request_node(
         .map_or(case.agency_id.as_str(), |r| r.agency.as_str());
     Ok(Node::Object(vec![
         ("service_request_id", Node::text(&case.reference)),
-        (
-            "status",
-            Node::text(if case.status.is_closed() {
-                "closed"
-            } else {
-                "open"
-            }),
-        ),
+        ("status", Node::text(reader.status_word(state, case.status))),
         ("extended_status", Node::text(case.status.as_str())),
         ("status_notes", Node::Null),
         ("service_name", Node::text(&case_type.name)),
@@ -317,7 +327,8 @@ async fn request_node(
         ("zipcode", Node::Null),
         ("lat", shown.location.lat.map_or(Node::Null, Node::Number)),
         ("long", shown.location.long.map_or(Node::Null, Node::Number)),
-        ("media_url", Node::Null),
+        // The spec has one photo per request; the first stands for them all.
+        ("media_url", Node::opt(shown.media_urls.first().cloned())),
         // Where the case went: the council system's own reference (a mySociety-style extra).
         ("external_id", Node::opt(external)),
     ]))

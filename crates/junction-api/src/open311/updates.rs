@@ -15,16 +15,24 @@ use super::handlers::{
 use super::reads::{Reader, published};
 use super::{Call, Open311State, Refusal};
 
-/// An update as `reader` may see it: its text and media only when the reader's lens shows
-/// `updates`, and the front-end's own id for the case only to that front-end.
-fn update_node(u: &CaseUpdate, reader: &Reader, lens: &Lens) -> Node {
-    let text = lens.shows("updates");
+/// The source of Junction's own status changes, whose text is each status's public notice.
+const JUNCTION_NOTICE_SOURCE: &str = "junction";
+
+/// An update as `reader` may see it: the status the case took (in the reader's words for
+/// statuses), its text and media only when the reader's lens shows `updates` (a status
+/// change's public notice always), and the front-end's own id for the case only to that
+/// front-end.
+fn update_node(state: &Open311State, u: &CaseUpdate, reader: &Reader, lens: &Lens) -> Node {
+    // A status change's text is the configured public notice; a person's words follow the
+    // reader's lens.
+    let text = lens.shows("updates") || u.source == JUNCTION_NOTICE_SOURCE;
     let mut fields = vec![
         ("update_id", Node::text(u.id.to_string())),
         ("service_request_id", Node::text(&u.case_reference)),
+        // The status the case took, never one it was asked to take and did not.
         (
             "status",
-            Node::text(u.status.map_or("open", CaseStatus::as_str)),
+            Node::text(reader.status_word(state, u.case_status)),
         ),
         ("updated_datetime", Node::text(w3c(u.updated_at))),
         (
@@ -98,7 +106,7 @@ pub(super) async fn get_updates(
         .filter_map(|u| {
             let case_type = types.get(&u.case_type_code)?;
             let lens = reader.lens(state, &u.case_created_by, case_type);
-            Some(update_node(u, &reader, &lens))
+            Some(update_node(state, u, &reader, &lens))
         })
         .collect();
     Ok(render(
@@ -188,7 +196,7 @@ pub(super) async fn post_update(
         source: format!("open311:{client}"),
         source_update_id: call.params.get("update_id").map(str::to_string),
         status: status.and_then(Result::ok),
-        external_status_code: None,
+        external_status_code: call.params.get("external_status_code").map(str::to_string),
         description: call.params.get("description").unwrap_or("").to_string(),
         media_urls: call
             .params

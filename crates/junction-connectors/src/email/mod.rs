@@ -40,6 +40,10 @@ Location
 {% if not notice or description -%}
 Description
 {{ description }}
+{% endif %}{% if media_urls %}
+Photos
+{%- for url in media_urls %}
+  {{ url }}{% endfor %}
 {% endif %}{% if fields %}
 Details
 {%- for code, value in fields|items %}
@@ -145,6 +149,7 @@ impl Email {
             "rules": route.map(|r| r.rules.clone()).unwrap_or_default(),
             "created_at": c.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "description": c.description,
+            "media_urls": c.media_urls,
             "address": c.location.address,
             "lat": c.location.lat,
             "long": c.location.long,
@@ -245,6 +250,7 @@ impl Deliver for Email {
             Ok(response) => Ok(Accepted {
                 external_ref: None,
                 response: Some(response.message().collect::<Vec<_>>().join(" ")),
+                notes: Vec::new(),
             }),
             Err(e) => {
                 let text = e.to_string();

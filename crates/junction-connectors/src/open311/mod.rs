@@ -59,7 +59,7 @@ impl Open311 {
             .cloned()
             .unwrap_or_else(|| case.case_type_code.clone());
         push("service_code", service_code);
-        push("description", case.description.clone());
+        push("description", self.description(case).0);
         if let (Some(lat), Some(long)) = (case.location.lat, case.location.long) {
             push("lat", format!("{lat:.6}"));
             push("long", format!("{long:.6}"));
@@ -85,6 +85,10 @@ impl Open311 {
         if let Some(uprn) = &case.location.uprn {
             push("attribute[uprn]", uprn.clone());
         }
+        // Every photo address, repeated, as FixMyStreet posts them with `multi_photos`.
+        for url in &case.media_urls {
+            push("media_url", url.clone());
+        }
         for (code, value) in &case.fields {
             attribute(&mut form, code, value);
         }
@@ -97,6 +101,22 @@ impl Open311 {
             }
         }
         form
+    }
+
+    /// The description as this back-end takes it: shortened to its documented limit, with a
+    /// note saying so for the case's history.
+    fn description(&self, case: &junction_domain::Case) -> (String, Option<String>) {
+        let chars = case.description.chars().count();
+        match self.params.max_description_chars {
+            Some(max) if chars > max && max > 0 => {
+                let short: String = case.description.chars().take(max - 1).collect();
+                let note = format!(
+                    "description shortened from {chars} to {max} characters, the back-end's limit"
+                );
+                (format!("{short}…"), Some(note))
+            }
+            _ => (case.description.clone(), None),
+        }
     }
 
     /// Asks the back-end whether it holds this case, by the id attribute within the window of
@@ -318,6 +338,7 @@ impl Deliver for Open311 {
                 Some(id) => Ok(Accepted {
                     external_ref: Some(id),
                     response: None,
+                    notes: self.description(out.case).1.into_iter().collect(),
                 }),
                 None => Err(Refused {
                     error: ConnectorError::transient(format!(
@@ -382,11 +403,13 @@ impl Deliver for Open311 {
             Ok(Answer::Id(id)) => Ok(Accepted {
                 external_ref: Some(id),
                 response: Some(body),
+                notes: self.description(out.case).1.into_iter().collect(),
             }),
             Ok(Answer::Token(token)) => match self.resolve_token(&token).await? {
                 Some(id) => Ok(Accepted {
                     external_ref: Some(id),
                     response: Some(body),
+                    notes: self.description(out.case).1.into_iter().collect(),
                 }),
                 None => Err(Refused {
                     error: ConnectorError::transient(format!(

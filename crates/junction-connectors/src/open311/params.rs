@@ -39,6 +39,11 @@ pub struct Open311Params {
     /// FixMyStreet does with `upload_files`, for back-ends that cannot fetch a `media_url`.
     #[serde(default)]
     pub upload_files: bool,
+    /// The back-end's documented limit on a description, in characters. A longer description
+    /// is shortened to fit (ending in `…`) and the case's history says so; without a limit the
+    /// description goes whole.
+    #[serde(default)]
+    pub max_description_chars: Option<usize>,
 }
 
 fn default_id_attribute() -> String {
@@ -56,6 +61,9 @@ impl crate::KindParams for Open311Params {
 
     fn check(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
+        if self.max_description_chars == Some(0) {
+            problems.push(("max_description_chars", "must be greater than 0".into()));
+        }
         if !crate::kind::is_http_url(&self.endpoint) {
             problems.push(("endpoint", "must be an http:// or https:// URL".into()));
         }

@@ -95,6 +95,7 @@ impl Deliver for Webhook {
             return Ok(Accepted {
                 external_ref: None,
                 response: Some(text),
+                notes: Vec::new(),
             });
         }
         let error = format!(

@@ -244,8 +244,10 @@ impl Lens {
         if !self.shows("agency") {
             out.agency_id = String::new();
         }
+        // A case's photos are part of what was reported, and go with its description.
         if !self.shows("description") {
             out.description = String::new();
+            out.media_urls = Vec::new();
         }
         if !self.shows("location.point") {
             out.location.lat = None;

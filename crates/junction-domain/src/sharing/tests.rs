@@ -62,6 +62,8 @@ fn food() -> CaseType {
         ],
         active: true,
         published: true,
+        max_description_chars: crate::case::DEFAULT_MAX_DESCRIPTION_CHARS,
+        statuses: Default::default(),
     }
 }
 
@@ -96,6 +98,7 @@ fn case() -> Case {
         version: 1,
         route: None,
         source_ref: None,
+        media_urls: Vec::new(),
         created_by: "tester".into(),
     }
 }

@@ -29,6 +29,14 @@ pub struct Config {
     /// `"submitter.email" = "sensitive"`.
     pub classification: std::collections::BTreeMap<String, String>,
     pub agreements: Vec<AgreementConfig>,
+    /// What each status change says to the public (`[statuses.fixed] text = "…"`), for every
+    /// case type that does not say otherwise; unset statuses say a plain default.
+    pub statuses: std::collections::BTreeMap<String, junction_domain::StatusNotice>,
+    /// How Junction answers as an Open311 server.
+    pub open311: Open311Config,
+    /// Photos a front-end sent by address, fetched for back-ends that take files
+    /// (`hosts`, `max_bytes`, `timeout_secs`, `allow_private_addresses`).
+    pub media: junction_connectors::media::MediaFetchParams,
 }
 
 /// Sharing with partner agencies.
@@ -182,6 +190,10 @@ pub struct LimitsConfig {
     pub max_upload_request_bytes: u64,
     /// Refuse a report whose file is over the limit, instead of taking it in without the file.
     pub refuse_oversized_uploads: bool,
+    /// Longest case description taken in, in characters, unless a case type says otherwise.
+    /// Front-ends wrap the citizen's text (FixMyStreet adds title, URL and a footer), so this
+    /// is well above what any form lets a person type.
+    pub max_description_chars: usize,
 }
 
 impl Default for LimitsConfig {
@@ -197,6 +209,7 @@ impl Default for LimitsConfig {
             max_upload_file_bytes: u.file_bytes,
             max_upload_request_bytes: u.request_bytes,
             refuse_oversized_uploads: u.refuse_oversized,
+            max_description_chars: junction_domain::case::DEFAULT_MAX_DESCRIPTION_CHARS,
         }
     }
 }
@@ -256,6 +269,16 @@ impl Default for TelemetryConfig {
     }
 }
 
+/// Junction as an Open311 server.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Open311Config {
+    /// Clients (api key names) that read strict GeoReport v2: `<status>` is only `open` or
+    /// `closed`. Everyone else reads the detailed mySociety status there, as FixMyStreet and
+    /// open311-adapter do.
+    pub strict_clients: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct JurisdictionConfig {
@@ -299,6 +322,10 @@ pub struct CaseTypeConfig {
     /// its cases' public attributes. Off unless set: a type is for staff until published.
     pub published: bool,
     pub fields: Vec<FieldConfig>,
+    /// This type's longest description, overriding `[limits] max_description_chars`.
+    pub max_description_chars: Option<usize>,
+    /// What status changes on cases of this type say, overriding the top-level `[statuses]`.
+    pub statuses: std::collections::BTreeMap<String, junction_domain::StatusNotice>,
 }
 
 impl Default for CaseTypeConfig {
@@ -315,6 +342,8 @@ impl Default for CaseTypeConfig {
             active: true,
             published: false,
             fields: Vec::new(),
+            max_description_chars: None,
+            statuses: Default::default(),
         }
     }
 }

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 
 use junction_connectors::{ConnectorKind, ConnectorParams};
 use junction_domain::{
-    Agency, AgencyKind, CaseType, Classification, Datatype, FieldDef, Jurisdiction, ListValue,
+    Agency, AgencyKind, CaseStatus, CaseType, Classification, Datatype, FieldDef, Jurisdiction,
+    ListValue,
 };
 use junction_store::catalogue::{Catalogue, ConnectorRecord};
 
@@ -43,6 +44,30 @@ fn is_slug(s: &str) -> bool {
 
 /// An Open311 code: letters, digits, `_`, `-` and `.`.
 use junction_domain::case_type::is_code;
+
+/// Status notices keyed by status name, each key checked.
+fn check_statuses(
+    notices: &std::collections::BTreeMap<String, junction_domain::StatusNotice>,
+    at: KeyPath,
+    p: &mut Problems,
+) -> std::collections::BTreeMap<CaseStatus, junction_domain::StatusNotice> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, notice) in notices {
+        match CaseStatus::parse(name) {
+            Some(status) => {
+                out.insert(status, notice.clone());
+            }
+            None => p.push(
+                at.key(name),
+                format!(
+                    "is not a status; use one of {}",
+                    one_of(&CaseStatus::ALL, CaseStatus::as_str)
+                ),
+            ),
+        }
+    }
+    out
+}
 
 fn one_of<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> String {
     all.iter().map(|t| name(*t)).collect::<Vec<_>>().join(", ")
@@ -143,6 +168,7 @@ pub fn validate(config: &Config) -> (Catalogue, Routing, Sharing, Vec<Problem>) 
     }
 
     let mut seen = HashSet::new();
+    let global_statuses = check_statuses(&config.statuses, KeyPath::root("statuses"), &mut p);
     for (i, c) in config.case_types.iter().enumerate() {
         let at = KeyPath::root("case_types").index(i);
         let jurisdiction_id = resolve(&c.jurisdiction, at.key("jurisdiction"), &mut p);
@@ -178,6 +204,11 @@ pub fn validate(config: &Config) -> (Catalogue, Routing, Sharing, Vec<Problem>) 
             Some(_) => {}
         }
         let fields = check_fields(c, &at, &mut p);
+        if c.max_description_chars == Some(0) {
+            p.push(at.key("max_description_chars"), "must be greater than 0");
+        }
+        let mut statuses = global_statuses.clone();
+        statuses.extend(check_statuses(&c.statuses, at.key("statuses"), &mut p));
         catalogue.case_types.push(CaseType {
             jurisdiction_id,
             code: c.code.clone(),
@@ -189,6 +220,10 @@ pub fn validate(config: &Config) -> (Catalogue, Routing, Sharing, Vec<Problem>) 
             fields,
             active: c.active,
             published: c.published,
+            max_description_chars: c
+                .max_description_chars
+                .unwrap_or(config.limits.max_description_chars),
+            statuses,
         });
     }
 
@@ -317,6 +352,7 @@ fn check_server(config: &Config, p: &mut Problems) {
         ("max_query_secs", limits.max_query_secs),
         ("max_upload_file_bytes", limits.max_upload_file_bytes),
         ("max_upload_request_bytes", limits.max_upload_request_bytes),
+        ("max_description_chars", limits.max_description_chars as u64),
     ] {
         if value == 0 {
             p.push(KeyPath::root("limits").key(name), "must be greater than 0");
@@ -330,6 +366,28 @@ fn check_server(config: &Config, p: &mut Problems) {
                 limits.max_upload_request_bytes
             ),
         );
+    }
+    let media = &config.media;
+    for (i, host) in media.hosts.iter().enumerate() {
+        let name = host.strip_prefix("*.").unwrap_or(host);
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
+        {
+            p.push(
+                KeyPath::root("media").key("hosts").index(i),
+                "must be a host name (`photos.example.org`, or `*.example.org` for its subdomains), without a scheme or path",
+            );
+        }
+    }
+    for (name, value) in [
+        ("max_bytes", media.max_bytes),
+        ("timeout_secs", media.timeout_secs),
+    ] {
+        if value == 0 {
+            p.push(KeyPath::root("media").key(name), "must be greater than 0");
+        }
     }
     let auth = &config.auth;
     let at = KeyPath::root("auth");

@@ -42,4 +42,7 @@ pub struct Behaviour {
     pub lookup_answers_other: bool,
     /// `GET requests` does not show the id attribute each request was posted with.
     pub hide_ids: bool,
+    /// Refuse a description longer than this many characters with HTTP 400, as council
+    /// systems with a fixed column do.
+    pub max_description_chars: Option<usize>,
 }

@@ -38,6 +38,8 @@ pub struct SimRequest {
     /// The case id the client sent under its id attribute, if any.
     pub client_id: Option<String>,
     pub description: String,
+    /// Every `media_url` the client sent.
+    pub media_urls: Vec<String>,
     pub attributes: BTreeMap<String, Vec<String>>,
     /// How many POSTs carried this case (1 unless the client resent it).
     pub posts: u32,

@@ -115,6 +115,26 @@ pub(super) async fn post_top(
             "Service Code cannot be null -- can't proceed with the request.",
         );
     };
+    let description = get("description").unwrap_or_default();
+    let limit = sim
+        .state
+        .lock()
+        .expect("sim state")
+        .behaviour
+        .max_description_chars;
+    if let Some(max) = limit
+        && description.chars().count() > max
+    {
+        return errors(
+            StatusCode::BAD_REQUEST,
+            &format!("Description is longer than {max} characters"),
+        );
+    }
+    let media_urls: Vec<String> = form
+        .iter()
+        .filter(|(k, _)| k == "media_url")
+        .map(|(_, v)| v.clone())
+        .collect();
     let (reference, token, hang) = {
         let mut s = sim.state.lock().expect("sim state");
         s.arrivals.push(client_id.clone().unwrap_or_default());
@@ -138,7 +158,8 @@ pub(super) async fn post_top(
                 service_request_id: reference.clone(),
                 service_code,
                 client_id: client_id.clone(),
-                description: get("description").unwrap_or_default(),
+                description,
+                media_urls,
                 attributes,
                 posts: 1,
                 token: token.clone(),

@@ -25,6 +25,10 @@ pub struct CaseFilter {
     pub agency: Option<String>,
     pub created_from: Option<DateTime<Utc>>,
     pub created_to: Option<DateTime<Utc>>,
+    /// Last changed at or after this.
+    pub updated_from: Option<DateTime<Utc>>,
+    /// Last changed before this.
+    pub updated_to: Option<DateTime<Utc>>,
     /// Case-type field values that must match exactly, by field code.
     pub field_equals: Vec<(String, String)>,
     pub submitter_email: Option<String>,
@@ -123,6 +127,12 @@ pub async fn list(
     }
     if let Some(to) = filter.created_to {
         q = q.filter(case::Column::CreatedAt.lt(to));
+    }
+    if let Some(from) = filter.updated_from {
+        q = q.filter(case::Column::UpdatedAt.gte(from));
+    }
+    if let Some(to) = filter.updated_to {
+        q = q.filter(case::Column::UpdatedAt.lt(to));
     }
     if let Some(email) = &filter.submitter_email {
         q = q.filter(case::Column::SubmitterEmail.eq(email.as_str()));

@@ -71,13 +71,22 @@ pub async fn change_status(
     case.status = from.transition(to).map_err(StoreError::Conflict)?;
     let now = Utc::now().trunc_subsecs(6);
     bump(&*txn, &mut case, now, Some(to)).await?;
-    // Front-ends read status changes back as Open311 service request updates.
+    // Front-ends read status changes back as Open311 service request updates, saying what the
+    // case type says of the new status.
+    let notice = load_case_type(&*txn, &case.jurisdiction_id, &case.case_type_code)
+        .await?
+        .map_or_else(
+            || junction_domain::StatusNotice::default_for(to),
+            |t| t.status_notice(to),
+        );
     let update = updates::NewUpdate {
         source: "junction".into(),
         status: Some(to),
+        external_status_code: notice.external_status_code,
+        description: notice.text,
         ..Default::default()
     };
-    updates::insert_row(&*txn, &case.id, &update, now.trunc_subsecs(0), now).await?;
+    updates::insert_row(&*txn, &case.id, &update, to, now.trunc_subsecs(0), now).await?;
     let data = json!({"from": from.as_str(), "to": to.as_str()});
     insert_event(
         &*txn,
@@ -330,6 +339,7 @@ pub(crate) fn to_row(case: &Case) -> case::ActiveModel {
             .and_then(|r| serde_json::to_string(r).ok())),
         source_ref: Set(case.source_ref.clone()),
         idempotency_key: Set(None),
+        media_urls: Set(serde_json::to_string(&case.media_urls).unwrap_or_else(|_| "[]".into())),
     }
 }
 
@@ -368,6 +378,8 @@ pub(crate) fn from_row(row: case::Model) -> Result<Case, StoreError> {
             .transpose()
             .map_err(|e| StoreError::corrupt("case route", e))?,
         source_ref: row.source_ref,
+        media_urls: serde_json::from_str(&row.media_urls)
+            .map_err(|e| StoreError::corrupt("case media URLs", e))?,
         created_by: row.created_by,
     })
 }

@@ -67,7 +67,7 @@ pub async fn resolve(
         Resolution::Arrived { reference } => {
             let how = format!("{} said it arrived", actor.subject);
             let (sent, event, reference_row, mut entry) =
-                sent_rows(d, reference.as_deref(), Some(&how), actor, now);
+                sent_rows(d, reference.as_deref(), Some(&how), &[], actor, now);
             if let Some(change) = entry.change.as_mut() {
                 change.action = "resolve_arrived".into();
                 change.before = before.clone();

@@ -39,6 +39,8 @@ pub enum Settle {
         /// How it is known to have arrived, when not from the answer to a send (found by asking
         /// the back-end after an unanswered attempt).
         found: Option<String>,
+        /// What the connector changed to fit the back-end, for the case's history.
+        notes: Vec<String>,
     },
     Failed {
         id: i64,
@@ -79,6 +81,7 @@ pub async fn succeed(
         external_ref: external_ref.map(str::to_string),
         response: response.map(str::to_string),
         found: None,
+        notes: Vec::new(),
     };
     settle_batch(store, None, &[settle])
         .await?
@@ -159,12 +162,19 @@ pub async fn settle_batch(
                     external_ref,
                     response,
                     found,
+                    notes,
                     ..
                 },
                 Ok(d),
             ) => {
-                let (d, event, reference, entry) =
-                    sent_rows(d, external_ref.as_deref(), found.as_deref(), &actor, now);
+                let (d, event, reference, entry) = sent_rows(
+                    d,
+                    external_ref.as_deref(),
+                    found.as_deref(),
+                    notes,
+                    &actor,
+                    now,
+                );
                 sent.push((
                     d.id,
                     serde_json::to_string(&d.payload).expect("a payload serialises"),
@@ -284,6 +294,7 @@ pub(crate) fn sent_rows(
     d: Delivery,
     external: Option<&str>,
     found: Option<&str>,
+    notes: &[String],
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> SentRows {
@@ -311,6 +322,9 @@ pub(crate) fn sent_rows(
     });
     if let Some(how) = found {
         data["found"] = Value::String(how.to_string());
+    }
+    if !notes.is_empty() {
+        data["notes"] = json!(notes);
     }
     let event = case_event::ActiveModel {
         case_id: Set(d.case_id.clone()),

@@ -32,6 +32,8 @@ pub struct Model {
     pub source_ref: Option<String>,
     /// The creating client's idempotency key, unique per client (`created_by`).
     pub idempotency_key: Option<String>,
+    /// JSON array of the front-end's media URLs.
+    pub media_urls: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

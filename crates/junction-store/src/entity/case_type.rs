@@ -20,6 +20,10 @@ pub struct Model {
     pub active: bool,
     /// Listed, accepted and readable over Open311.
     pub published: bool,
+    /// The longest description a case of this type takes, in characters.
+    pub max_description_chars: i64,
+    /// JSON object of status to its public notice (`text`, `external_status_code`).
+    pub statuses: String,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }

@@ -11,6 +11,9 @@ pub struct Model {
     pub source: String,
     pub source_update_id: Option<String>,
     pub status: Option<String>,
+    /// The case's status once the update was recorded (absent on updates older than the
+    /// column, where the case's present status stands in).
+    pub case_status: Option<String>,
     pub external_status_code: Option<String>,
     pub description: String,
     /// JSON array of URLs.

@@ -336,6 +336,12 @@ impl Case {
     async fn description(&self, ctx: &Context<'_>) -> Option<&str> {
         self.show(ctx, "description", self.case.description.as_str())
     }
+    /// Photos and other media the reporting front-end holds, by URL. They are part of what was
+    /// reported and shown with `description`; empty when it is redacted.
+    async fn media_urls(&self, ctx: &Context<'_>) -> Vec<String> {
+        self.show(ctx, "description", self.case.media_urls.clone())
+            .unwrap_or_default()
+    }
     async fn location(&self, ctx: &Context<'_>) -> Location {
         let l = &self.case.location;
         let point = self.show(ctx, "location.point", (l.lat, l.long));

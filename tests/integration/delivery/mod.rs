@@ -1,6 +1,8 @@
 //! Cases reaching their back-ends: FixMyStreet-style intake, routing, delivery over Open311 to
 //! the simulator and by email to a real SMTP conversation on loopback, through failures.
 
+mod fitting;
+
 use junction_connectors::xml;
 use junction_domain::{Actor, DeliveryKind, DeliveryState, Role};
 use junction_server::sim::{Behaviour, Simulator};
@@ -23,12 +25,12 @@ impl Rig {
     }
 
     async fn start_with(sim_behaviour: Behaviour, timeout_secs: u64, extra: &str) -> Rig {
-        Rig::build(None, sim_behaviour, timeout_secs, extra, false).await
+        Rig::build(None, sim_behaviour, timeout_secs, extra, false, "").await
     }
 
     /// As [`Rig::start`], on the database at `url` (SQLite in a temporary directory if none).
     async fn start_on(url: Option<&str>, sim_behaviour: Behaviour, timeout_secs: u64) -> Rig {
-        Rig::build(url, sim_behaviour, timeout_secs, "", false).await
+        Rig::build(url, sim_behaviour, timeout_secs, "", false, "").await
     }
 
     async fn build(
@@ -37,6 +39,7 @@ impl Rig {
         timeout_secs: u64,
         extra: &str,
         ordered: bool,
+        backend_params: &str,
     ) -> Rig {
         let sim = Simulator::new(sim_behaviour);
         let (sim_addr, _task) = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -54,6 +57,7 @@ retry = {{ initial_secs = 1, max_delay_secs = 1, max_age_hours = 1, jitter = 0.0
   timeout_secs = {timeout_secs}
   lookup_by_id = true
   upload_files = true
+  {backend_params}
 
 [[connectors]]
 id = "smtp"
@@ -600,7 +604,7 @@ async fn ordered_delivery(url: Option<&str>) {
         fail_next: 1,
         ..Behaviour::default()
     };
-    let rig = Rig::build(url, behaviour, 5, "", true).await;
+    let rig = Rig::build(url, behaviour, 5, "", true, "").await;
     let manager = rig.server.token(&[Role::Manager]);
     rig.server
         .gql(
