@@ -20,22 +20,11 @@ impl Rig {
             ("attribute[fixmystreet_id]", fms_id),
         ];
         form.extend(media.iter().map(|m| ("media_url", *m)));
-        let resp = self
-            .server
-            .client
-            .post(format!("{}/open311/v2/requests.xml", self.server.base))
-            .form(&form)
-            .send()
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.post_requests("application/x-www-form-urlencoded", body.into_bytes())
             .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        let text = resp.text().await.unwrap();
-        xml::parse(&text)
-            .unwrap()
-            .child("request")
-            .and_then(|r| r.text_of("service_request_id"))
-            .unwrap()
-            .to_string()
     }
 }
 

@@ -160,6 +160,11 @@ set = {{ connector = "backend" }}
                 (format!("multipart/form-data; boundary={boundary}"), body)
             }
         };
+        self.post_requests(&content_type, body).await
+    }
+
+    /// Posts `body` to `requests.xml` and returns the reference Junction answers with.
+    async fn post_requests(&self, content_type: &str, body: Vec<u8>) -> String {
         let resp = self
             .server
             .client

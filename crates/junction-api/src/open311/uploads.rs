@@ -50,6 +50,15 @@ pub struct Multiparts {
 
 /// Reads a `multipart/form-data` request within `limits`.
 pub async fn read(request: Request, limits: UploadLimits) -> Result<Multiparts, BodyError> {
+    // The whole body is read before it is parsed: a refusal of a malformed body then leaves
+    // nothing unread on the connection, which would otherwise be reset under the answer and
+    // the client would never see the error. The request limit bounds what is held.
+    let (parts, body) = request.into_parts();
+    let limit = usize::try_from(limits.request_bytes).unwrap_or(usize::MAX);
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| BodyError::TooLarge(limits.request_bytes))?;
+    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
     let mut multipart = Multipart::from_request(request, &())
         .await
         .map_err(|e| BodyError::Malformed(e.body_text()))?;
