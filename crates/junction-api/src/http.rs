@@ -212,11 +212,8 @@ pub(crate) async fn audited(
     code: Option<ErrorCode>,
     response: Response,
 ) -> Response {
-    let outcome = match code {
-        None => "ok",
-        Some(ErrorCode::Internal) => "error",
-        Some(_) => "rejected",
-    };
+    // The same outcome for the same code on every surface (`ErrorCode::outcome`).
+    let outcome = code.map_or("ok", ErrorCode::outcome);
     let mut entry = AuditEntry::now(principal.as_ref().map_or("anonymous", |p| &p.subject));
     entry.agency = principal.as_ref().and_then(|p| p.agency.clone());
     entry.roles = principal
