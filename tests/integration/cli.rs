@@ -271,3 +271,67 @@ fn schema_command_prints_the_served_schema() {
         junction_api::graphql::sdl()
     );
 }
+
+#[tokio::test]
+async fn check_connectors_names_each_one_and_exits_4_when_one_is_not_there() {
+    let sim = junction_server::sim::Simulator::new(junction_server::sim::Behaviour::default());
+    let (addr, _task) = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let closed = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("connectors.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[[connectors]]
+id = "council"
+kind = "open311"
+  [connectors.params]
+  endpoint = "http://{addr}/open311/v2/"
+  api_key = "${{CHECK_OPEN311_KEY}}"
+
+[[connectors]]
+id = "partner-hook"
+kind = "webhook"
+  [connectors.params]
+  url = "http://127.0.0.1:{closed}/hook"
+  signing_secret = "${{CHECK_HOOK_SECRET}}"
+  timeout_secs = 2
+"#
+        ),
+    )
+    .unwrap();
+    let path = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(junction_bin())
+            .args(["--config", file.to_str().unwrap(), "check-connectors"])
+            .current_dir(&path)
+            .env_remove("JUNCTION_DATABASE_URL")
+            .env_remove("JUNCTION_CONFIG")
+            .env("CHECK_OPEN311_KEY", "council-key-value")
+            .env("CHECK_HOOK_SECRET", "hook-secret-value")
+            .output()
+            .expect("junction runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    let lines: Vec<Vec<&str>> = stdout.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(
+        lines[0][..5],
+        [
+            "council",
+            "open311",
+            &format!("http://{addr}/open311/v2/"),
+            "deliver_case",
+            "ok"
+        ]
+    );
+    assert!(lines[0][5].starts_with("services.xml lists"), "{stdout}");
+    assert_eq!(lines[1][0], "partner-hook");
+    assert_eq!(lines[1][4], "FAILED", "{stdout}");
+    let everything = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!everything.contains("council-key-value") && !everything.contains("hook-secret-value"));
+}

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use junction_connectors::{ConnectorKind, ConnectorParams, Deliver, Outbound, build, webhook};
+use junction_connectors::{
+    Capabilities, Connector, ConnectorKind, ConnectorParams, Deliver, Outbound, build, webhook,
+};
 use junction_domain::{Case, CaseStatus, Finding, Location, Proof, Submitter};
 use junction_server::sim::{Behaviour, Simulator};
 use serde_json::{Value, json};
@@ -61,6 +63,11 @@ fn outbound<'a>(case: &'a Case, to: &'a [String], key: &'a str) -> Outbound<'a> 
     }
 }
 
+/// The deliver-a-case capability, which every kind here offers.
+fn deliverer(caps: Capabilities) -> Arc<dyn Deliver> {
+    caps.deliver_case.expect("every kind here delivers cases")
+}
+
 /// What a peer is told to do next.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Peer {
@@ -74,6 +81,7 @@ enum Peer {
 struct Subject {
     name: &'static str,
     connector: Arc<dyn Deliver>,
+    base: Arc<dyn Connector>,
     steer: Box<dyn Fn(Peer) + Send + Sync>,
 }
 
@@ -86,8 +94,10 @@ async fn open311_subject() -> Subject {
         &mut |_| {},
     )
     .unwrap();
-    let connector = build(&params, &|_| Ok("key".to_string())).unwrap();
+    let caps = build(&params, &|_| Ok("key".to_string())).unwrap();
+    let connector = deliverer(caps.clone());
     Subject {
+        base: caps.base,
         name: "open311",
         connector,
         steer: Box::new(move |p| {
@@ -166,8 +176,10 @@ async fn webhook_subject(received: Arc<Mutex<Vec<Value>>>) -> Subject {
         &mut |_| {},
     )
     .unwrap();
-    let connector = build(&params, &|_| Ok("hook-secret".to_string())).unwrap();
+    let caps = build(&params, &|_| Ok("hook-secret".to_string())).unwrap();
+    let connector = deliverer(caps.clone());
     Subject {
+        base: caps.base,
         name: "webhook",
         connector,
         steer: Box::new(move |p| *mode.lock().unwrap() = p),
@@ -181,8 +193,10 @@ async fn email_subject(sink: SmtpSink, port: u16) -> Subject {
         &mut |_| {},
     )
     .unwrap();
-    let connector = build(&params, &|_| Ok(String::new())).unwrap();
+    let caps = build(&params, &|_| Ok(String::new())).unwrap();
+    let connector = deliverer(caps.clone());
     Subject {
+        base: caps.base,
         name: "email",
         connector,
         steer: Box::new(move |p| {
@@ -191,6 +205,62 @@ async fn email_subject(sink: SmtpSink, port: u16) -> Subject {
                 std::sync::atomic::Ordering::SeqCst,
             )
         }),
+    }
+}
+
+#[tokio::test]
+async fn every_connector_says_whether_its_other_side_is_there() {
+    init();
+    let (sink, port) = SmtpSink::start().await;
+    let subjects = vec![
+        open311_subject().await,
+        webhook_subject(Arc::new(Mutex::new(Vec::new()))).await,
+        email_subject(sink.clone(), port).await,
+    ];
+    for s in &subjects {
+        let health = s.base.health_check().await;
+        assert!(health.is_healthy(), "{}: {health:?}", s.name);
+        assert!(!s.base.target().is_empty(), "{}", s.name);
+    }
+    assert!(sink.messages().is_empty(), "a health check sends nothing");
+
+    // Nobody listening.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // An Open311 endpoint that answers its service list with an HTML error page.
+    let app = axum::Router::new().route(
+        "/open311/v2/services.xml",
+        axum::routing::get(|| async {
+            "<html><body>Service temporarily unavailable</body></html>"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let html = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    for (kind, params) in [
+        (
+            ConnectorKind::Open311,
+            json!({"endpoint": format!("http://127.0.0.1:{closed}/open311/v2/"), "api_key": "${K}", "timeout_secs": 1}),
+        ),
+        (
+            ConnectorKind::Open311,
+            json!({"endpoint": format!("http://{html}/open311/v2/"), "api_key": "${K}", "timeout_secs": 1}),
+        ),
+        (
+            ConnectorKind::Webhook,
+            json!({"url": format!("http://127.0.0.1:{closed}/hook"), "signing_secret": "${S}", "timeout_secs": 1}),
+        ),
+        (
+            ConnectorKind::Email,
+            json!({"smtp_host": "127.0.0.1", "smtp_port": closed, "tls": "none", "from": "j@b.example", "timeout_secs": 1}),
+        ),
+    ] {
+        let params = ConnectorParams::parse(kind, params.clone(), &mut |_| {}).unwrap();
+        let caps = build(&params, &|_| Ok("x".to_string())).unwrap();
+        let health = caps.base.health_check().await;
+        assert!(!health.is_healthy(), "{params:?}: {health:?}");
     }
 }
 
@@ -262,7 +332,7 @@ async fn every_connector_classifies_outcomes_alike() {
         ),
     ] {
         let p = ConnectorParams::parse(kind, params, &mut |_| {}).unwrap();
-        let connector = build(&p, &|_| Ok("x".into())).unwrap();
+        let connector = deliverer(build(&p, &|_| Ok("x".into())).unwrap());
         let e = connector.deliver(&out).await.unwrap_err().error;
         assert!(
             e.retriable && !e.ambiguous,
@@ -297,7 +367,7 @@ async fn email_goes_encrypted_to_relays_that_speak_tls_and_never_in_the_clear() 
             params["ca_file"] = json!(ca);
         }
         let p = ConnectorParams::parse(ConnectorKind::Email, params, &mut |_| {}).unwrap();
-        build(&p, &|_| Ok(String::new())).unwrap()
+        deliverer(build(&p, &|_| Ok(String::new())).unwrap())
     };
     for (mode, tls) in [
         (SmtpMode::StartTls, "starttls"),
@@ -367,7 +437,7 @@ async fn every_connector_proves_an_unanswered_attempt_or_makes_its_resend_recogn
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
         let p = ConnectorParams::parse(ConnectorKind::Open311, params, &mut |_| {}).unwrap();
-        build(&p, &|_| Ok("key".to_string())).unwrap()
+        deliverer(build(&p, &|_| Ok("key".to_string())).unwrap())
     };
     let asks = open311(json!({"lookup_by_id": true}));
     assert!(asks.proof().can_ask && !asks.proof().dedupes);

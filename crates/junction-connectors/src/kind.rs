@@ -1,10 +1,9 @@
 //! What every connector kind provides, from its own folder: its parameters, how they are
-//! checked, which of them are secrets, and how a configured connector is built from them. The
+//! checked, which of them are secrets, and how a configured connector and its capabilities
+//! are built from them. The
 //! table of kinds in `params.rs` names each kind once.
 
-use std::sync::Arc;
-
-use crate::Deliver;
+use crate::Capabilities;
 
 /// A kind's parameters (`<kind>/params.rs`): documented fields, read only through
 /// [`crate::ConnectorParams::parse`], which reports every unknown key.
@@ -19,12 +18,12 @@ pub trait KindParams: serde::de::DeserializeOwned + std::fmt::Debug + Clone + Pa
     /// `(key, reason)`.
     fn check(&self) -> Vec<(&'static str, String)>;
 
-    /// The connector these parameters describe; `secret` turns a `${VAR}` reference into its
-    /// value.
+    /// The connector these parameters describe, with the capabilities its kind offers;
+    /// `secret` turns a `${VAR}` reference into its value.
     fn build(
         &self,
         secret: &dyn Fn(&str) -> Result<String, String>,
-    ) -> Result<Arc<dyn Deliver>, String>;
+    ) -> Result<Capabilities, String>;
 }
 
 /// Whether `u` is an http:// or https:// URL, as every HTTP kind requires.

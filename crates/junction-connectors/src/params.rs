@@ -3,9 +3,7 @@
 //! Secret parameters hold `${VAR}` references to environment variables, never values; they are
 //! resolved where the connector is built, and listed by [`ConnectorParams::secret_refs`].
 
-use std::sync::Arc;
-
-use crate::Deliver;
+use crate::Capabilities;
 use crate::kind::KindParams;
 
 pub use crate::email::params::{EmailParams, EmailTls};
@@ -100,7 +98,7 @@ trait KindDyn {
     fn build(
         &self,
         secret: &dyn Fn(&str) -> Result<String, String>,
-    ) -> Result<Arc<dyn Deliver>, String>;
+    ) -> Result<Capabilities, String>;
 }
 
 impl<T: KindParams> KindDyn for T {
@@ -116,7 +114,7 @@ impl<T: KindParams> KindDyn for T {
     fn build(
         &self,
         secret: &dyn Fn(&str) -> Result<String, String>,
-    ) -> Result<Arc<dyn Deliver>, String> {
+    ) -> Result<Capabilities, String> {
         KindParams::build(self, secret)
     }
 }
@@ -141,7 +139,7 @@ impl ConnectorParams {
     pub fn build(
         &self,
         secret: &dyn Fn(&str) -> Result<String, String>,
-    ) -> Result<Arc<dyn Deliver>, String> {
+    ) -> Result<Capabilities, String> {
         self.params().build(secret)
     }
 }

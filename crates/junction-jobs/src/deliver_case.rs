@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use junction_connectors::{OutFile, Outbound};
+use junction_connectors::{OutFile, Outbound, RetryClass};
 use junction_domain::{
     DeliveryKind, DeliveryState, Finding, NextStep, RetryPolicy, next_after_unknown,
 };
@@ -113,18 +113,21 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, StoreError> {
             found: None,
             notes: accepted.notes,
         },
-        Ok(Err(refused)) => Settle::Failed {
-            id,
-            failure: Failure {
-                error: refused.error.message.clone(),
-                response: refused.error.response.clone(),
-                permanent: !refused.error.retriable,
-                // An earlier unanswered attempt not proved absent may still have arrived.
-                ambiguous: refused.error.ambiguous || (unsure && !proved_absent),
-                token: refused.token.clone(),
-            },
-            policy: connector.policy,
-        },
+        Ok(Err(refused)) => {
+            let class = connector.base.classify(&refused.error);
+            Settle::Failed {
+                id,
+                failure: Failure {
+                    error: refused.error.message.clone(),
+                    response: refused.error.response.clone(),
+                    permanent: class == RetryClass::Stop,
+                    // An earlier unanswered attempt not proved absent may still have arrived.
+                    ambiguous: class == RetryClass::Unknown || (unsure && !proved_absent),
+                    token: refused.token.clone(),
+                },
+                policy: connector.policy,
+            }
+        }
         Err(_) => Settle::Failed {
             id,
             failure: Failure {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use junction_connectors::Deliver;
+use junction_connectors::{Capabilities, Connector, Deliver};
 use junction_domain::{CoreClassification, DeliveryState, RetryPolicy};
 use junction_store::{Store, StoreError, catalogue};
 use serde::{Deserialize, Serialize};
@@ -22,12 +22,39 @@ pub struct DeliveryJob {
 /// One configured connector, ready to deliver.
 #[derive(Clone)]
 pub struct ConnectorHandle {
+    /// What the connector is, and how its failures are classed.
+    pub base: Arc<dyn Connector>,
+    /// Its deliver-a-case capability: a connector without it cannot be routed to.
     pub deliver: Arc<dyn Deliver>,
     pub policy: RetryPolicy,
     /// How long one call to the connector may take before it is abandoned as unanswered.
     pub timeout: Duration,
     /// One delivery at a time, oldest first (see [`deliveries::take_for_queue`]).
     pub ordered: bool,
+}
+
+impl ConnectorHandle {
+    /// The handle for a built connector, which must offer delivering a case.
+    pub fn new(
+        caps: Capabilities,
+        policy: RetryPolicy,
+        timeout: Duration,
+        ordered: bool,
+    ) -> Result<ConnectorHandle, String> {
+        let deliver = caps.deliver_case.ok_or_else(|| {
+            format!(
+                "a `{}` connector cannot deliver cases",
+                caps.base.kind().as_str()
+            )
+        })?;
+        Ok(ConnectorHandle {
+            base: caps.base,
+            deliver,
+            policy,
+            timeout,
+            ordered,
+        })
+    }
 }
 
 /// Every connector, by id.

@@ -56,6 +56,21 @@ published = true
 struct Instant311;
 
 #[async_trait::async_trait]
+impl junction_connectors::Connector for Instant311 {
+    fn kind(&self) -> junction_connectors::ConnectorKind {
+        junction_connectors::ConnectorKind::Open311
+    }
+
+    fn target(&self) -> String {
+        "nowhere".into()
+    }
+
+    async fn health_check(&self) -> junction_connectors::Health {
+        junction_connectors::Health::Healthy("in process".into())
+    }
+}
+
+#[async_trait::async_trait]
 impl Deliver for Instant311 {
     async fn deliver(&self, _out: &Outbound<'_>) -> Result<Accepted, Refused> {
         Ok(Accepted {
@@ -296,6 +311,7 @@ async fn queue_alone(label: &'static str, url: &str, rows: &mut Vec<String>) {
         "backend".into(),
         junction_jobs::ConnectorHandle {
             ordered: false,
+            base: Arc::new(Instant311),
             deliver: Arc::new(Instant311),
             policy: Default::default(),
             timeout: Duration::from_secs(5),

@@ -36,6 +36,9 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Ask every configured connector's other side whether it is there and answering,
+    /// changing nothing there; exit 4 if any is not.
+    CheckConnectors,
     /// Print a bearer token the running server accepts (shared-secret setups only).
     Token {
         /// Role(s) to grant: admin, manager, officer, partner, system, auditor.
@@ -338,6 +341,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::CheckConnectors => crate::connectors_cli::check(&loaded).await,
         Command::Route { case, jurisdiction } => {
             crate::route_cli::dry_run(&loaded, &case, jurisdiction.as_deref())
         }

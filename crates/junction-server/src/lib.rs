@@ -7,6 +7,7 @@ pub mod checkpoints;
 pub mod cli;
 pub mod config;
 mod connections;
+mod connectors_cli;
 mod health;
 pub mod request_id;
 mod route_cli;

@@ -6,41 +6,28 @@ use std::time::Duration;
 
 use anyhow::Context;
 use junction_api::DeliveryWaker;
-use junction_connectors::{ConnectorKind, ConnectorParams};
 use junction_jobs::{ConnectorHandle, ConnectorSet, Queue, Runner, RunnerConfig};
 use junction_store::Store;
 use tokio::task::JoinHandle;
 
-use crate::config::{LoadedConfig, SecretRef};
+use crate::config::LoadedConfig;
 
-/// Builds every configured connector with its secrets resolved.
+/// Builds every configured connector from its checked specification.
 pub fn connectors(loaded: &LoadedConfig) -> anyhow::Result<ConnectorSet> {
     let mut set = ConnectorSet::new();
-    for c in &loaded.config.connectors {
-        let kind = ConnectorKind::parse(&c.kind)
-            .with_context(|| format!("connector `{}`: unknown kind", c.id))?;
-        let params = ConnectorParams::parse(
-            kind,
-            serde_json::to_value(&c.params).unwrap_or_default(),
-            &mut |_| {},
-        )
-        .map_err(|e| anyhow::anyhow!("connector `{}`: {e}", c.id))?;
-        let secret = |reference: &str| {
-            SecretRef(reference.to_string())
-                .resolve()
-                .map(|v| v.expose().to_string())
-        };
-        let deliver = junction_connectors::build(&params, &secret)
-            .map_err(|e| anyhow::anyhow!("connector `{}`: {e}", c.id))?;
-        set.insert(
-            c.id.clone(),
-            ConnectorHandle {
-                deliver,
-                policy: c.retry.policy(),
-                timeout: Duration::from_secs(params.timeout_secs()),
-                ordered: c.ordered,
-            },
-        );
+    for spec in &loaded.connectors {
+        let handle = spec
+            .build()
+            .and_then(|caps| {
+                ConnectorHandle::new(
+                    caps,
+                    spec.retry,
+                    Duration::from_secs(spec.params.timeout_secs()),
+                    spec.ordered,
+                )
+            })
+            .map_err(|e| anyhow::anyhow!("connector `{}`: {e}", spec.id))?;
+        set.insert(spec.id.clone(), handle);
     }
     Ok(set)
 }

@@ -3,6 +3,7 @@
 //! reporter. Every attempt of one delivery carries the same Message-ID, so a mail system that
 //! sees a resend can tell.
 
+mod health;
 pub mod params;
 
 use std::time::Duration;

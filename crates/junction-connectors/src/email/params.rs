@@ -90,11 +90,11 @@ impl crate::KindParams for EmailParams {
     fn build(
         &self,
         secret: &dyn Fn(&str) -> Result<String, String>,
-    ) -> Result<std::sync::Arc<dyn crate::Deliver>, String> {
+    ) -> Result<crate::Capabilities, String> {
         let password = self.password.as_deref().map(secret).transpose()?;
-        Ok(std::sync::Arc::new(super::Email::new(
-            self.clone(),
-            password,
-        )?))
+        let connector = std::sync::Arc::new(super::Email::new(self.clone(), password)?);
+        let mut caps = crate::Capabilities::of(connector.clone());
+        caps.deliver_case = Some(connector);
+        Ok(caps)
     }
 }

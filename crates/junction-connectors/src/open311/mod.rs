@@ -3,6 +3,7 @@
 //! configured id attribute, so what became of an unanswered attempt can be proved
 //! ([`lookup`]).
 
+mod health;
 pub mod lookup;
 pub mod params;
 

@@ -76,10 +76,11 @@ impl crate::KindParams for Open311Params {
     fn build(
         &self,
         secret: &dyn Fn(&str) -> Result<String, String>,
-    ) -> Result<std::sync::Arc<dyn crate::Deliver>, String> {
-        Ok(std::sync::Arc::new(super::Open311::new(
-            self.clone(),
-            secret(&self.api_key)?,
-        )?))
+    ) -> Result<crate::Capabilities, String> {
+        let connector =
+            std::sync::Arc::new(super::Open311::new(self.clone(), secret(&self.api_key)?)?);
+        let mut caps = crate::Capabilities::of(connector.clone());
+        caps.deliver_case = Some(connector);
+        Ok(caps)
     }
 }

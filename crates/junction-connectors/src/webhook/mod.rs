@@ -7,6 +7,7 @@
 //! receiver must keep one copy per key (docs/connectors/SPEC.md): that promise is what lets an
 //! unanswered attempt be sent again.
 
+mod health;
 pub mod params;
 
 use hmac::{Hmac, Mac};

@@ -34,10 +34,13 @@ impl crate::KindParams for WebhookParams {
     fn build(
         &self,
         secret: &dyn Fn(&str) -> Result<String, String>,
-    ) -> Result<std::sync::Arc<dyn crate::Deliver>, String> {
-        Ok(std::sync::Arc::new(super::Webhook::new(
+    ) -> Result<crate::Capabilities, String> {
+        let connector = std::sync::Arc::new(super::Webhook::new(
             self.clone(),
             secret(&self.signing_secret)?,
-        )?))
+        )?);
+        let mut caps = crate::Capabilities::of(connector.clone());
+        caps.deliver_case = Some(connector);
+        Ok(caps)
     }
 }

@@ -55,6 +55,8 @@ pub struct LoadedConfig {
     pub routing: super::routing::Routing,
     /// Purposes, classifications and agreements.
     pub sharing: super::sharing::Sharing,
+    /// Every connector, its parameters parsed and secrets resolved once.
+    pub connectors: Vec<super::connectors::ConnectorSpec>,
     /// The file it came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -181,7 +183,13 @@ fn finish(
     located: Option<(&Path, &str, &Document<&str>)>,
     mut problems: Vec<Problem>,
 ) -> Result<LoadedConfig, ConfigError> {
-    let (catalogue, routing, sharing, found) = validate(&config);
+    let super::validate::Validated {
+        catalogue,
+        routing,
+        sharing,
+        connectors,
+        problems: found,
+    } = validate(&config);
     for p in found {
         let (file, line) = match located {
             Some((path, source, doc)) => {
@@ -202,6 +210,7 @@ fn finish(
             catalogue,
             routing,
             sharing,
+            connectors,
             source: located.map(|(p, _, _)| p.to_path_buf()),
         })
     } else {

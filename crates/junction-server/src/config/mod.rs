@@ -5,6 +5,7 @@
 //! each with file, line and key; unknown keys are errors; secrets are `${VAR}` references to
 //! the environment and never appear in the file, the database or the logs.
 
+mod connectors;
 mod load;
 mod locate;
 mod model;
@@ -13,6 +14,7 @@ mod secret;
 mod sharing;
 mod validate;
 
+pub use connectors::ConnectorSpec;
 pub use load::{ConfigError, LoadedConfig, Problem, load, load_default};
 pub use model::*;
 pub use routing::Routing;

@@ -4,17 +4,16 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-use junction_connectors::{ConnectorKind, ConnectorParams};
 use junction_domain::{
     Agency, AgencyKind, CaseStatus, CaseType, Classification, Datatype, FieldDef, Jurisdiction,
     ListValue,
 };
-use junction_store::catalogue::{Catalogue, ConnectorRecord};
+use junction_store::catalogue::Catalogue;
 
+use super::connectors::ConnectorSpec;
 use super::locate::KeyPath;
 use super::model::Config;
 use super::routing::Routing;
-use super::secret::SecretRef;
 use super::sharing::Sharing;
 
 pub struct Problem {
@@ -23,7 +22,7 @@ pub struct Problem {
 }
 
 #[derive(Default)]
-pub(super) struct Problems(Vec<Problem>);
+pub(super) struct Problems(pub(super) Vec<Problem>);
 
 impl Problems {
     pub(super) fn push(&mut self, path: KeyPath, message: impl Into<String>) {
@@ -35,7 +34,7 @@ impl Problems {
 }
 
 /// An identifier others refer to: lower-case letters, digits, `_` and `-`.
-fn is_slug(s: &str) -> bool {
+pub(super) fn is_slug(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
@@ -69,12 +68,22 @@ fn check_statuses(
     out
 }
 
-fn one_of<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> String {
+pub(super) fn one_of<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> String {
     all.iter().map(|t| name(*t)).collect::<Vec<_>>().join(", ")
 }
 
+/// What a configuration declares, once checked.
+pub struct Validated {
+    pub catalogue: Catalogue,
+    pub routing: Routing,
+    pub sharing: Sharing,
+    /// The connectors whose parameters and secrets are sound, ready to build.
+    pub connectors: Vec<ConnectorSpec>,
+    pub problems: Vec<Problem>,
+}
+
 /// Checks `config` and builds the catalogue it declares.
-pub fn validate(config: &Config) -> (Catalogue, Routing, Sharing, Vec<Problem>) {
+pub fn validate(config: &Config) -> Validated {
     let mut p = Problems::default();
     let mut catalogue = Catalogue::default();
     check_server(config, &mut p);
@@ -227,84 +236,17 @@ pub fn validate(config: &Config) -> (Catalogue, Routing, Sharing, Vec<Problem>) 
         });
     }
 
-    let mut seen = HashSet::new();
-    for (i, c) in config.connectors.iter().enumerate() {
-        let at = KeyPath::root("connectors").index(i);
-        if !is_slug(&c.id) {
-            p.push(
-                at.key("id"),
-                "must be lower-case letters, digits, `_` or `-` (at most 64)",
-            );
-        } else if !seen.insert(c.id.clone()) {
-            p.push(
-                at.key("id"),
-                format!("connector `{}` is declared twice", c.id),
-            );
-        }
-        let Some(kind) = ConnectorKind::parse(&c.kind) else {
-            p.push(
-                at.key("kind"),
-                format!(
-                    "`{}` is not one of: {}",
-                    c.kind,
-                    one_of(ConnectorKind::ALL, ConnectorKind::as_str)
-                ),
-            );
-            continue;
-        };
-        let params_json = serde_json::to_value(&c.params).unwrap_or_default();
-        let mut unknown = Vec::new();
-        match ConnectorParams::parse(kind, params_json.clone(), &mut |k| unknown.push(k)) {
-            Ok(params) => {
-                for (name, reference) in params.secret_refs() {
-                    if let Err(why) = SecretRef(reference.to_string()).resolve() {
-                        p.push(at.key("params").key(name), why);
-                    }
-                }
-                for (name, why) in params.check() {
-                    p.push(at.key("params").key(name), why);
-                }
-            }
-            Err(why) => p.push(at.key("params"), why),
-        }
-        for key in unknown {
-            p.push(
-                at.key("params").key(&key),
-                format!("unknown key `{key}` for a `{}` connector", kind.as_str()),
-            );
-        }
-        let r = &c.retry;
-        if r.initial_secs == 0 {
-            p.push(
-                at.key("retry").key("initial_secs"),
-                "must be greater than 0",
-            );
-        }
-        if r.max_delay_secs < r.initial_secs {
-            p.push(
-                at.key("retry").key("max_delay_secs"),
-                "must be at least initial_secs",
-            );
-        }
-        if r.max_age_hours == 0 {
-            p.push(
-                at.key("retry").key("max_age_hours"),
-                "must be greater than 0",
-            );
-        }
-        if !(0.0..=1.0).contains(&r.jitter) {
-            p.push(at.key("retry").key("jitter"), "must be between 0 and 1");
-        }
-        catalogue.connectors.push(ConnectorRecord {
-            id: c.id.clone(),
-            kind: c.kind.clone(),
-            params: params_json,
-            paused: false,
-        });
-    }
+    let (records, connectors) = super::connectors::check(config, &mut p);
+    catalogue.connectors = records;
     let mut routing = super::routing::build(config, &catalogue, &mut p);
     let sharing = super::sharing::build(config, &catalogue, &mut routing, &mut p);
-    (catalogue, routing, sharing, p.0)
+    Validated {
+        catalogue,
+        routing,
+        sharing,
+        connectors,
+        problems: p.0,
+    }
 }
 
 fn check_server(config: &Config, p: &mut Problems) {
