@@ -2,8 +2,9 @@
 //! connector, and records the outcome with its audit entry in one transaction.
 //!
 //! What must not be lost lives in Junction's own `deliveries` rows: state, attempts, next
-//! attempt time, last error. The apalis queue (on the same database) only carries "attempt
-//! delivery N now". The reconciler hands the queue every delivery that is due and has no
+//! attempt time, last error. The apalis queue (on the same database) carries [`Job`]s, each
+//! naming a row ("attempt delivery N now"), and each kind is handled in its own file. The
+//! reconciler hands the queue every delivery that is due and has no
 //! queued job, at start, when woken after a commit, and on a short tick, so a crash between
 //! commit and enqueue, a lost job, a restart during a backoff or a worker killed mid-attempt
 //! all end with the delivery attempted again. A delivery is claimed with a guarded update
@@ -13,6 +14,7 @@
 
 mod batcher;
 mod deliver_case;
+mod job;
 mod media;
 mod notice;
 mod queue;
@@ -22,7 +24,8 @@ mod wake;
 mod workers;
 
 pub use deliver_case::attempt;
+pub use job::{Job, Queued};
 pub use queue::{Queue, QueueError};
 pub use reconcile::recover;
-pub use runner::{ConnectorHandle, ConnectorSet, DeliveryJob, Outcome, Runner, RunnerConfig};
+pub use runner::{ConnectorHandle, ConnectorSet, Outcome, Runner, RunnerConfig};
 pub use workers::start;

@@ -14,7 +14,7 @@ use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::runner::DeliveryJob;
+use crate::job::{Job, Queued};
 
 /// The queue name: fixed, so renaming the job type never moves the queue.
 pub const QUEUE: &str = "junction.deliveries";
@@ -30,8 +30,8 @@ fn err(e: impl std::fmt::Display) -> QueueError {
 /// The queue's storage.
 #[derive(Clone)]
 pub enum Queue {
-    Sqlite(SqliteStorage<DeliveryJob>),
-    Postgres(PostgresStorage<DeliveryJob>),
+    Sqlite(SqliteStorage<Queued>),
+    Postgres(PostgresStorage<Queued>),
 }
 
 impl std::fmt::Debug for Queue {
@@ -128,9 +128,9 @@ impl Queue {
         if ids.is_empty() {
             return Ok(());
         }
-        let jobs: Vec<DeliveryJob> = ids
+        let jobs: Vec<Queued> = ids
             .iter()
-            .map(|&delivery| DeliveryJob { delivery })
+            .map(|&delivery| Job::Deliver { delivery }.into())
             .collect();
         match self.clone() {
             Queue::Sqlite(mut s) => s.push_bulk(jobs).await.map_err(err),

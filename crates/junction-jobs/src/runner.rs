@@ -8,16 +8,10 @@ use std::time::Duration;
 use junction_connectors::{Capabilities, Connector, Deliver};
 use junction_domain::{CoreClassification, DeliveryState, RetryPolicy};
 use junction_store::{Store, StoreError, catalogue};
-use serde::{Deserialize, Serialize};
+
 use tokio::sync::Notify;
 
 use crate::batcher::Batcher;
-
-/// A queued job: "attempt delivery N now". Everything else is read from the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeliveryJob {
-    pub delivery: i64,
-}
 
 /// One configured connector, ready to deliver.
 #[derive(Clone)]

@@ -1,4 +1,5 @@
-//! The apalis workers: each job attempts one delivery, in a task of its own.
+//! The apalis workers: each job runs in a task of its own, handed to the file that handles
+//! its kind.
 
 use std::sync::Arc;
 
@@ -7,27 +8,31 @@ use junction_store::StoreError;
 use tokio::task::JoinHandle;
 
 use crate::deliver_case::attempt;
+use crate::job::{Job, Queued};
 use crate::queue::Queue;
 use crate::reconcile::reconcile;
-use crate::runner::{DeliveryJob, Runner, RunnerConfig};
+use crate::runner::{Runner, RunnerConfig};
 use crate::wake::Pushed;
 
-async fn handle(job: DeliveryJob, runner: Data<Arc<Runner>>) -> Result<(), BoxDynError> {
-    // The attempt runs in its own task: if the queue drops this handler (a lost heartbeat, a
-    // stop), the attempt still finishes and records its outcome rather than leaving the
-    // delivery held until its lease lapses.
+async fn handle(queued: Queued, runner: Data<Arc<Runner>>) -> Result<(), BoxDynError> {
+    // The job runs in its own task: if the queue drops this handler (a lost heartbeat, a
+    // stop), the job still finishes and records its outcome rather than leaving its row held
+    // until its lease lapses.
     let runner: Arc<Runner> = (*runner).clone();
-    let id = job.delivery;
-    let outcome = tokio::spawn(async move { attempt(&runner, id).await }).await;
-    match outcome.unwrap_or_else(|e| Err(StoreError::Conflict(format!("attempt task failed: {e}"))))
-    {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            // The delivery row still says what to do; the reconciler will queue it again.
-            tracing::error!(delivery = job.delivery, error = %e, "delivery attempt could not be recorded");
-            Ok(())
+    let job = queued.job();
+    let outcome = tokio::spawn(async move {
+        match job {
+            Job::Deliver { delivery } => attempt(&runner, delivery).await.map(|_| ()),
         }
+    })
+    .await;
+    if let Err(e) =
+        outcome.unwrap_or_else(|e| Err(StoreError::Conflict(format!("job task failed: {e}"))))
+    {
+        // The row still says what to do; the reconciler will queue it again.
+        tracing::error!(?job, error = %e, "a job's outcome could not be recorded");
     }
+    Ok(())
 }
 
 /// Starts the reconciler and this process's workers. They run until the returned handles are
