@@ -281,11 +281,11 @@ async fn queue_alone(label: &'static str, url: &str, rows: &mut Vec<String>) {
         .await
         .unwrap();
     let actor = Actor::internal("bench");
-    let table = loaded
-        .routing
-        .get("borsetshire")
-        .cloned()
-        .unwrap_or_default();
+    let intake = junction_api::Intake::new(
+        store.clone(),
+        Arc::new(loaded.routing.clone()),
+        Arc::new(junction_api::NoWaker),
+    );
     let before = deliveries::count(&store, "backend", junction_domain::DeliveryState::Sent)
         .await
         .unwrap();
@@ -302,7 +302,8 @@ async fn queue_alone(label: &'static str, url: &str, rows: &mut Vec<String>) {
             source_ref: None,
             media_urls: Vec::new(),
         };
-        junction_store::cases::create(&store, &actor, "borsetshire", new, &table)
+        intake
+            .create_case(&actor, "borsetshire", new)
             .await
             .unwrap();
     }

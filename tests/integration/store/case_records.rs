@@ -9,7 +9,7 @@ async fn cases_are_created_with_history_and_audit_in_one_transaction() {
         catalogue::apply(&store, &Actor::internal("config"), &catalogue())
             .await
             .unwrap();
-        let case = cases::create(
+        let case = intake(
             &store,
             &actor(),
             "bor",
@@ -53,7 +53,7 @@ async fn files_are_stored_with_their_case_on_every_database() {
             content_type: "image/jpeg".into(),
             data: bytes.clone(),
         }];
-        let case = cases::create_with_files(
+        let case = intake_with(
             &store,
             &actor(),
             "bor",
@@ -89,7 +89,7 @@ async fn files_are_stored_with_their_case_on_every_database() {
         // A case that fails validation is refused before anything is written.
         let mut bad = pothole(1);
         bad.location.lat = Some(123.0);
-        let err = cases::create_with_files(
+        let err = intake_with(
             &store,
             &actor(),
             "bor",
@@ -114,7 +114,7 @@ async fn invalid_cases_name_their_fields_and_store_nothing() {
         let mut bad = pothole(1);
         bad.fields.clear();
         bad.location.lat = Some(123.0);
-        let err = cases::create(&store, &actor(), "bor", bad, &RoutingTable::default())
+        let err = intake(&store, &actor(), "bor", bad, &RoutingTable::default())
             .await
             .unwrap_err();
         let StoreError::Invalid(errors) = err else {
@@ -140,7 +140,7 @@ async fn status_changes_are_versioned() {
         catalogue::apply(&store, &Actor::internal("config"), &catalogue())
             .await
             .unwrap();
-        let case = cases::create(
+        let case = intake(
             &store,
             &actor(),
             "bor",
@@ -196,7 +196,7 @@ async fn concurrent_status_changes_never_lose_an_update() {
         catalogue::apply(&store, &Actor::internal("config"), &catalogue())
             .await
             .unwrap();
-        let case = cases::create(
+        let case = intake(
             &store,
             &actor(),
             "bor",

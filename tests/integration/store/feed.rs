@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use junction_domain::{Actor, RoutingTable};
 use junction_store::sharing::{self, FeedWaiter};
-use junction_store::{Store, cases, catalogue};
+use junction_store::{Store, catalogue};
 
-use super::{actor, pothole};
+use super::{actor, intake, pothole};
 use crate::support::{all_databases, init};
 
 #[tokio::test]
@@ -26,7 +26,7 @@ async fn the_feed_waiter_wakes_on_a_commit_not_on_a_clock() {
                 .is_err(),
             "nothing committed, so the wait must not end"
         );
-        let case = cases::create(
+        let case = intake(
             &store,
             &actor(),
             "bor",

@@ -15,6 +15,46 @@ use serde_json::json;
 
 use crate::support::{all_databases, init};
 
+/// Takes `new` in as every surface does, through intake: validated, routed and planned, then
+/// stored with its deliveries.
+pub(crate) async fn intake(
+    store: &Store,
+    actor: &Actor,
+    jurisdiction: &str,
+    new: NewCase,
+    routing: &RoutingTable,
+) -> Result<junction_domain::Case, StoreError> {
+    intake_with(
+        store,
+        actor,
+        jurisdiction,
+        new,
+        routing,
+        cases::Arrival::default(),
+    )
+    .await
+    .map(|c| c.case)
+}
+
+/// As [`intake`], with what came with the case.
+pub(crate) async fn intake_with(
+    store: &Store,
+    actor: &Actor,
+    jurisdiction: &str,
+    new: NewCase,
+    routing: &RoutingTable,
+    arrival: cases::Arrival<'_>,
+) -> Result<cases::Created, StoreError> {
+    let tables = BTreeMap::from([(jurisdiction.to_string(), routing.clone())]);
+    junction_api::Intake::new(
+        store.clone(),
+        std::sync::Arc::new(tables),
+        std::sync::Arc::new(junction_api::NoWaker),
+    )
+    .create(actor, jurisdiction, new, arrival)
+    .await
+}
+
 /// Runs `body` once per database, naming the database in any failure.
 macro_rules! each_db {
     (|$store:ident| $body:block) => {{
@@ -164,7 +204,7 @@ async fn removing_a_case_type_in_use_is_refused_and_changes_nothing() {
         catalogue::apply(&store, &Actor::internal("config"), &catalogue())
             .await
             .unwrap();
-        cases::create(
+        intake(
             &store,
             &actor(),
             "bor",
@@ -198,7 +238,7 @@ async fn removing_a_case_type_in_use_is_refused_and_changes_nothing() {
         catalogue::apply(&store, &Actor::internal("config"), &retired)
             .await
             .unwrap();
-        let err = cases::create(
+        let err = intake(
             &store,
             &actor(),
             "bor",
@@ -223,7 +263,7 @@ async fn listing_pages_and_filters() {
         let mut ids = Vec::new();
         for depth in 0..7 {
             ids.push(
-                cases::create(
+                intake(
                     &store,
                     &actor(),
                     "bor",
@@ -369,7 +409,7 @@ async fn shares_the_feed_and_disclosures_on_every_database() {
         .unwrap();
 
         let head = sharing::feed_head(&store).await.unwrap();
-        let case = cases::create(
+        let case = intake(
             &store,
             &actor(),
             "bor",
@@ -402,7 +442,7 @@ async fn shares_the_feed_and_disclosures_on_every_database() {
         let kinds: Vec<&str> = feed.iter().map(|e| e.event.kind.as_str()).collect();
         assert_eq!(kinds, ["created", "shared", "note_added"]);
         assert!(feed.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
-        let other = cases::create(
+        let other = intake(
             &store,
             &actor(),
             "bor",

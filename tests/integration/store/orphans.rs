@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use junction_domain::{Actor, DeliveryState, RetryPolicy, RoutingTable};
 use junction_store::deliveries::{self, Failure, Settle};
-use junction_store::{Store, StoreError, audit, cases, catalogue, processes};
+use junction_store::{Store, StoreError, audit, catalogue, processes};
 
-use super::{actor, pothole};
+use super::{actor, intake, pothole};
 use crate::support::{all_databases, init};
 
 /// A case routed to `backend`, and its delivery's id.
@@ -17,7 +17,7 @@ async fn routed_case(store: &Store) -> i64 {
         .methods
         .agency_connectors
         .insert("highways".into(), "backend".into());
-    let case = cases::create(store, &actor(), "bor", pothole(5), &routing)
+    let case = intake(store, &actor(), "bor", pothole(5), &routing)
         .await
         .unwrap();
     deliveries::for_case(store, &case.id).await.unwrap()[0].id

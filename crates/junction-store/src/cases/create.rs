@@ -1,16 +1,16 @@
-//! Intake in the store: a new case, its deliveries, files, events, shares and audit entry in
-//! one transaction; and, for a case sent again under the same idempotency key by the same
-//! client, the case it already made.
+//! Intake in the store: persisting what intake decided (a validated, routed case and its
+//! planned deliveries) with its files, events, shares and audit entry in one transaction; and,
+//! for a case sent again under the same idempotency key by the same client, the case it
+//! already made. The decisions are the domain's, taken by `junction-api`'s intake.
 
-use chrono::{SubsecRound, Utc};
+use junction_domain::delivery::PlannedDelivery;
 use junction_domain::{
-    Actor, Case, CaseEventKind, NewAttachment, NewCase, RefusedFile, RoutingTable, ValidationErrors,
+    Actor, Case, CaseEventKind, CaseType, NewAttachment, RefusedFile, ShareRule,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, SqlErr};
 use serde_json::{Value, json};
 
 use super::{audit_view, from_row, insert_event, next_reference, to_row};
-use crate::catalogue::load_case_type;
 use crate::entity::case;
 use crate::{Store, StoreError, audit, deliveries, sharing};
 
@@ -26,6 +26,20 @@ pub struct Arrival<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
+/// A new case as intake decided it.
+#[derive(Debug, Clone)]
+pub struct Planned<'a> {
+    /// Validated and routed, with its id; its reference is given here, as it is stored.
+    pub case: Case,
+    pub case_type: &'a CaseType,
+    /// The deliveries its route calls for.
+    pub deliveries: Vec<PlannedDelivery>,
+    /// The jurisdiction's sharing rules, tried against the case as it is stored.
+    pub share_rules: &'a [ShareRule],
+    /// The email connector that carries notices to partners.
+    pub email_connector: Option<&'a str>,
+}
+
 /// A case taken in, or found again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Created {
@@ -34,70 +48,45 @@ pub struct Created {
     pub replayed: bool,
 }
 
-/// Validates and stores a new case of `case_type_code` in `jurisdiction_id`, with its `created`
-/// event and audit entry, in one transaction.
-///
-/// The case is routed through `routing`, and its deliveries are committed with it, so a case
-/// that exists always has somewhere to go.
+/// The case `client` made under idempotency key `key`, if any.
+pub async fn by_idempotency_key(
+    store: &Store,
+    client: &str,
+    key: &str,
+) -> Result<Option<Case>, StoreError> {
+    by_key(store.conn(), client, key).await
+}
+
+/// Stores `planned` with its deliveries, files, events, shares and audit entry in one
+/// transaction. Under an idempotency key another request committed first, the answer is the
+/// case that request made.
 pub async fn create(
     store: &Store,
     actor: &Actor,
-    jurisdiction_id: &str,
-    new: NewCase,
-    routing: &RoutingTable,
-) -> Result<Case, StoreError> {
-    let created = create_with_files(
-        store,
-        actor,
-        jurisdiction_id,
-        new,
-        routing,
-        Arrival::default(),
-    )
-    .await?;
-    Ok(created.case)
-}
-
-/// As [`create`], with what came with the case: its files, and the client's idempotency key.
-pub async fn create_with_files(
-    store: &Store,
-    actor: &Actor,
-    jurisdiction_id: &str,
-    new: NewCase,
-    routing: &RoutingTable,
+    planned: Planned<'_>,
     arrival: Arrival<'_>,
 ) -> Result<Created, StoreError> {
-    let replayed = |case| Created {
-        case,
-        replayed: true,
-    };
-    let Some(key) = arrival.idempotency_key else {
-        let case = insert(store, actor, jurisdiction_id, new, routing, arrival).await?;
-        return Ok(Created {
-            case,
-            replayed: false,
-        });
-    };
-    if let Some(case) = by_key(store.conn(), &actor.subject, key).await? {
-        return Ok(replayed(case));
-    }
-    match insert(store, actor, jurisdiction_id, new, routing, arrival).await {
+    match insert(store, actor, planned, arrival).await {
         Ok(case) => Ok(Created {
             case,
             replayed: false,
         }),
-        // Another request with the same key committed first: its case is the answer.
         Err(StoreError::Database(e))
-            if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
+            if arrival.idempotency_key.is_some()
+                && matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
         {
+            let key = arrival.idempotency_key.unwrap_or_default();
             let case = by_key(store.conn(), &actor.subject, key).await?;
-            case.map(replayed).ok_or(StoreError::Database(e))
+            case.map(|case| Created {
+                case,
+                replayed: true,
+            })
+            .ok_or(StoreError::Database(e))
         }
         Err(e) => Err(e),
     }
 }
 
-/// The case `client` made under idempotency key `key`.
 async fn by_key<C: ConnectionTrait>(
     conn: &C,
     client: &str,
@@ -115,49 +104,25 @@ async fn by_key<C: ConnectionTrait>(
 async fn insert(
     store: &Store,
     actor: &Actor,
-    jurisdiction_id: &str,
-    new: NewCase,
-    routing: &RoutingTable,
+    planned: Planned<'_>,
     arrival: Arrival<'_>,
 ) -> Result<Case, StoreError> {
-    let Some(case_type) =
-        load_case_type(store.conn(), jurisdiction_id, &new.case_type_code).await?
-    else {
-        let mut errors = ValidationErrors::default();
-        errors.push(
-            "caseType",
-            format!(
-                "`{}` is not a case type of `{jurisdiction_id}`",
-                new.case_type_code
-            ),
-        );
-        return Err(errors.into());
-    };
-    let new = new.validate(&case_type)?;
-    let now = Utc::now().trunc_subsecs(6);
+    let Planned {
+        mut case,
+        case_type,
+        deliveries: planned_deliveries,
+        share_rules,
+        email_connector,
+    } = planned;
+    let now = case.created_at;
     let txn = store.begin_write().await?;
-    let number = next_reference(&*txn).await?;
-    let mut case = Case::open(
-        uuid::Uuid::now_v7().to_string(),
-        number.to_string(),
-        jurisdiction_id,
-        &case_type.agency_id,
-        NewCase {
-            case_type_code: case_type.code.clone(),
-            ..new
-        },
-        &actor.subject,
-        now,
-    );
-    let route = routing.route(&case, &case_type.agency_id);
-    case.agency_id = route.agency.clone();
-    case.route = Some(route.clone());
+    case.reference = next_reference(&*txn).await?.to_string();
     let mut row = to_row(&case);
     row.idempotency_key = Set(arrival.idempotency_key.map(str::to_string));
     case::Entity::insert(row)
         .exec_without_returning(&*txn)
         .await?;
-    deliveries::insert_for_route(&*txn, &case, &route, &routing.methods, now).await?;
+    deliveries::insert_planned(&*txn, &case, &planned_deliveries, now).await?;
     let stored = crate::attachments::insert(&*txn, &case.id, arrival.files, now).await?;
     crate::attachments::record_refused(&*txn, &case.id, arrival.refused, actor, now).await?;
     insert_event(
@@ -175,19 +140,11 @@ async fn insert(
         CaseEventKind::Routed,
         actor,
         now,
-        json!({"route": route}),
+        json!({"route": case.route}),
     )
     .await?;
-    sharing::apply_rules(
-        &*txn,
-        actor,
-        &case,
-        &routing.share_rules,
-        routing.methods.email_connector.as_deref(),
-        now,
-    )
-    .await?;
-    let mut after = audit_view(&case, &case_type);
+    sharing::apply_rules(&*txn, actor, &case, share_rules, email_connector, now).await?;
+    let mut after = audit_view(&case, case_type);
     if !stored.is_empty()
         && let Value::Object(map) = &mut after
     {

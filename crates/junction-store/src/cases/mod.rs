@@ -4,7 +4,7 @@
 mod create;
 mod list;
 
-pub use create::{Arrival, Created, create, create_with_files};
+pub use create::{Arrival, Created, Planned, by_idempotency_key, create};
 pub use list::{CaseFilter, CaseOrder, CasePage, SharedWith, SortKey, list};
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! replaces.
 
 use chrono::{DateTime, Utc};
-use junction_domain::delivery::{idempotency_key, plan};
+use junction_domain::delivery::{PlannedDelivery, idempotency_key, plan};
 use junction_domain::route::{Route, SendMethods};
 use junction_domain::{Case, DeliveryKind, DeliveryPayload, DeliveryState};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
@@ -44,7 +44,7 @@ pub(crate) fn new_row(
 }
 
 /// Creates the deliveries `route` calls for ([`junction_domain::delivery::plan`]), inside the
-/// caller's transaction.
+/// caller's transaction: for a reroute, whose route is decided in the same transaction.
 pub(crate) async fn insert_for_route<C: ConnectionTrait>(
     conn: &C,
     case: &Case,
@@ -56,18 +56,33 @@ pub(crate) async fn insert_for_route<C: ConnectionTrait>(
         .one(conn)
         .await?
         .and_then(|a| a.email);
-    let rows: Vec<delivery::ActiveModel> = plan(route, methods, agency_email.as_deref())
-        .into_iter()
+    let planned = plan(route, methods, agency_email.as_deref());
+    insert_planned(conn, case, &planned, now).await
+}
+
+/// Creates the deliveries intake planned for `case`, inside the caller's transaction: one that
+/// nothing can carry is created dead with its reason.
+pub(crate) async fn insert_planned<C: ConnectionTrait>(
+    conn: &C,
+    case: &Case,
+    planned: &[PlannedDelivery],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let rows: Vec<delivery::ActiveModel> = planned
+        .iter()
         .map(|p| {
-            let payload = DeliveryPayload::to(p.to);
+            let payload = DeliveryPayload::to(p.to.clone());
             let mut row = new_row(case, &p.connector, p.kind, &payload, now);
-            if let Some(why) = p.dead {
+            if let Some(why) = &p.dead {
                 row.state = Set(DeliveryState::Dead.as_str().to_string());
-                row.last_error = Set(Some(why));
+                row.last_error = Set(Some(why.clone()));
             }
             row
         })
         .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
     delivery::Entity::insert_many(rows)
         .exec_without_returning(conn)
         .await?;

@@ -15,7 +15,7 @@ mod orphans;
 mod queue;
 mod settle;
 
-pub(crate) use create::{cancel_unsent, insert_for_route, new_row};
+pub(crate) use create::{cancel_unsent, insert_for_route, insert_planned, new_row};
 pub use decide::{Resolution, resolve, retry};
 pub use health::{Health, count, external_refs, health};
 pub use orphans::recover_orphans;
