@@ -5,12 +5,14 @@
 //! each with file, line and key; unknown keys are errors; secrets are `${VAR}` references to
 //! the environment and never appear in the file, the database or the logs.
 
+mod case_types;
 mod connectors;
 mod load;
 mod locate;
 mod model;
 mod routing;
 mod secret;
+mod settings;
 mod sharing;
 mod validate;
 
