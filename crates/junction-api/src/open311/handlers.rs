@@ -1,20 +1,17 @@
 //! The Open311 endpoints.
 
-use std::collections::BTreeMap;
-
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
-use junction_domain::{Actor, Case, CaseType, Location, NewCase, Submitter, ValidationErrors};
-use junction_store::cases::{self, Arrival};
+use junction_domain::{Actor, Case, CaseType, ValidationErrors};
+use junction_store::cases;
 use junction_store::{StoreError, api_keys, catalogue};
-use serde_json::Value;
 
 use super::format::{Node, render};
-use super::{Call, Open311State, Refusal, reads, updates};
+use super::{Call, Open311State, Refusal, reads, reports, updates};
 
 /// Attributes a front-end may send that carry its own id for the case rather than a field.
-const FRONT_END_ID_ATTRIBUTES: [&str; 1] = ["fixmystreet_id"];
+pub(super) const FRONT_END_ID_ATTRIBUTES: [&str; 1] = ["fixmystreet_id"];
 
 /// Longest window `GET requests` and `GET servicerequestupdates` serve.
 pub(super) const MAX_WINDOW_DAYS: i64 = 90;
@@ -28,7 +25,9 @@ pub(super) async fn dispatch(state: &Open311State, call: &mut Call) -> Result<Re
         (&Method::GET, "discovery", false) => Ok(discovery(call)),
         (&Method::GET, "services", false) => services(state, call, &jurisdiction).await,
         (&Method::GET, "services", true) => service_definition(state, call, &jurisdiction).await,
-        (&Method::POST, "requests", false) => post_request(state, call, &jurisdiction).await,
+        (&Method::POST, "requests", false) => {
+            reports::post_request(state, call, &jurisdiction).await
+        }
         (&Method::GET, "requests", false) => reads::get_requests(state, call, &jurisdiction).await,
         (&Method::GET, "requests", true) => reads::get_request(state, call, &jurisdiction).await,
         (&Method::GET, "tokens", true) => get_token(state, call, &jurisdiction).await,
@@ -331,174 +330,6 @@ async fn service_definition(
         call.format,
         StatusCode::OK,
         "service_definition",
-        &tree,
-    ))
-}
-
-fn parse_coordinate(call: &Call, name: &str) -> Result<Option<f64>, Refusal> {
-    call.params
-        .get(name)
-        .map(|s| {
-            s.parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .ok_or_else(|| Refusal::bad(format!("{name}: `{s}` is not a number")))
-        })
-        .transpose()
-}
-
-async fn post_request(
-    state: &Open311State,
-    call: &mut Call,
-    jurisdiction: &str,
-) -> Result<Response, Refusal> {
-    let client = require_key(state, call, jurisdiction).await?;
-    let Some(code) = call.params.get("service_code").map(str::to_string) else {
-        return Err(Refusal::bad("service_code: is required"));
-    };
-    // A type that is not published is not a service here, for writing as for reading.
-    let case_type = catalogue::case_type(&state.store, jurisdiction, &code)
-        .await
-        .map_err(store_refusal)?
-        .filter(|t| t.published)
-        .ok_or_else(|| {
-            Refusal::bad(format!(
-                "service_code: `{code}` is not a service of `{jurisdiction}`"
-            ))
-        })?;
-    let mut problems = Vec::new();
-    let lat = parse_coordinate(call, "lat").unwrap_or_else(|r| {
-        problems.extend(r.descriptions);
-        None
-    });
-    let long = parse_coordinate(call, "long").unwrap_or_else(|r| {
-        problems.extend(r.descriptions);
-        None
-    });
-    let mut location = Location {
-        lat,
-        long,
-        uprn: None,
-        address: call.params.get("address_string").map(str::to_string),
-    };
-    if let Some(id) = call.params.get("address_id") {
-        if id.len() <= 12 && id.bytes().all(|b| b.is_ascii_digit()) {
-            location.uprn = Some(id.to_string());
-        } else if location.address.is_none() {
-            location.address = Some(id.to_string());
-        }
-    }
-    let mut fields: BTreeMap<String, Value> = BTreeMap::new();
-    let mut source_ref = None;
-    let mut ignored = Vec::new();
-    let mut first_name = call.params.get("first_name").map(str::to_string);
-    let mut last_name = call.params.get("last_name").map(str::to_string);
-    for (attr, values) in call.params.attributes() {
-        if FRONT_END_ID_ATTRIBUTES.contains(&attr.as_str()) {
-            source_ref = values.first().cloned();
-            continue;
-        }
-        match case_type.field(&attr) {
-            Some(f) if f.datatype == junction_domain::Datatype::Multivaluelist => {
-                fields.insert(
-                    attr,
-                    Value::Array(values.into_iter().map(Value::String).collect()),
-                );
-            }
-            Some(_) => {
-                if let Some(v) = values.into_iter().next() {
-                    fields.insert(attr, Value::String(v));
-                }
-            }
-            None => match attr.as_str() {
-                // What FixMyStreet sends beside the definition's own attributes.
-                "uprn" if location.uprn.is_none() => location.uprn = values.into_iter().next(),
-                "closest_address" if location.address.is_none() => {
-                    location.address = values.into_iter().next()
-                }
-                "first_name" if first_name.is_none() => first_name = values.into_iter().next(),
-                "last_name" if last_name.is_none() => last_name = values.into_iter().next(),
-                _ => ignored.push(attr),
-            },
-        }
-    }
-    if !ignored.is_empty() {
-        tracing::info!(
-            request_id = call.request_id,
-            service_code = code,
-            ignored = ?ignored,
-            "attributes the service does not define were ignored"
-        );
-    }
-    if !problems.is_empty() {
-        return Err(Refusal {
-            status: StatusCode::BAD_REQUEST,
-            descriptions: problems,
-        });
-    }
-    let name = [first_name, last_name]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let new = NewCase {
-        case_type_code: code.clone(),
-        description: call.params.get("description").unwrap_or("").to_string(),
-        location,
-        submitter: Submitter {
-            name: (!name.is_empty()).then_some(name),
-            email: call.params.get("email").map(str::to_string),
-            phone: call.params.get("phone").map(str::to_string),
-        },
-        fields,
-        source_ref,
-        // FixMyStreet sends a photo's address rather than the photo (repeated with
-        // `multi_photos`); the case keeps them all and passes them on.
-        media_urls: call
-            .params
-            .all("media_url")
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    };
-    let actor = client_actor(call, &client);
-    // Uploaded photos are kept with the case, in the same transaction; any set aside as over
-    // a limit are recorded on it.
-    // A report sent again (FixMyStreet resends when it lost the answer) is recognised by the
-    // front-end's own id for it, or an `Idempotency-Key`, per client: it is answered with the
-    // case already made, and nothing is created or sent.
-    let key = new
-        .source_ref
-        .clone()
-        .or_else(|| call.idempotency_key.clone());
-    if key.as_deref().is_some_and(|k| k.chars().count() > 200) {
-        return Err(Refusal::bad(
-            "Idempotency-Key (or the front-end's id): at most 200 characters",
-        ));
-    }
-    let arrival = Arrival {
-        files: call.params.files(),
-        refused: call.params.refused_files(),
-        idempotency_key: key.as_deref(),
-    };
-    let case = state
-        .intake
-        .create(&actor, jurisdiction, new, arrival)
-        .await
-        .map_err(store_refusal)?
-        .case;
-    let tree = Node::list(
-        "request",
-        vec![Node::Object(vec![
-            ("service_request_id", Node::text(&case.reference)),
-            ("service_notice", Node::Null),
-            ("account_id", Node::opt(call.params.get("account_id"))),
-        ])],
-    );
-    Ok(render(
-        call.format,
-        StatusCode::OK,
-        "service_requests",
         &tree,
     ))
 }

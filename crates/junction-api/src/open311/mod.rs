@@ -12,6 +12,7 @@ mod format;
 mod handlers;
 mod params;
 mod reads;
+mod reports;
 mod updates;
 mod uploads;
 
