@@ -8,6 +8,7 @@
 //! Errors are HTTP 400, 403 or 404 with the spec's `errors` body. Every call, accepted or
 //! refused, leaves one audit record, durable before the response is sent.
 
+mod common;
 mod format;
 mod handlers;
 mod params;

@@ -12,10 +12,10 @@ use junction_domain::{Case, CaseStatus, CaseType, Classification, Lens};
 use junction_store::cases::{self, CaseFilter, CaseOrder, SortKey};
 use junction_store::{catalogue, deliveries};
 
-use super::format::{Node, render};
-use super::handlers::{
+use super::common::{
     MAX_PAGE_SIZE, MAX_WINDOW_DAYS, case_by_reference, parse_time, require_key, store_refusal, w3c,
 };
+use super::format::{Node, render};
 use super::{Call, Open311State, Refusal};
 
 /// The deepest a page may start: `page` × `page_size` beyond this is refused at once, so every

@@ -11,8 +11,8 @@ use junction_store::cases::Arrival;
 use junction_store::catalogue;
 use serde_json::Value;
 
+use super::common::{FRONT_END_ID_ATTRIBUTES, client_actor, require_key, store_refusal};
 use super::format::{Node, render};
-use super::handlers::{FRONT_END_ID_ATTRIBUTES, client_actor, require_key, store_refusal};
 use super::{Call, Open311State, Refusal};
 
 /// What the `attribute[…]` arguments of a report held.

@@ -7,11 +7,11 @@ use chrono::{Duration, Utc};
 use junction_domain::{CaseStatus, CaseUpdate, Lens};
 use junction_store::updates::{self, NewUpdate};
 
-use super::format::{Node, render};
-use super::handlers::{
+use super::common::{
     MAX_PAGE_SIZE, MAX_WINDOW_DAYS, case_by_reference, client_actor, parse_time, require_key,
     store_refusal, w3c,
 };
+use super::format::{Node, render};
 use super::reads::{Reader, published};
 use super::{Call, Open311State, Refusal};
 
