@@ -16,8 +16,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use junction_domain::Principal;
 use junction_domain::audit::sha256_hex;
-use junction_domain::{AuditEntry, AuditOperation, Principal};
 use junction_store::Store;
 use junction_store::audit::AuditWriter;
 use serde_json::json;
@@ -28,7 +28,7 @@ use crate::graphql::{JunctionSchema, Limits};
 
 /// The header a partner states its purpose in.
 pub const PURPOSE_HEADER: &str = "junction-purpose";
-use crate::{Authenticator, ErrorCode, RequestCtx};
+use crate::{Authenticator, ErrorCode, RequestAudit, RequestCtx};
 
 /// What the GraphQL endpoint needs. The routes share one, behind an [`Arc`]: a request costs
 /// one reference count, not one per field.
@@ -133,7 +133,7 @@ struct Outcome {
     operation_name: Option<String>,
     operation_type: &'static str,
     variables_hash: Option<String>,
-    outcome: &'static str,
+    /// The first error's code; none when the request succeeded.
     error_code: Option<ErrorCode>,
 }
 
@@ -212,24 +212,10 @@ pub(crate) async fn audited(
     code: Option<ErrorCode>,
     response: Response,
 ) -> Response {
-    // The same outcome for the same code on every surface (`ErrorCode::outcome`).
-    let outcome = code.map_or("ok", ErrorCode::outcome);
-    let mut entry = AuditEntry::now(principal.as_ref().map_or("anonymous", |p| &p.subject));
-    entry.agency = principal.as_ref().and_then(|p| p.agency.clone());
-    entry.roles = principal
-        .as_ref()
-        .map(|p| p.roles.iter().map(|r| r.as_str().to_string()).collect())
-        .unwrap_or_default();
-    entry.request_id = Some(request_id.to_string());
-    entry.client_addr = client_addr;
-    entry.operation = Some(AuditOperation {
-        operation_name: Some(op.name.into()),
-        operation_type: op.kind.into(),
-        variables_hash: None,
-        outcome: outcome.into(),
-        error_code: code.map(|c| c.as_str().to_string()),
-        duration_us: op.started.elapsed().as_micros() as i64,
-    });
+    let entry = RequestAudit::by(principal.as_ref())
+        .request(request_id, client_addr)
+        .operation(op.kind, Some(op.name.into()))
+        .ended(code, op.started.elapsed());
     if let Err(e) = state.audit.record(entry).await {
         tracing::error!(request_id, error = %e, "audit record not written; refusing the response");
         return error_response(
@@ -278,30 +264,11 @@ async fn graphql_audited(state: Arc<ApiState>, request: Request) -> Response {
     let (response, mut outcome) = handle(&state, request, &request_id, client_addr.clone()).await;
 
     let elapsed = started.elapsed();
-    let entry = AuditEntry {
-        agency: outcome.principal.as_ref().and_then(|p| p.agency.clone()),
-        roles: outcome
-            .principal
-            .as_ref()
-            .map(|p| p.roles.iter().map(|r| r.as_str().to_string()).collect())
-            .unwrap_or_default(),
-        request_id: Some(request_id.clone()),
-        client_addr,
-        operation: Some(AuditOperation {
-            operation_name: outcome.operation_name.clone(),
-            operation_type: outcome.operation_type.to_string(),
-            variables_hash: outcome.variables_hash.take(),
-            outcome: outcome.outcome.to_string(),
-            error_code: outcome.error_code.map(|c| c.as_str().to_string()),
-            duration_us: elapsed.as_micros() as i64,
-        }),
-        ..AuditEntry::now(
-            outcome
-                .principal
-                .as_ref()
-                .map_or("anonymous", |p| p.subject.as_str()),
-        )
-    };
+    let entry = RequestAudit::by(outcome.principal.as_ref())
+        .request(&request_id, client_addr)
+        .operation(outcome.operation_type, outcome.operation_name.clone())
+        .variables(outcome.variables_hash.take())
+        .ended(outcome.error_code, elapsed);
     if let Err(e) = state.audit.record(entry).await {
         // Without a durable record the response must not go out.
         tracing::error!(request_id, error = %e, "audit record not written; refusing the response");
@@ -315,7 +282,8 @@ async fn graphql_audited(state: Arc<ApiState>, request: Request) -> Response {
         .operation_name
         .as_deref()
         .map_or("anonymous", metric_label);
-    state.metrics.record(operation, outcome.outcome, elapsed);
+    let result = outcome.error_code.map_or("ok", ErrorCode::outcome);
+    state.metrics.record(operation, result, elapsed);
     response
 }
 
@@ -330,7 +298,6 @@ async fn handle(
         operation_name: None,
         operation_type: "unknown",
         variables_hash: None,
-        outcome: "rejected",
         error_code: None,
     };
     let (parts, body) = request.into_parts();
@@ -438,7 +405,6 @@ async fn handle(
     {
         tracing::error!(request_id, error = %e, "disclosure records not written; withholding the response");
         outcome.error_code = Some(ErrorCode::Internal);
-        outcome.outcome = "error";
         return (
             error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -470,7 +436,6 @@ async fn handle(
     }
     let codes: Vec<ErrorCode> = response.errors.iter().filter_map(error_code).collect();
     outcome.error_code = codes.first().copied();
-    outcome.outcome = codes.first().map_or("ok", |c| c.outcome());
     let body = serde_json::to_vec(&response)
         .unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\"}]}".to_vec());
     let mut http = (StatusCode::OK, body).into_response();

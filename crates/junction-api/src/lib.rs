@@ -17,6 +17,7 @@ pub mod graphql;
 mod http;
 pub mod intake;
 pub mod open311;
+mod request_audit;
 mod request_metrics;
 pub mod revocation;
 mod ws;
@@ -30,3 +31,4 @@ pub use graphql::{
 };
 pub use http::{ApiState, router};
 pub use intake::{DeliveryWaker, Intake, NoWaker};
+pub(crate) use request_audit::RequestAudit;

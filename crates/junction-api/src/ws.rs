@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use futures::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
 use futures::{SinkExt, StreamExt};
-use junction_domain::{AuditDisclosure, AuditEntry, AuditOperation};
+use junction_domain::{AuditDisclosure, AuditEntry};
 use junction_store::audit::AuditWriter;
 
 use crate::cohort::MemberMessage;
@@ -27,7 +27,7 @@ use crate::graphql::JunctionSchema;
 use crate::graphql::access::DisclosureLog;
 use crate::graphql::subscription::{ConnectionControl, OperationAudited};
 use crate::http::ApiState;
-use crate::{ErrorCode, RequestCtx};
+use crate::{ErrorCode, RequestAudit, RequestCtx};
 
 /// The subprotocol spoken.
 pub const SUBPROTOCOL: &str = "graphql-transport-ws";
@@ -147,23 +147,18 @@ impl Executor for AuditedExecutor {
                                 _ => None,
                             }
                         });
-                        let outcome = match code {
-                            None if response.errors.is_empty() => "ok",
-                            Some(code) => code.outcome(),
-                            None => "error",
-                        };
-                        let mut entry = ctx
-                            .get()
-                            .map(|c| c.actor().entry())
-                            .unwrap_or_else(|| AuditEntry::now("anonymous"));
-                        entry.operation = Some(AuditOperation {
-                            operation_name,
-                            operation_type: operation_type.to_string(),
-                            variables_hash: Some(variables_hash),
-                            outcome: outcome.into(),
-                            error_code: code.map(|c| c.as_str().to_string()),
-                            duration_us: started.elapsed().as_micros() as i64,
+                        // Every error carries a code by now; one that does not is internal.
+                        let code = code.or_else(|| {
+                            (!response.errors.is_empty()).then_some(ErrorCode::Internal)
                         });
+                        let entry = RequestAudit::of(
+                            ctx.get()
+                                .map(|c| c.actor().entry())
+                                .unwrap_or_else(|| AuditEntry::now("anonymous")),
+                        )
+                        .operation(operation_type, operation_name)
+                        .variables(Some(variables_hash))
+                        .ended(code, started.elapsed());
                         if let Err(e) = audit.record(entry).await {
                             tracing::error!(error = %e, "audit record for a WebSocket operation not written");
                             return GqlResponse::from_errors(vec![async_graphql::ServerError::new(
@@ -220,17 +215,10 @@ async fn serve(
                 Ok(v) => v,
                 Err(message) => {
                     auth_failed.store(true, Ordering::SeqCst);
-                    let mut entry = AuditEntry::now("anonymous");
-                    entry.request_id = Some(request_id.clone());
-                    entry.client_addr = client_addr.clone();
-                    entry.operation = Some(AuditOperation {
-                        operation_name: Some("connection_init".into()),
-                        operation_type: "subscription".into(),
-                        variables_hash: None,
-                        outcome: "rejected".into(),
-                        error_code: Some(ErrorCode::Unauthenticated.as_str().into()),
-                        duration_us: 0,
-                    });
+                    let entry = RequestAudit::by(None)
+                        .request(&request_id, client_addr.clone())
+                        .operation("subscription", Some("connection_init".into()))
+                        .ended(Some(ErrorCode::Unauthenticated), Duration::ZERO);
                     if let Err(e) = state.audit.record(entry).await {
                         tracing::error!(error = %e, "audit record for a refused connection not written");
                     }
@@ -454,23 +442,19 @@ async fn serve(
                 if let Some((code, reason)) = request {
                     // Ending a connection for an expired token or a lapsed agreement is on the
                     // record like any refusal.
-                    let mut entry = ctx_cell
-                        .get()
-                        .map(|c| c.actor().entry())
-                        .unwrap_or_else(|| AuditEntry::now("anonymous"));
                     let error_code = match code {
                         4401 => ErrorCode::Unauthenticated,
                         4403 => ErrorCode::Forbidden,
                         _ => ErrorCode::Internal,
                     };
-                    entry.operation = Some(AuditOperation {
-                        operation_name: Some("connection_close".into()),
-                        operation_type: "subscription".into(),
-                        variables_hash: None,
-                        outcome: if error_code == ErrorCode::Internal { "error" } else { "rejected" }.into(),
-                        error_code: Some(error_code.as_str().into()),
-                        duration_us: 0,
-                    });
+                    let entry = RequestAudit::of(
+                        ctx_cell
+                            .get()
+                            .map(|c| c.actor().entry())
+                            .unwrap_or_else(|| AuditEntry::now("anonymous")),
+                    )
+                    .operation("subscription", Some("connection_close".into()))
+                    .ended(Some(error_code), Duration::ZERO);
                     if let Err(e) = state.audit.record(entry).await {
                         tracing::error!(request_id, error = %e, "audit record for a closed connection not written");
                     }

@@ -153,4 +153,22 @@ async fn bad_input_gets_the_specs_errors_and_creates_nothing() {
     let op = records[0].entry.operation.as_ref().unwrap();
     assert_eq!(op.operation_type, "open311");
     assert_eq!(op.outcome, "rejected");
+    // Each refusal is recorded with the outcome its code has on every surface: the caller's
+    // fault is `rejected`, a case that is not there an `error`, as GraphQL records them.
+    let (records, _) = audit::list(o.server.store(), &Default::default(), 200, None)
+        .await
+        .unwrap();
+    let mut seen_not_found = false;
+    for r in &records {
+        let Some(op) = r.entry.operation.as_ref() else {
+            continue;
+        };
+        let code = op
+            .error_code
+            .as_deref()
+            .and_then(junction_api::ErrorCode::parse);
+        assert_eq!(op.outcome, code.map_or("ok", |c| c.outcome()), "{op:?}");
+        seen_not_found |= code == Some(junction_api::ErrorCode::NotFound);
+    }
+    assert!(seen_not_found, "the table has a 404");
 }

@@ -149,15 +149,9 @@ impl SubscriptionRoot {
             ctx.data_opt::<AuditWriter>(),
             ctx.data_opt::<OperationAudited>(),
         ) {
-            let mut entry = request.actor().entry();
-            entry.operation = Some(junction_domain::AuditOperation {
-                operation_name: Some("sharedCaseEvents".into()),
-                operation_type: "subscription".into(),
-                variables_hash: None,
-                outcome: "ok".into(),
-                error_code: None,
-                duration_us: 0,
-            });
+            let entry = crate::RequestAudit::of(request.actor().entry())
+                .operation("subscription", Some("sharedCaseEvents".into()))
+                .ended(None, std::time::Duration::ZERO);
             audit.record(entry).await?;
             flag.0.store(true, Ordering::SeqCst);
         }

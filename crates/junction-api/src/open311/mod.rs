@@ -27,7 +27,6 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::routing::any;
 use junction_domain::audit::sha256_hex;
-use junction_domain::{AuditEntry, AuditOperation};
 use junction_store::Store;
 use junction_store::audit::AuditWriter;
 use tracing::Instrument;
@@ -37,6 +36,7 @@ use format::errors;
 use params::{BodyError, Params};
 
 use crate::intake::Intake;
+use crate::{ErrorCode, RequestAudit};
 
 /// What the Open311 endpoints need.
 #[derive(Clone)]
@@ -217,47 +217,30 @@ async fn serve_audited(
             }
         }
     };
-    let (response, outcome, code) = match result {
-        Ok(response) => (response, "ok", None),
+    let (response, code) = match result {
+        Ok(response) => (response, None),
         Err(refusal) => {
-            let (outcome, code) = match refusal.status.as_u16() {
-                400 => ("rejected", "BAD_USER_INPUT"),
-                401 | 403 => ("rejected", "FORBIDDEN"),
-                404 => ("rejected", "NOT_FOUND"),
-                405 => ("rejected", "BAD_REQUEST"),
-                413 => ("rejected", "LIMIT_EXCEEDED"),
-                409 => ("error", "CONFLICT"),
-                _ => ("error", "INTERNAL"),
+            let code = match refusal.status.as_u16() {
+                400 => ErrorCode::BadUserInput,
+                401 | 403 => ErrorCode::Forbidden,
+                404 => ErrorCode::NotFound,
+                405 => ErrorCode::BadRequest,
+                413 => ErrorCode::LimitExceeded,
+                409 => ErrorCode::Conflict,
+                _ => ErrorCode::Internal,
             };
             (
                 errors(call.format, refusal.status, &refusal.descriptions),
-                outcome,
                 Some(code),
             )
         }
     };
-    let entry = AuditEntry {
-        request_id: Some(request_id.clone()),
-        client_addr,
-        roles: call
-            .client
-            .as_ref()
-            .map(|_| vec!["open311_client".to_string()])
-            .unwrap_or_default(),
-        operation: Some(AuditOperation {
-            operation_name: Some(operation_name.clone()),
-            operation_type: "open311".into(),
-            variables_hash: Some(sha256_hex(call.params.digest_input().as_bytes())),
-            outcome: outcome.into(),
-            error_code: code.map(String::from),
-            duration_us: started.elapsed().as_micros() as i64,
-        }),
-        ..AuditEntry::now(
-            call.client
-                .as_deref()
-                .map_or("anonymous".to_string(), |c| format!("open311:{c}")),
-        )
-    };
+    let outcome = code.map_or("ok", ErrorCode::outcome);
+    let entry = RequestAudit::by_client(call.client.as_deref())
+        .request(&request_id, client_addr)
+        .operation("open311", Some(operation_name.clone()))
+        .variables(Some(sha256_hex(call.params.digest_input().as_bytes())))
+        .ended(code, started.elapsed());
     if let Err(e) = state.audit.record(entry).await {
         tracing::error!(request_id, error = %e, "audit record not written; refusing the response");
         return errors(
