@@ -13,7 +13,7 @@ use junction_domain::Action;
 use junction_domain::attachment::served_content_type;
 
 use crate::ErrorCode;
-use crate::http::{ApiState, Operation, audited, authenticate_audited, error_response};
+use crate::layer::{ApiState, Operation, audited, authenticate_audited, error_response};
 
 pub(crate) async fn download(
     State(state): State<Arc<ApiState>>,

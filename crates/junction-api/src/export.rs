@@ -24,7 +24,7 @@ use junction_store::{catalogue, sharing as store_sharing};
 use serde_json::Value;
 
 use crate::graphql::access::{access_for, lens_with};
-use crate::http::{ApiState, Operation, audited, authenticate_audited, error_response};
+use crate::layer::{ApiState, Operation, audited, authenticate_audited, error_response};
 use crate::{ApiError, ErrorCode, RequestCtx};
 
 /// Rows in one export unless `limit` asks for fewer.

@@ -16,10 +16,12 @@ pub mod feed;
 pub mod graphql;
 mod http;
 pub mod intake;
+mod layer;
 pub mod open311;
 mod request_audit;
 mod request_metrics;
 pub mod revocation;
+mod routes;
 mod ws;
 
 pub use auth::{AuthError, Authenticator, Claims, KeySource, TokenInfo};
@@ -29,6 +31,7 @@ pub use feed::FeedHub;
 pub use graphql::{
     JunctionSchema, Limits, SchemaDeps, SharingPolicy, build_prevalidated_schema, build_schema,
 };
-pub use http::{ApiState, router};
 pub use intake::{DeliveryWaker, Intake, NoWaker};
+pub use layer::ApiState;
 pub(crate) use request_audit::RequestAudit;
+pub use routes::router;

@@ -26,7 +26,7 @@ use crate::cohort::MemberMessage;
 use crate::graphql::JunctionSchema;
 use crate::graphql::access::DisclosureLog;
 use crate::graphql::subscription::{ConnectionControl, OperationAudited};
-use crate::http::ApiState;
+use crate::layer::ApiState;
 use crate::{ErrorCode, RequestAudit, RequestCtx};
 
 /// The subprotocol spoken.
@@ -102,7 +102,7 @@ impl Executor for AuditedExecutor {
         let audited = OperationAudited::default();
         let flag = audited.0.clone();
         let operation_name = request.operation_name.clone();
-        let variables_hash = crate::http::variables_hash(&request.variables);
+        let variables_hash = crate::layer::variables_hash(&request.variables);
         let started = Instant::now();
         let (operation_type, inner) = match self.bounded(request) {
             Ok(mut request) => {

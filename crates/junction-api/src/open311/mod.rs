@@ -152,7 +152,7 @@ async fn serve_audited(
     request: Request,
 ) -> Response {
     let started = Instant::now();
-    let (request_id, client_addr) = crate::http::request_meta(&request);
+    let (request_id, client_addr) = crate::layer::request_meta(&request);
     let method = request.method().clone();
     let (endpoint, id, format) = match (&dir, Format::split(&file)) {
         (None, Some((stem, f))) => (stem.to_string(), None, Some(f)),
