@@ -321,7 +321,24 @@ pub fn junction_bin() -> PathBuf {
 #[derive(Clone, Default)]
 pub struct SmtpSink {
     pub messages: std::sync::Arc<std::sync::Mutex<Vec<Mail>>>,
+    /// The next N recipients are refused for good (550).
     pub refuse_next: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// The next N recipients are refused for now (451), as a relay under load does.
+    pub fail_next: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// The next N messages are stored, then never acknowledged, as a relay that hangs after
+    /// taking the data does.
+    pub hang_next: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// Takes one from `counter` if it is above zero.
+fn take_one(counter: &std::sync::atomic::AtomicU32) -> bool {
+    counter
+        .fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| n.checked_sub(1),
+        )
+        .is_ok()
 }
 
 /// One accepted message.
@@ -455,16 +472,10 @@ impl SmtpSink {
                 to.clear();
                 b"250 ok\r\n"
             } else if upper.starts_with("RCPT TO:") {
-                let refuse = self
-                    .refuse_next
-                    .fetch_update(
-                        std::sync::atomic::Ordering::SeqCst,
-                        std::sync::atomic::Ordering::SeqCst,
-                        |n| n.checked_sub(1),
-                    )
-                    .is_ok();
-                if refuse {
+                if take_one(&self.refuse_next) {
                     b"550 5.1.1 mailbox unavailable\r\n"
+                } else if take_one(&self.fail_next) {
+                    b"451 4.3.0 try again later\r\n"
                 } else {
                     to.push(cmd[8..].trim().to_string());
                     b"250 ok\r\n"
@@ -489,6 +500,11 @@ impl SmtpSink {
                     data,
                     encrypted,
                 });
+                if take_one(&self.hang_next) {
+                    // Stored, never acknowledged: the sender cannot know it arrived.
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                    return;
+                }
                 b"250 queued\r\n"
             } else if upper == "QUIT" {
                 let _ = io.get_mut().write_all(b"221 bye\r\n").await;

@@ -247,7 +247,17 @@ impl Deliver for Email {
 
     async fn deliver(&self, out: &Outbound<'_>) -> Result<Accepted, Refused> {
         let message = self.message(out)?;
-        match self.transport.send(message).await {
+        // The relay's whole answer within the connector's timeout: lettre bounds connecting,
+        // not a relay that takes the message and then never says so.
+        let limit = Duration::from_secs(self.params.timeout_secs.max(1));
+        let Ok(sent) = tokio::time::timeout(limit, self.transport.send(message)).await else {
+            return Err(ConnectorError::ambiguous(format!(
+                "the mail server did not answer within {}s",
+                limit.as_secs()
+            ))
+            .into());
+        };
+        match sent {
             Ok(response) => Ok(Accepted {
                 external_ref: None,
                 response: Some(response.message().collect::<Vec<_>>().join(" ")),
@@ -257,10 +267,12 @@ impl Deliver for Email {
                 let text = e.to_string();
                 Err(if e.is_permanent() {
                     ConnectorError::permanent(format!("the mail server refused: {text}"))
+                        .with_response(text)
                 } else if e.is_timeout() {
                     ConnectorError::ambiguous(format!("the mail server did not answer: {text}"))
                 } else {
-                    ConnectorError::transient(format!("sending mail: {text}"))
+                    // The relay's own words (a 4xx reply) are kept for diagnosis.
+                    ConnectorError::transient(format!("sending mail: {text}")).with_response(text)
                 }
                 .into())
             }
