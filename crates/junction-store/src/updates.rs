@@ -15,6 +15,9 @@ use crate::cases::{bump, insert_event, load_for_update};
 use crate::entity::{case, case_update};
 use crate::{Store, StoreError, audit};
 
+/// The source of Junction's own status changes; their text is the status's public notice.
+pub const JUNCTION_SOURCE: &str = "junction";
+
 /// An update as received.
 #[derive(Debug, Clone, Default)]
 pub struct NewUpdate {

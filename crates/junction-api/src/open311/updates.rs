@@ -15,9 +15,6 @@ use super::format::{Node, render};
 use super::reads::{Reader, published};
 use super::{Call, Open311State, Refusal};
 
-/// The source of Junction's own status changes, whose text is each status's public notice.
-const JUNCTION_NOTICE_SOURCE: &str = "junction";
-
 /// An update as `reader` may see it: the status the case took (in the reader's words for
 /// statuses), its text and media only when the reader's lens shows `updates` (a status
 /// change's public notice always), and the front-end's own id for the case only to that
@@ -25,7 +22,7 @@ const JUNCTION_NOTICE_SOURCE: &str = "junction";
 fn update_node(state: &Open311State, u: &CaseUpdate, reader: &Reader, lens: &Lens) -> Node {
     // A status change's text is the configured public notice; a person's words follow the
     // reader's lens.
-    let text = lens.shows("updates") || u.source == JUNCTION_NOTICE_SOURCE;
+    let text = lens.shows("updates") || u.source == updates::JUNCTION_SOURCE;
     let mut fields = vec![
         ("update_id", Node::text(u.id.to_string())),
         ("service_request_id", Node::text(&u.case_reference)),

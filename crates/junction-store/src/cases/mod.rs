@@ -82,7 +82,7 @@ pub async fn change_status(
             |t| t.status_notice(to),
         );
     let update = updates::NewUpdate {
-        source: "junction".into(),
+        source: updates::JUNCTION_SOURCE.into(),
         status: Some(to),
         external_status_code: notice.external_status_code,
         description: notice.text,
