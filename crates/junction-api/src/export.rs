@@ -20,10 +20,9 @@ use junction_domain::{
     Access, Action, AuditDisclosure, AuditEntry, Case, CaseStatus, CaseType, Lens,
 };
 use junction_store::cases::{self, CaseFilter, SharedWith};
-use junction_store::{catalogue, sharing as store_sharing};
 use serde_json::Value;
 
-use crate::graphql::access::{access_for, lens_with};
+use crate::graphql::access::{access_for, with_lenses};
 use crate::layer::{ApiState, Operation, audited, authenticate_audited, error_response};
 use crate::{ApiError, ErrorCode, RequestCtx};
 
@@ -129,7 +128,44 @@ async fn export(state: &ApiState, ctx: &RequestCtx, query: &str) -> Result<Respo
         });
     }
 
-    // Every row, with its lens.
+    let (rows, more) = rows(state, &access, &asked).await?;
+    // What the file discloses is on the record before it is sent.
+    let disclosures = disclosures(&rows, ctx);
+    if !disclosures.is_empty() {
+        state.audit.record_all(disclosures).await?;
+    }
+
+    let body = render(&rows).map_err(|e| ApiError::Internal(format!("writing CSV: {e}")))?;
+    let mut response = (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"cases.csv\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from(body),
+    )
+        .into_response();
+    if more {
+        // More cases match than the file holds: narrow the filter or page by date.
+        response.headers_mut().insert(
+            "junction-export-truncated",
+            HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+/// Every row the export holds (up to the limit asked), each with its lens, and whether more
+/// cases match than that.
+async fn rows(
+    state: &ApiState,
+    access: &Access,
+    asked: &ExportQuery,
+) -> Result<(Vec<(Case, Lens)>, bool), ApiError> {
     let mut rows: Vec<(Case, Lens)> = Vec::new();
     let mut types: BTreeMap<(String, String), Option<Arc<CaseType>>> = BTreeMap::new();
     let mut after: Option<String> = None;
@@ -138,40 +174,21 @@ async fn export(state: &ApiState, ctx: &RequestCtx, query: &str) -> Result<Respo
         let want = PAGE.min(asked.limit - rows.len() as u64);
         let page = cases::list(&state.store, &asked.filter, want, after.as_deref()).await?;
         after = page.cases.last().map(|c| c.id.clone());
-        let ids: Vec<String> = page.cases.iter().map(|c| c.id.clone()).collect();
-        let mut shares = match &access {
-            Access::Full => BTreeMap::new(),
-            Access::Partner(_) => store_sharing::live_shares(&state.store, &ids).await?,
-        };
-        for case in page.cases {
-            let case_type = match &access {
-                Access::Full => None,
-                Access::Partner(_) => {
-                    let key = (case.jurisdiction_id.clone(), case.case_type_code.clone());
-                    if !types.contains_key(&key) {
-                        let t = catalogue::case_type(&state.store, &key.0, &key.1)
-                            .await?
-                            .map(Arc::new);
-                        types.insert(key.clone(), t);
-                    }
-                    types[&key].clone()
-                }
-            };
-            let case_shares = shares.remove(&case.id).unwrap_or_default();
-            // The store already left out unshared cases; the lens is the second lock.
-            if let Some(lens) = lens_with(&state.sharing, &access, &case, &case_shares, case_type) {
-                rows.push((case, lens));
-            }
-        }
+        let seen = with_lenses(&state.store, &state.sharing, access, page.cases, &mut types).await?;
+        rows.extend(seen);
         more = page.has_next;
         if !page.has_next {
             break;
         }
     }
 
-    // What the file discloses is on the record before it is sent.
+    Ok((rows, more))
+}
+
+/// The audit entries for what the file discloses to a partner.
+fn disclosures(rows: &[(Case, Lens)], ctx: &RequestCtx) -> Vec<AuditEntry> {
     let actor = ctx.actor();
-    let disclosures: Vec<AuditEntry> = rows
+    rows
         .iter()
         .filter_map(|(case, lens)| {
             let Lens::Partner {
@@ -201,33 +218,7 @@ async fn export(state: &ApiState, ctx: &RequestCtx, query: &str) -> Result<Respo
                 ..actor.entry()
             })
         })
-        .collect();
-    if !disclosures.is_empty() {
-        state.audit.record_all(disclosures).await?;
-    }
-
-    let body = render(&rows).map_err(|e| ApiError::Internal(format!("writing CSV: {e}")))?;
-    let mut response = (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"cases.csv\"",
-            ),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        Body::from(body),
-    )
-        .into_response();
-    if more {
-        // More cases match than the file holds: narrow the filter or page by date.
-        response.headers_mut().insert(
-            "junction-export-truncated",
-            HeaderValue::from_static("true"),
-        );
-    }
-    Ok(response)
+        .collect()
 }
 
 fn parse_query(query: &str) -> Result<ExportQuery, ApiError> {

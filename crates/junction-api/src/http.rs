@@ -101,32 +101,11 @@ async fn handle(
     };
     outcome.principal = Some(principal.clone());
 
-    let bytes = match axum::body::to_bytes(Body::new(body), state.limits.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => {
-            outcome.error_code = Some(ErrorCode::LimitExceeded);
-            let message = format!(
-                "request body is larger than the {} bytes allowed",
-                state.limits.max_body_bytes
-            );
-            return (
-                error_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    ErrorCode::LimitExceeded,
-                    &message,
-                ),
-                outcome,
-            );
-        }
-    };
-    let mut gql_request: async_graphql::Request = match parse_body(&bytes) {
+    let mut gql_request = match read_request(state, body).await {
         Ok(r) => r,
-        Err(message) => {
-            outcome.error_code = Some(ErrorCode::BadRequest);
-            return (
-                error_response(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, &message),
-                outcome,
-            );
+        Err((response, code)) => {
+            outcome.error_code = Some(code);
+            return (response, outcome);
         }
     };
     let prepared = state
@@ -150,40 +129,8 @@ async fn handle(
     let disclosures = DisclosureLog::default();
     let mut response = match &prepared {
         Ok(document) => {
-            let validated = document.validated();
-            let schema = if validated {
-                &state.prevalidated
-            } else {
-                &state.schema
-            };
-            let run = schema.execute(gql_request.data(ctx.clone()).data(disclosures.clone()));
-            let is_query = document
-                .summary()
-                .selected(outcome.operation_name.as_deref())
-                == Some("query");
-            let response = if is_query {
-                let limit = std::time::Duration::from_secs(state.limits.max_query_secs);
-                tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
-                    async_graphql::Response::from_errors(vec![crate::error::with_code(
-                        async_graphql::ServerError::new(
-                            format!(
-                                "the query ran longer than {} s and was stopped",
-                                state.limits.max_query_secs
-                            ),
-                            None,
-                        ),
-                        ErrorCode::LimitExceeded,
-                    )])
-                })
-            } else {
-                run.await
-            };
-            // Request errors (parse, validation, limits, operation selection) have no path;
-            // a run without any means the document passed every rule.
-            if !validated && response.errors.iter().all(|e| !e.path.is_empty()) {
-                document.mark_validated();
-            }
-            response
+            let request = gql_request.data(ctx.clone()).data(disclosures.clone());
+            execute(state, document, request, outcome.operation_name.as_deref()).await
         }
         Err(parse_error) => async_graphql::Response::from_errors(vec![parse_error.clone()]),
     };
@@ -212,18 +159,7 @@ async fn handle(
         outcome.operation_name = summary.selected_name(outcome.operation_name.as_deref());
     }
 
-    // Every error leaves with a code; one without is internal, and its text stays in the log.
-    for error in &mut response.errors {
-        if error_code(error).is_none() {
-            tracing::error!(request_id, error = %error.message, path = ?error.path, "uncoded error in GraphQL execution");
-            error.message = format!("internal error (request id {request_id})");
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", ErrorCode::Internal.as_str());
-            error.source = None;
-        }
-    }
+    hide_uncoded_errors(&mut response.errors, request_id);
     let codes: Vec<ErrorCode> = response.errors.iter().filter_map(error_code).collect();
     outcome.error_code = codes.first().copied();
     let body = serde_json::to_vec(&response)
@@ -234,6 +170,84 @@ async fn handle(
         HeaderValue::from_static("application/json"),
     );
     (http, outcome)
+}
+
+/// Reads the body, within the size limit, as a GraphQL-over-HTTP request.
+async fn read_request(
+    state: &ApiState,
+    body: axum::body::Body,
+) -> Result<async_graphql::Request, (Response, ErrorCode)> {
+    let Ok(bytes) = axum::body::to_bytes(Body::new(body), state.limits.max_body_bytes).await else {
+        let message = format!(
+            "request body is larger than the {} bytes allowed",
+            state.limits.max_body_bytes
+        );
+        let code = ErrorCode::LimitExceeded;
+        return Err((
+            error_response(StatusCode::PAYLOAD_TOO_LARGE, code, &message),
+            code,
+        ));
+    };
+    parse_body(&bytes).map_err(|message| {
+        let code = ErrorCode::BadRequest;
+        (error_response(StatusCode::BAD_REQUEST, code, &message), code)
+    })
+}
+
+/// Runs a parsed document: against the schema that skips validation once the document has
+/// passed it, and within the time limit when it is a query.
+async fn execute(
+    state: &ApiState,
+    document: &crate::graphql::PreparedDocument,
+    request: async_graphql::Request,
+    operation_name: Option<&str>,
+) -> async_graphql::Response {
+    let validated = document.validated();
+    let schema = if validated {
+        &state.prevalidated
+    } else {
+        &state.schema
+    };
+    let run = schema.execute(request);
+    let is_query = document.summary().selected(operation_name) == Some("query");
+    let response = if is_query {
+        let limit = std::time::Duration::from_secs(state.limits.max_query_secs);
+        tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+            async_graphql::Response::from_errors(vec![crate::error::with_code(
+                async_graphql::ServerError::new(
+                    format!(
+                        "the query ran longer than {} s and was stopped",
+                        state.limits.max_query_secs
+                    ),
+                    None,
+                ),
+                ErrorCode::LimitExceeded,
+            )])
+        })
+    } else {
+        run.await
+    };
+    // Request errors (parse, validation, limits, operation selection) have no path; a run
+    // without any means the document passed every rule.
+    if !validated && response.errors.iter().all(|e| !e.path.is_empty()) {
+        document.mark_validated();
+    }
+    response
+}
+
+/// Every error leaves with a code; one without is internal, and its text stays in the log.
+fn hide_uncoded_errors(errors: &mut [async_graphql::ServerError], request_id: &str) {
+    for error in errors {
+        if error_code(error).is_none() {
+            tracing::error!(request_id, error = %error.message, path = ?error.path, "uncoded error in GraphQL execution");
+            error.message = format!("internal error (request id {request_id})");
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", ErrorCode::Internal.as_str());
+            error.source = None;
+        }
+    }
 }
 
 /// The code an error carries in `extensions.code`, if it is one of ours.

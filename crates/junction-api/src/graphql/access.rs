@@ -2,7 +2,8 @@
 //! path asks [`case_access`] first and shows each case through the [`Lens`] it returns, and
 //! every disclosure of personal data goes into the request's [`DisclosureLog`].
 
-use std::collections::BTreeSet;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::Context;
@@ -159,4 +160,42 @@ pub async fn case_type_lookup(
 ) -> ApiResult<impl Fn(&str) -> Option<CaseType> + use<>> {
     let all = catalogue::case_types(store, None).await?;
     Ok(move |code: &str| all.iter().find(|t| t.code == code).cloned())
+}
+
+/// Shows a page of cases through the request's access: each with its lens, the cases the lens
+/// refuses left out (the store already left out unshared cases; the lens is the second lock).
+/// `types` keeps the case types read for earlier pages, one read per type rather than per case.
+pub async fn with_lenses(
+    store: &Store,
+    policy: &SharingPolicy,
+    access: &Access,
+    cases: Vec<Case>,
+    types: &mut BTreeMap<(String, String), Option<Arc<CaseType>>>,
+) -> ApiResult<Vec<(Case, Lens)>> {
+    let mut shares = match access {
+        Access::Full => BTreeMap::new(),
+        Access::Partner(_) => {
+            let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
+            store_sharing::live_shares(store, &ids).await?
+        }
+    };
+    let mut seen = Vec::with_capacity(cases.len());
+    for case in cases {
+        let case_type = match access {
+            Access::Full => None,
+            Access::Partner(_) => {
+                let key = (case.jurisdiction_id.clone(), case.case_type_code.clone());
+                if let Entry::Vacant(slot) = types.entry(key.clone()) {
+                    let t = catalogue::case_type(store, &key.0, &key.1).await?;
+                    slot.insert(t.map(Arc::new));
+                }
+                types[&key].clone()
+            }
+        };
+        let case_shares = shares.remove(&case.id).unwrap_or_default();
+        if let Some(lens) = lens_with(policy, access, &case, &case_shares, case_type) {
+            seen.push((case, lens));
+        }
+    }
+    Ok(seen)
 }

@@ -1,6 +1,5 @@
 //! Read operations. Each field names the action it needs in its guard.
 
-use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
@@ -12,7 +11,7 @@ use junction_store::cases::{self, CaseFilter, CaseOrder, SharedWith, SortKey};
 use junction_store::{Store, catalogue, deliveries, sharing as store_sharing};
 
 use super::Limits;
-use super::access::{SharingPolicy, case_access, case_type_lookup, lens_for, lens_with};
+use super::access::{SharingPolicy, case_access, case_type_lookup, lens_for, with_lenses};
 use super::guard::Can;
 use super::types::*;
 use crate::RequestCtx;
@@ -217,105 +216,29 @@ impl QueryRoot {
                     .map_err(|_| ApiError::invalid("after", "is not a cursor from this list"))?,
             ),
         };
-        let f = filter.unwrap_or_default();
-        let field_equals: Vec<(String, String)> = f
-            .fields
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| (e.code, e.value))
-            .collect();
-        if let Some(i) = field_equals.iter().position(|(code, _)| !is_code(code)) {
-            return Err(ApiError::invalid(
-                &format!("filter.fields[{i}].code"),
-                CODE_RULE,
-            ));
-        }
-        let shared_with = match &access {
-            Access::Full => None,
-            Access::Partner(scope) => {
-                // Filtering on what the agreement hides would reveal it by elimination.
-                let mut paths: Vec<String> = Vec::new();
-                if f.agency.is_some() {
-                    paths.push("agency".into());
-                }
-                if f.submitter_email.is_some() {
-                    paths.push("submitter.email".into());
-                }
-                paths.extend(field_equals.iter().map(|(c, _)| format!("fields.{c}")));
-                if let Some((key, _)) = &order {
-                    paths.push(key.path());
-                }
-                let types = case_type_lookup(store).await?;
-                for path in paths {
-                    scope
-                        .may_filter_on(&path, f.case_type.as_deref(), &policy.core, &types)
-                        .map_err(ApiError::Refused)?;
-                }
-                Some(SharedWith {
-                    agency: scope.agency.clone(),
-                    agreements: scope.agreements.iter().map(|a| (**a).clone()).collect(),
-                })
-            }
-        };
-        let filter = CaseFilter {
-            jurisdiction_id: f.jurisdiction,
-            statuses: f.status.map(Into::into).into_iter().collect(),
-            case_types: f.case_type.into_iter().collect(),
-            agency: f.agency,
-            created_from: f.created_from,
-            created_to: f.created_to,
-            updated_from: None,
-            updated_to: None,
-            field_equals,
-            submitter_email: f.submitter_email,
-            shared_with,
-            order: order.map(|(key, descending)| CaseOrder {
-                key,
-                descending,
-                offset,
-            }),
-        };
+        let filter = case_filter(store, policy, &access, filter.unwrap_or_default(), order, offset).await?;
         let ordered = filter.order.is_some();
         let page = cases::list(store, &filter, first, after.as_deref()).await?;
-        let ids: Vec<String> = page.cases.iter().map(|c| c.id.clone()).collect();
-        let mut shares = match &access {
-            Access::Full => Default::default(),
-            Access::Partner(_) => store_sharing::live_shares(store, &ids).await?,
-        };
-        let mut types: std::collections::BTreeMap<
-            (String, String),
-            Option<Arc<junction_domain::CaseType>>,
-        > = Default::default();
-        let mut edges: Vec<CaseEdge> = Vec::with_capacity(page.cases.len());
-        for (i, c) in page.cases.into_iter().enumerate() {
-            let cursor = if ordered {
-                encode_cursor("case-at", &(offset + i as u64 + 1).to_string())
-            } else {
-                encode_cursor("case", &c.id)
-            };
-            let case_shares = shares.remove(&c.id).unwrap_or_default();
-            // One read per case type on the page, not per case.
-            let case_type = match &access {
-                Access::Full => None,
-                Access::Partner(_) => {
-                    let key = (c.jurisdiction_id.clone(), c.case_type_code.clone());
-                    if let std::collections::btree_map::Entry::Vacant(slot) = types.entry(key) {
-                        let (j, code) = slot.key();
-                        let t = catalogue::case_type(store, j, code).await?.map(Arc::new);
-                        slot.insert(t);
-                    }
-                    types[&(c.jurisdiction_id.clone(), c.case_type_code.clone())].clone()
-                }
-            };
-            // The store already left out unshared cases; the lens is the second lock.
-            let Some(lens) = lens_with(policy, &access, &c, &case_shares, case_type) else {
-                continue;
-            };
-            edges.push(CaseEdge {
-                cursor,
+        // An ordered page's cursor is the case's position in the whole list.
+        let positions: std::collections::HashMap<String, u64> = page
+            .cases
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), offset + i as u64 + 1))
+            .collect();
+        let mut types = Default::default();
+        let seen = with_lenses(store, policy, &access, page.cases, &mut types).await?;
+        let edges: Vec<CaseEdge> = seen
+            .into_iter()
+            .map(|(c, lens)| CaseEdge {
+                cursor: if ordered {
+                    encode_cursor("case-at", &positions[&c.id].to_string())
+                } else {
+                    encode_cursor("case", &c.id)
+                },
                 node: Case::seen(c, lens),
-            });
-        }
+            })
+            .collect();
         Ok(CaseConnection {
             page_info: PageInfo {
                 has_next_page: page.has_next,
@@ -440,4 +363,73 @@ fn sort_key(o: CaseOrderInput) -> ApiResult<(SortKey, bool)> {
 fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
     let n = first.unwrap_or(20).clamp(1, 10_000) as usize;
     n.saturating_mul(child_complexity.max(1)).saturating_add(1)
+}
+
+/// The store's filter for a `cases` query, refusing for a partner any filter or order on what
+/// its agreements hide (that would reveal it by elimination).
+async fn case_filter(
+    store: &Store,
+    policy: &SharingPolicy,
+    access: &Access,
+    f: CaseFilterInput,
+    order: Option<(SortKey, bool)>,
+    offset: u64,
+) -> ApiResult<CaseFilter> {
+    let field_equals: Vec<(String, String)> = f
+        .fields
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.code, e.value))
+        .collect();
+    if let Some(i) = field_equals.iter().position(|(code, _)| !is_code(code)) {
+        return Err(ApiError::invalid(
+            &format!("filter.fields[{i}].code"),
+            CODE_RULE,
+        ));
+    }
+    let shared_with = match &access {
+        Access::Full => None,
+        Access::Partner(scope) => {
+            // Filtering on what the agreement hides would reveal it by elimination.
+            let mut paths: Vec<String> = Vec::new();
+            if f.agency.is_some() {
+                paths.push("agency".into());
+            }
+            if f.submitter_email.is_some() {
+                paths.push("submitter.email".into());
+            }
+            paths.extend(field_equals.iter().map(|(c, _)| format!("fields.{c}")));
+            if let Some((key, _)) = &order {
+                paths.push(key.path());
+            }
+            let types = case_type_lookup(store).await?;
+            for path in paths {
+                scope
+                    .may_filter_on(&path, f.case_type.as_deref(), &policy.core, &types)
+                    .map_err(ApiError::Refused)?;
+            }
+            Some(SharedWith {
+                agency: scope.agency.clone(),
+                agreements: scope.agreements.iter().map(|a| (**a).clone()).collect(),
+            })
+        }
+    };
+    Ok(CaseFilter {
+        jurisdiction_id: f.jurisdiction,
+        statuses: f.status.map(Into::into).into_iter().collect(),
+        case_types: f.case_type.into_iter().collect(),
+        agency: f.agency,
+        created_from: f.created_from,
+        created_to: f.created_to,
+        updated_from: None,
+        updated_to: None,
+        field_equals,
+        submitter_email: f.submitter_email,
+        shared_with,
+        order: order.map(|(key, descending)| CaseOrder {
+            key,
+            descending,
+            offset,
+        }),
+    })
 }

@@ -192,48 +192,14 @@ async fn serve_audited(
             StatusCode::NOT_FOUND,
             "unknown format: end the path with .xml or .json",
         )),
-        Some(_) => {
-            let params = if method == Method::POST {
-                Params::from_request(request, state.uploads).await
-            } else {
-                Params::from_query(request.uri().query())
-            };
-            match params {
-                Ok(p) => {
-                    call.params = p;
-                    handlers::dispatch(&state, &mut call).await
-                }
-                Err(BodyError::TooLarge(limit)) => Err(Refusal::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "the request body is larger than {limit} bytes, the limit per request \
-                         (max_upload_request_bytes)"
-                    ),
-                )),
-                Err(BodyError::FileRefused(why)) => {
-                    Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, why))
-                }
-                Err(BodyError::Malformed(why)) => Err(Refusal::bad(why)),
-            }
-        }
+        Some(_) => read_and_dispatch(&state, &mut call, request).await,
     };
     let (response, code) = match result {
         Ok(response) => (response, None),
-        Err(refusal) => {
-            let code = match refusal.status.as_u16() {
-                400 => ErrorCode::BadUserInput,
-                401 | 403 => ErrorCode::Forbidden,
-                404 => ErrorCode::NotFound,
-                405 => ErrorCode::BadRequest,
-                413 => ErrorCode::LimitExceeded,
-                409 => ErrorCode::Conflict,
-                _ => ErrorCode::Internal,
-            };
-            (
-                errors(call.format, refusal.status, &refusal.descriptions),
-                Some(code),
-            )
-        }
+        Err(refusal) => (
+            errors(call.format, refusal.status, &refusal.descriptions),
+            Some(refusal_code(refusal.status)),
+        ),
     };
     let outcome = code.map_or("ok", ErrorCode::outcome);
     let entry = RequestAudit::by_client(call.client.as_deref())
@@ -264,6 +230,48 @@ async fn serve_audited(
         "open311 call"
     );
     response
+}
+
+/// Reads the call's parameters (the form or multipart body of a POST, the query string of a
+/// GET) and hands the call to its endpoint.
+async fn read_and_dispatch(
+    state: &Open311State,
+    call: &mut Call,
+    request: Request,
+) -> Result<Response, Refusal> {
+    let params = if call.method == Method::POST {
+        Params::from_request(request, state.uploads).await
+    } else {
+        Params::from_query(request.uri().query())
+    };
+    match params {
+        Ok(p) => {
+            call.params = p;
+            handlers::dispatch(state, call).await
+        }
+        Err(BodyError::TooLarge(limit)) => Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is larger than {limit} bytes, the limit per request \
+                 (max_upload_request_bytes)"
+            ),
+        )),
+        Err(BodyError::FileRefused(why)) => Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, why)),
+        Err(BodyError::Malformed(why)) => Err(Refusal::bad(why)),
+    }
+}
+
+/// The error code an Open311 refusal is recorded under, from its HTTP status.
+fn refusal_code(status: StatusCode) -> ErrorCode {
+    match status.as_u16() {
+        400 => ErrorCode::BadUserInput,
+        401 | 403 => ErrorCode::Forbidden,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::BadRequest,
+        413 => ErrorCode::LimitExceeded,
+        409 => ErrorCode::Conflict,
+        _ => ErrorCode::Internal,
+    }
 }
 
 /// The method as a label: `GET`, `POST`, or `other` (which is refused).
