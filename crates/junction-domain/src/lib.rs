@@ -12,6 +12,7 @@ pub mod case_type;
 pub mod checkpoint;
 pub mod delivery;
 pub mod organisation;
+pub mod reroute;
 pub mod route;
 pub mod sharing;
 pub mod status_notice;

@@ -97,6 +97,26 @@ pub async fn list(
     first: u64,
     after: Option<&str>,
 ) -> Result<CasePage, StoreError> {
+    let q = filtered(store, filter).await?;
+    let total = q.clone().count(store.conn()).await?;
+    let backend = store.conn().get_database_backend();
+    let q = ordered(q, filter.order.as_ref(), after, backend);
+    let rows = q.limit(first + 1).all(store.conn()).await?;
+    let has_next = rows.len() as u64 > first;
+    let cases = rows
+        .into_iter()
+        .take(first as usize)
+        .map(from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(CasePage {
+        cases,
+        has_next,
+        total,
+    })
+}
+
+/// The cases `filter` selects, before order and paging.
+async fn filtered(store: &Store, filter: &CaseFilter) -> Result<sea_orm::Select<case::Entity>, StoreError> {
     let mut q = case::Entity::find();
     if let Some(j) = &filter.jurisdiction_id {
         q = q.filter(case::Column::JurisdictionId.eq(j.as_str()));
@@ -153,35 +173,50 @@ pub async fn list(
         q = q.filter(expr);
     }
     if let Some(shared) = &filter.shared_with {
-        let mut any = Condition::any();
-        for a in &shared.agreements {
-            let types: Vec<String> = a
-                .case_types
-                .iter()
-                .map(|c| case_type_id(&a.jurisdiction_id, c))
-                .collect();
-            let shares = Query::select()
-                .column(case_share::Column::CaseId)
-                .from(case_share::Entity)
-                .and_where(case_share::Column::AgencyId.eq(shared.agency.as_str()))
-                .and_where(case_share::Column::AgreementId.eq(a.id.as_str()))
-                .and_where(case_share::Column::UnsharedAt.is_null())
-                .to_owned();
-            any = any.add(
-                Condition::all()
-                    .add(case::Column::CaseTypeId.is_in(types))
-                    .add(case::Column::Id.in_subquery(shares)),
-            );
-        }
-        // No agreements means no cases: an empty `any` would match everything.
-        if shared.agreements.is_empty() {
-            any = any.add(Expr::val(1).eq(0));
-        }
-        q = q.filter(any);
+        q = q.filter(shared_with(shared));
     }
-    let total = q.clone().count(store.conn()).await?;
-    let q = match &filter.order {
+    Ok(q)
+}
+
+/// Cases shared with the partner under an agreement that covers their case type.
+fn shared_with(shared: &SharedWith) -> Condition {
+    let mut any = Condition::any();
+    for a in &shared.agreements {
+        let types: Vec<String> = a
+            .case_types
+            .iter()
+            .map(|c| case_type_id(&a.jurisdiction_id, c))
+            .collect();
+        let shares = Query::select()
+            .column(case_share::Column::CaseId)
+            .from(case_share::Entity)
+            .and_where(case_share::Column::AgencyId.eq(shared.agency.as_str()))
+            .and_where(case_share::Column::AgreementId.eq(a.id.as_str()))
+            .and_where(case_share::Column::UnsharedAt.is_null())
+            .to_owned();
+        any = any.add(
+            Condition::all()
+                .add(case::Column::CaseTypeId.is_in(types))
+                .add(case::Column::Id.in_subquery(shares)),
+        );
+    }
+    // No agreements means no cases: an empty `any` would match everything.
+    if shared.agreements.is_empty() {
+        any = any.add(Expr::val(1).eq(0));
+    }
+    any
+}
+
+/// Newest first, paged by id after `after`; or in the order asked, paged by offset.
+fn ordered(
+    q: sea_orm::Select<case::Entity>,
+    order: Option<&CaseOrder>,
+    after: Option<&str>,
+    backend: DbBackend,
+) -> sea_orm::Select<case::Entity> {
+    match order {
         None => {
+            let mut q = q;
             if let Some(after) = after {
                 q = q.filter(case::Column::Id.lt(after));
             }
@@ -217,17 +252,5 @@ pub async fn list(
             // Ties broken by id, so pages never overlap.
             q.order_by(case::Column::Id, dir).offset(order.offset)
         }
-    };
-    let rows = q.limit(first + 1).all(store.conn()).await?;
-    let has_next = rows.len() as u64 > first;
-    let cases = rows
-        .into_iter()
-        .take(first as usize)
-        .map(from_row)
-        .collect::<Result<_, _>>()?;
-    Ok(CasePage {
-        cases,
-        has_next,
-        total,
-    })
+    }
 }

@@ -1,16 +1,15 @@
-//! Rerouting a case: routed again (optionally under another case type), its unsent
-//! deliveries cancelled and new ones made, in one transaction with the case locked.
-
-use std::collections::BTreeMap;
+//! Rerouting a case: the domain's decision ([`junction_domain::reroute`]) persisted with the
+//! case locked, its unsent deliveries cancelled and new ones made, in one transaction.
 
 use chrono::{SubsecRound, Utc};
-use junction_domain::{Actor, Case, CaseEventKind, RoutingTable, ValidationErrors};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use junction_domain::reroute::Rerouted;
+use junction_domain::{Actor, Case, CaseEventKind, RoutingTable};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use super::{bump, insert_event, load_for_update};
 use crate::catalogue::{case_type_id, load_case_type};
-use crate::entity::case;
+use crate::entity::{case, external_ref};
 use crate::{Store, StoreError, audit, deliveries};
 
 /// Routes a case again, optionally under another case type (a category change), and sends it
@@ -26,42 +25,16 @@ pub async fn reroute(
 ) -> Result<Case, StoreError> {
     let txn = store.begin_write().await?;
     let mut case = load_for_update(&*txn, id).await?;
-    let from_type = case.case_type_code.clone();
-    let code = new_case_type.unwrap_or(&from_type).to_string();
-    let mut dropped_fields = BTreeMap::new();
-    let Some(case_type) = load_case_type(&*txn, &case.jurisdiction_id, &code).await? else {
-        let mut errors = ValidationErrors::default();
-        errors.push(
-            "caseType",
-            format!("`{code}` is not a case type of `{}`", case.jurisdiction_id),
-        );
-        return Err(errors.into());
-    };
-    if code != from_type {
-        if !case_type.active {
-            let mut errors = ValidationErrors::default();
-            errors.push("caseType", format!("case type `{code}` is retired"));
-            return Err(errors.into());
-        }
-        // Values the new case type has no field for are dropped (and kept in the history).
-        let (kept, dropped): (BTreeMap<String, Value>, BTreeMap<String, Value>) = case
-            .fields
-            .clone()
-            .into_iter()
-            .partition(|(k, _)| case_type.field(k).is_some());
-        case.fields = case_type.validate_fields(&kept)?;
-        case.case_type_code = code.clone();
-        dropped_fields = dropped;
-    }
+    let code = new_case_type.unwrap_or(&case.case_type_code).to_string();
+    let case_type = load_case_type(&*txn, &case.jurisdiction_id, &code).await?;
     let before_route = case.route.clone();
-    let previous_refs: Vec<(String, String)> = crate::entity::external_ref::Entity::find()
-        .filter(crate::entity::external_ref::Column::CaseId.eq(case.id.as_str()))
-        .all(&*txn)
-        .await?
-        .into_iter()
-        .map(|r| (r.connector_id, r.external_id))
-        .collect();
-    let route = routing.route(&case, &case_type.agency_id);
+    let Rerouted {
+        from_type,
+        dropped_fields,
+        route,
+        ..
+    } = junction_domain::reroute::reroute(&mut case, &code, case_type.as_ref(), routing)?;
+    let previous_refs = external_refs(&*txn, &case.id).await?;
     let now = Utc::now().trunc_subsecs(6);
     case::Entity::update_many()
         .col_expr(
@@ -86,23 +59,17 @@ pub async fn reroute(
         .exec(&*txn)
         .await?;
     bump(&*txn, &mut case, now, None).await?;
-    case.agency_id = route.agency.clone();
-    case.route = Some(route.clone());
     let cancelled = deliveries::cancel_unsent(&*txn, &case.id, now).await?;
-    crate::entity::external_ref::Entity::delete_many()
-        .filter(crate::entity::external_ref::Column::CaseId.eq(case.id.as_str()))
+    external_ref::Entity::delete_many()
+        .filter(external_ref::Column::CaseId.eq(case.id.as_str()))
         .exec(&*txn)
         .await?;
-    let refs: Vec<Value> = previous_refs
-        .iter()
-        .map(|(c, e)| json!({"connector": c, "external_id": e}))
-        .collect();
     let data = json!({
         "route": route,
         "rerouted": true,
         "case_type": {"from": from_type, "to": code},
         "previous_route": before_route,
-        "previous_external_refs": refs,
+        "previous_external_refs": previous_refs,
         "cancelled_deliveries": cancelled,
         "dropped_fields": dropped_fields,
     });
@@ -122,11 +89,22 @@ pub async fn reroute(
             "case",
             &case.id,
             "reroute",
-            json!({"case_type": from_type, "route": before_route, "external_refs": refs}),
+            json!({"case_type": from_type, "route": before_route, "external_refs": previous_refs}),
             json!({"case_type": code, "route": route, "cancelled_deliveries": cancelled}),
         )],
     )
     .await?;
     txn.commit().await?;
     Ok(case)
+}
+
+/// The references connectors gave the case, as its history records them.
+async fn external_refs<C: ConnectionTrait>(txn: &C, case_id: &str) -> Result<Vec<Value>, StoreError> {
+    Ok(external_ref::Entity::find()
+        .filter(external_ref::Column::CaseId.eq(case_id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|r| json!({"connector": r.connector_id, "external_id": r.external_id}))
+        .collect())
 }
