@@ -174,7 +174,8 @@ async fn rows(
         let want = PAGE.min(asked.limit - rows.len() as u64);
         let page = cases::list(&state.store, &asked.filter, want, after.as_deref()).await?;
         after = page.cases.last().map(|c| c.id.clone());
-        let seen = with_lenses(&state.store, &state.sharing, access, page.cases, &mut types).await?;
+        let seen =
+            with_lenses(&state.store, &state.sharing, access, page.cases, &mut types).await?;
         rows.extend(seen);
         more = page.has_next;
         if !page.has_next {
@@ -188,8 +189,7 @@ async fn rows(
 /// The audit entries for what the file discloses to a partner.
 fn disclosures(rows: &[(Case, Lens)], ctx: &RequestCtx) -> Vec<AuditEntry> {
     let actor = ctx.actor();
-    rows
-        .iter()
+    rows.iter()
         .filter_map(|(case, lens)| {
             let Lens::Partner {
                 agreement,

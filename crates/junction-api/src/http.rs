@@ -190,7 +190,10 @@ async fn read_request(
     };
     parse_body(&bytes).map_err(|message| {
         let code = ErrorCode::BadRequest;
-        (error_response(StatusCode::BAD_REQUEST, code, &message), code)
+        (
+            error_response(StatusCode::BAD_REQUEST, code, &message),
+            code,
+        )
     })
 }
 

@@ -138,8 +138,14 @@ mod tests {
         let mut c = case();
         let fly = case_type("FLY", "waste", &["bags"], true);
         let done = reroute(&mut c, "FLY", Some(&fly), &routing()).unwrap();
-        assert_eq!((done.from_type.as_str(), done.to_type.as_str()), ("POT", "FLY"));
-        assert_eq!(done.dropped_fields, [("depth".to_string(), json!("10"))].into());
+        assert_eq!(
+            (done.from_type.as_str(), done.to_type.as_str()),
+            ("POT", "FLY")
+        );
+        assert_eq!(
+            done.dropped_fields,
+            [("depth".to_string(), json!("10"))].into()
+        );
         assert_eq!(c.case_type_code, "FLY");
         assert_eq!(c.fields, [("bags".to_string(), json!("3"))].into());
         assert_eq!(c.agency_id, "waste");
@@ -153,7 +159,11 @@ mod tests {
         let pot = case_type("POT", "highways", &["depth"], false);
         let done = reroute(&mut c, "POT", Some(&pot), &routing()).unwrap();
         assert!(done.dropped_fields.is_empty());
-        assert_eq!(c.fields.len(), 2, "a reroute in place validates nothing anew");
+        assert_eq!(
+            c.fields.len(),
+            2,
+            "a reroute in place validates nothing anew"
+        );
         assert_eq!(c.agency_id, "highways");
     }
 

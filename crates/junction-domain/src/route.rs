@@ -179,36 +179,7 @@ impl Condition {
         let [(name, operand)] = ops.as_slice() else {
             return Err(err("", "needs exactly one operator".into()));
         };
-        let number = |v: &Value| {
-            v.as_f64()
-                .ok_or_else(|| err(name, "must be a number".into()))
-        };
-        let op = match name.as_str() {
-            "eq" => Op::Eq((*operand).clone()),
-            "ne" => Op::Ne((*operand).clone()),
-            "lt" => Op::Lt(number(operand)?),
-            "gt" => Op::Gt(number(operand)?),
-            "le" => Op::Le(number(operand)?),
-            "ge" => Op::Ge(number(operand)?),
-            "one_of" => match operand {
-                Value::Array(items) if !items.is_empty() => Op::OneOf(items.clone()),
-                _ => return Err(err(name, "must be a non-empty list".into())),
-            },
-            "matches" => {
-                let pattern = operand
-                    .as_str()
-                    .ok_or_else(|| err(name, "must be a regular expression string".into()))?;
-                Op::Matches(
-                    regex::RegexBuilder::new(pattern)
-                        .size_limit(1 << 20)
-                        .build()
-                        .map_err(|e| {
-                            err(name, format!("is not a valid regular expression: {e}"))
-                        })?,
-                )
-            }
-            _ => unreachable!("checked against OPS"),
-        };
+        let op = Op::parse(name, operand).map_err(|reason| err(name, reason))?;
         Ok(Condition::Test { subject, op })
     }
 
@@ -430,6 +401,37 @@ pub fn route(case: &Case, case_type_agency: &str, rules: &[Rule], methods: &Send
         extra: applied.extra,
         also_email: applied.also_email,
         rules: fired,
+    }
+}
+
+impl Op {
+    /// The operator `name` with its operand, or why the operand does not fit it.
+    fn parse(name: &str, operand: &Value) -> Result<Op, String> {
+        let number = |v: &Value| v.as_f64().ok_or_else(|| "must be a number".to_string());
+    Ok(match name {
+        "eq" => Op::Eq(operand.clone()),
+        "ne" => Op::Ne(operand.clone()),
+        "lt" => Op::Lt(number(operand)?),
+        "gt" => Op::Gt(number(operand)?),
+        "le" => Op::Le(number(operand)?),
+        "ge" => Op::Ge(number(operand)?),
+        "one_of" => match operand {
+            Value::Array(items) if !items.is_empty() => Op::OneOf(items.clone()),
+            _ => return Err("must be a non-empty list".into()),
+        },
+        "matches" => {
+            let pattern = operand
+                .as_str()
+                .ok_or("must be a regular expression string")?;
+            Op::Matches(
+                regex::RegexBuilder::new(pattern)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| format!("is not a valid regular expression: {e}"))?,
+            )
+        }
+        _ => unreachable!("checked against OPS"),
+    })
     }
 }
 

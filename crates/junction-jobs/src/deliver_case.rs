@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use junction_connectors::{OutFile, Outbound, RetryClass};
+use junction_connectors::{Accepted, OutFile, Outbound, Refused, RetryClass};
 use junction_domain::{
     DeliveryKind, DeliveryState, Finding, NextStep, RetryPolicy, next_after_unknown,
 };
@@ -105,42 +105,54 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, StoreError> {
         }
     }
     // The connector has its own timeout; this one guards against a connector that ignores it.
-    let settle = match tokio::time::timeout(guard, connector.deliver.deliver(&out)).await {
-        Ok(Ok(accepted)) => Settle::Sent {
-            id,
-            external_ref: accepted.external_ref,
-            response: accepted.response,
-            found: None,
-            notes: accepted.notes,
-        },
-        Ok(Err(refused)) => {
-            let class = connector.base.classify(&refused.error);
-            Settle::Failed {
-                id,
-                failure: Failure {
-                    error: refused.error.message.clone(),
-                    response: refused.error.response.clone(),
-                    permanent: class == RetryClass::Stop,
-                    // An earlier unanswered attempt not proved absent may still have arrived.
-                    ambiguous: class == RetryClass::Unknown || (unsure && !proved_absent),
-                    token: refused.token.clone(),
-                },
-                policy: connector.policy,
-            }
-        }
-        Err(_) => Settle::Failed {
+    let answer = tokio::time::timeout(guard, connector.deliver.deliver(&out)).await;
+    let settle = settle_from(answer.ok(), id, &connector, unsure && !proved_absent);
+    record(runner, &d, &connector, settle).await
+}
+
+/// What an attempt's answer (`None` when none came in time) settles the delivery as.
+/// `maybe_arrived`: an earlier unanswered attempt, not proved absent, may still have arrived.
+fn settle_from(
+    answer: Option<Result<Accepted, Refused>>,
+    id: i64,
+    connector: &ConnectorHandle,
+    maybe_arrived: bool,
+) -> Settle {
+    match answer {
+    Some(Ok(accepted)) => Settle::Sent {
+        id,
+        external_ref: accepted.external_ref,
+        response: accepted.response,
+        found: None,
+        notes: accepted.notes,
+    },
+    Some(Err(refused)) => {
+        let class = connector.base.classify(&refused.error);
+        Settle::Failed {
             id,
             failure: Failure {
-                error: "the attempt did not finish in time".into(),
-                response: None,
-                permanent: false,
-                ambiguous: true,
-                token: None,
+                error: refused.error.message.clone(),
+                response: refused.error.response.clone(),
+                permanent: class == RetryClass::Stop,
+                // An earlier unanswered attempt not proved absent may still have arrived.
+                ambiguous: class == RetryClass::Unknown || maybe_arrived,
+                token: refused.token.clone(),
             },
             policy: connector.policy,
+        }
+    }
+    None => Settle::Failed {
+        id,
+        failure: Failure {
+            error: "the attempt did not finish in time".into(),
+            response: None,
+            permanent: false,
+            ambiguous: true,
+            token: None,
         },
-    };
-    record(runner, &d, &connector, settle).await
+        policy: connector.policy,
+    },
+}
 }
 
 /// What proving an unknown outcome came to.

@@ -1,6 +1,5 @@
 //! Read operations. Each field names the action it needs in its guard.
 
-
 use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use junction_domain::Access;
@@ -216,7 +215,15 @@ impl QueryRoot {
                     .map_err(|_| ApiError::invalid("after", "is not a cursor from this list"))?,
             ),
         };
-        let filter = case_filter(store, policy, &access, filter.unwrap_or_default(), order, offset).await?;
+        let filter = case_filter(
+            store,
+            policy,
+            &access,
+            filter.unwrap_or_default(),
+            order,
+            offset,
+        )
+        .await?;
         let ordered = filter.order.is_some();
         let page = cases::list(store, &filter, first, after.as_deref()).await?;
         // An ordered page's cursor is the case's position in the whole list.

@@ -216,10 +216,7 @@ impl Connection {
     }
 
     /// Sends a subscription message and whatever else is ready with it, in one flush.
-    async fn subscription_batch(
-        &mut self,
-        first: (Arc<str>, u64, Option<MemberMessage>),
-    ) -> Flow {
+    async fn subscription_batch(&mut self, first: (Arc<str>, u64, Option<MemberMessage>)) -> Flow {
         let mut batch = vec![first];
         while batch.len() < COALESCE {
             match futures::FutureExt::now_or_never(self.subscriptions.next()) {

@@ -125,4 +125,3 @@ impl Executor for AuditedExecutor {
             .boxed()
     }
 }
-

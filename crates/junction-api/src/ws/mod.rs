@@ -51,4 +51,3 @@ pub(crate) fn upgrade(
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| connection::serve(state, socket, request_id, client_addr))
 }
-

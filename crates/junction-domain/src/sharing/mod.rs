@@ -6,6 +6,7 @@
 //! an active agreement for the stated purpose, and which of its attributes may be shown.
 
 mod agreement;
+mod choose;
 mod classification;
 mod lens;
 mod notice;
@@ -13,6 +14,7 @@ mod notice;
 mod tests;
 
 pub use agreement::{Agreement, AgreementState, AgreementStatus, ShareRule};
+pub use choose::{MAX_REASON_CHARS, choose_agreement};
 pub use classification::{CORE_DEFAULTS, CoreClassification, ENVELOPE};
 pub use lens::{Access, Lens, PartnerScope, ScopeError, Share, access};
 pub use notice::share_notice;

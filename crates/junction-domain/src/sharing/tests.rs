@@ -388,3 +388,67 @@ fn redacted_lists_every_hidden_field_of_the_type_whatever_the_case_holds() {
     assert_eq!(l.redacted(&empty), l.redacted(&case()));
     assert!(l.redacted(&empty).contains(&"fields.symptoms".to_string()));
 }
+
+#[test]
+fn a_share_goes_under_the_one_agreement_that_covers_it_or_says_which_field_is_wrong() {
+    let food = agreement("a1");
+    let mut other = agreement("a2");
+    other.case_types = vec!["noise".into()];
+    let mut lapsed = agreement("a3");
+    lapsed.valid_to = Some(t(1));
+    let all = vec![food, other, lapsed];
+    let chosen = choose_agreement(&all, "police", "food", None, "ongoing inquiry", t(2)).unwrap();
+    assert_eq!(chosen.id, "a1");
+    let field_of =
+        |r: Result<&Agreement, crate::ValidationErrors>| r.unwrap_err().0[0].field.clone();
+    assert_eq!(
+        field_of(choose_agreement(&all, "police", "food", None, " ", t(2))),
+        "reason"
+    );
+    let long = "x".repeat(MAX_REASON_CHARS + 1);
+    assert_eq!(
+        field_of(choose_agreement(&all, "police", "food", None, &long, t(2))),
+        "reason"
+    );
+    // The lapsed agreement covers food but is over; naming it is refused under `agreement`.
+    assert_eq!(
+        field_of(choose_agreement(
+            &all,
+            "police",
+            "food",
+            Some("a3"),
+            "why",
+            t(2)
+        )),
+        "agreement"
+    );
+    assert_eq!(
+        field_of(choose_agreement(
+            &all,
+            "police",
+            "parking",
+            None,
+            "why",
+            t(2)
+        )),
+        "agency"
+    );
+    let twice = vec![agreement("a1"), agreement("a4")];
+    assert_eq!(
+        field_of(choose_agreement(
+            &twice,
+            "police",
+            "food",
+            None,
+            "why",
+            t(2)
+        )),
+        "agreement"
+    );
+    assert_eq!(
+        choose_agreement(&twice, "police", "food", Some("a4"), "why", t(2))
+            .unwrap()
+            .id,
+        "a4"
+    );
+}

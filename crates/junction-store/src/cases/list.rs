@@ -116,7 +116,10 @@ pub async fn list(
 }
 
 /// The cases `filter` selects, before order and paging.
-async fn filtered(store: &Store, filter: &CaseFilter) -> Result<sea_orm::Select<case::Entity>, StoreError> {
+async fn filtered(
+    store: &Store,
+    filter: &CaseFilter,
+) -> Result<sea_orm::Select<case::Entity>, StoreError> {
     let mut q = case::Entity::find();
     if let Some(j) = &filter.jurisdiction_id {
         q = q.filter(case::Column::JurisdictionId.eq(j.as_str()));

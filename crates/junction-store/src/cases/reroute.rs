@@ -99,7 +99,10 @@ pub async fn reroute(
 }
 
 /// The references connectors gave the case, as its history records them.
-async fn external_refs<C: ConnectionTrait>(txn: &C, case_id: &str) -> Result<Vec<Value>, StoreError> {
+async fn external_refs<C: ConnectionTrait>(
+    txn: &C,
+    case_id: &str,
+) -> Result<Vec<Value>, StoreError> {
     Ok(external_ref::Entity::find()
         .filter(external_ref::Column::CaseId.eq(case_id))
         .all(txn)

@@ -37,9 +37,15 @@ pub async fn apply(
     changes.connectors(&*txn, catalogue).await?;
     // Removals, referrers first; any still in use undoes the whole apply.
     let mut in_use = Vec::new();
-    changes.remove_case_types(&*txn, catalogue, &mut in_use).await?;
-    changes.remove_agencies(&*txn, catalogue, &mut in_use).await?;
-    changes.remove_jurisdictions(&*txn, catalogue, &mut in_use).await?;
+    changes
+        .remove_case_types(&*txn, catalogue, &mut in_use)
+        .await?;
+    changes
+        .remove_agencies(&*txn, catalogue, &mut in_use)
+        .await?;
+    changes
+        .remove_jurisdictions(&*txn, catalogue, &mut in_use)
+        .await?;
     if !in_use.is_empty() {
         // Dropping the transaction rolls back everything applied above.
         return Err(StoreError::InUse(in_use.join("; ")));

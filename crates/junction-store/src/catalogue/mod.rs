@@ -5,12 +5,8 @@
 //! audit entry showing before and after, and an object the file no longer declares is removed
 //! only when nothing refers to it. Removing something still in use is an error, never data loss.
 
-
 use junction_domain::{Agency, AgencyKind, CaseType, Jurisdiction};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 use serde_json::Value;
 

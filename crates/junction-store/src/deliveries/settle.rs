@@ -122,16 +122,7 @@ pub async fn settle_batch(
     let txn = store.begin_write().await?;
     // One read for every delivery in the batch; successes then cost one update each, and
     // their events and references are inserted together.
-    let ids: Vec<i64> = outcomes.iter().map(Settle::id).collect();
-    let mut loaded: std::collections::HashMap<i64, Delivery> = std::collections::HashMap::new();
-    for row in delivery::Entity::find()
-        .filter(delivery::Column::Id.is_in(ids))
-        .all(&*txn)
-        .await?
-    {
-        let d = from_row(row)?;
-        loaded.insert(d.id, d);
-    }
+    let mut loaded = load_batch(&*txn, outcomes).await?;
     let mut results = Vec::with_capacity(outcomes.len());
     let mut entries = Vec::new();
     let mut events = Vec::new();
@@ -141,20 +132,7 @@ pub async fn settle_batch(
     let actor = Actor::internal("delivery");
     for outcome in outcomes {
         let id = outcome.id();
-        let held = match loaded.remove(&id) {
-            None => Err(StoreError::NotFound {
-                kind: "delivery",
-                id: id.to_string(),
-            }),
-            Some(d) if d.state != DeliveryState::Sending => Err(StoreError::Conflict(format!(
-                "delivery {id} is {}, not sending",
-                d.state.as_str()
-            ))),
-            Some(d) if owner.is_some() && d.lease_owner.as_deref() != owner => Err(
-                StoreError::Conflict(format!("delivery {id} is no longer held by this process")),
-            ),
-            Some(d) => Ok(d),
-        };
+        let held = held(loaded.remove(&id), id, owner);
         let result = match (outcome, held) {
             (_, Err(e)) => Err(e),
             (
@@ -208,6 +186,62 @@ pub async fn settle_batch(
             Err(e) => return Err(e),
         }
     }
+    mark_sent(&*txn, &sent, now).await?;
+    for chunk in events.chunks(200) {
+        case_event::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&*txn)
+            .await?;
+    }
+    keep_references(&*txn, refs).await?;
+    audit::append(&*txn, &entries).await?;
+    txn.commit().await?;
+    Ok(results)
+}
+
+/// The batch's deliveries by id, in one read.
+async fn load_batch<C: ConnectionTrait>(
+    txn: &C,
+    outcomes: &[Settle],
+) -> Result<std::collections::HashMap<i64, Delivery>, StoreError> {
+    let ids: Vec<i64> = outcomes.iter().map(Settle::id).collect();
+    let mut loaded = std::collections::HashMap::new();
+    for row in delivery::Entity::find()
+        .filter(delivery::Column::Id.is_in(ids))
+        .all(txn)
+        .await?
+    {
+        let d = from_row(row)?;
+        loaded.insert(d.id, d);
+    }
+    Ok(loaded)
+}
+
+/// The delivery an outcome is for, if this process may still record it: it is sending and,
+/// when `owner` is given, held by that owner.
+fn held(delivery: Option<Delivery>, id: i64, owner: Option<&str>) -> Result<Delivery, StoreError> {
+    match delivery {
+        None => Err(StoreError::NotFound {
+            kind: "delivery",
+            id: id.to_string(),
+        }),
+        Some(d) if d.state != DeliveryState::Sending => Err(StoreError::Conflict(format!(
+            "delivery {id} is {}, not sending",
+            d.state.as_str()
+        ))),
+        Some(d) if owner.is_some() && d.lease_owner.as_deref() != owner => Err(
+            StoreError::Conflict(format!("delivery {id} is no longer held by this process")),
+        ),
+        Some(d) => Ok(d),
+    }
+}
+
+/// Marks the batch's sent deliveries sent, a hundred to a statement: (id, payload, response,
+/// external reference).
+async fn mark_sent<C: ConnectionTrait>(
+    txn: &C,
+    sent: &[(i64, String, Option<String>, Option<String>)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let backend = txn.get_database_backend();
     for chunk in sent.chunks(100) {
         let p = |n| placeholder(backend, n);
@@ -248,15 +282,7 @@ pub async fn settle_batch(
         txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
-    for chunk in events.chunks(200) {
-        case_event::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&*txn)
-            .await?;
-    }
-    keep_references(&*txn, refs).await?;
-    audit::append(&*txn, &entries).await?;
-    txn.commit().await?;
-    Ok(results)
+    Ok(())
 }
 
 /// Stores connectors' references for cases; the first reference a connector gives a case is

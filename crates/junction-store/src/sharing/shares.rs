@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use junction_domain::sharing::ShareRule;
+use junction_domain::sharing::{ShareRule, choose_agreement};
 use junction_domain::{
     Actor, Agreement, Case, CaseEventKind, DeliveryKind, DeliveryState, Share, ValidationErrors,
 };
@@ -135,13 +135,6 @@ pub(crate) async fn share_in_txn<C: ConnectionTrait>(
     request: &ShareRequest<'_>,
     now: DateTime<Utc>,
 ) -> Result<ShareRecord, StoreError> {
-    let mut errors = ValidationErrors::default();
-    if request.reason.trim().is_empty() {
-        errors.push("reason", "is required: say why the case is shared");
-    } else if request.reason.chars().count() > 2_000 {
-        errors.push("reason", "is longer than 2000 characters");
-    }
-    errors.into_result()?;
     let candidates: Vec<Agreement> = agreement::Entity::find()
         .filter(agreement::Column::PartnerAgencyId.eq(request.agency_id))
         .all(conn)
@@ -149,56 +142,15 @@ pub(crate) async fn share_in_txn<C: ConnectionTrait>(
         .into_iter()
         .map(|m| agreement_from(m).map(|s| s.agreement))
         .collect::<Result<_, _>>()?;
-    let usable: Vec<&Agreement> = candidates
-        .iter()
-        .filter(|a| a.covers(&case.case_type_code) && a.is_active(now))
-        .filter(|a| request.agreement_id.is_none_or(|id| a.id == id))
-        .collect();
-    let chosen = match (usable.as_slice(), request.agreement_id) {
-        ([one], _) => *one,
-        ([], Some(id)) => {
-            let mut e = ValidationErrors::default();
-            e.push(
-                "agreement",
-                format!(
-                    "`{id}` is not an active agreement with `{}` covering case type `{}`",
-                    request.agency_id, case.case_type_code
-                ),
-            );
-            return Err(e.into());
-        }
-        ([], None) => {
-            let mut e = ValidationErrors::default();
-            e.push(
-                "agency",
-                format!(
-                    "no active agreement with `{}` covers case type `{}`",
-                    request.agency_id, case.case_type_code
-                ),
-            );
-            return Err(e.into());
-        }
-        (_, _) => {
-            let mut e = ValidationErrors::default();
-            e.push(
-                "agreement",
-                "more than one active agreement covers this case: name the one to share under",
-            );
-            return Err(e.into());
-        }
-    };
-    let live = case_share::Entity::find()
-        .filter(case_share::Column::CaseId.eq(case.id.as_str()))
-        .filter(case_share::Column::AgencyId.eq(request.agency_id))
-        .filter(case_share::Column::UnsharedAt.is_null())
-        .one(conn)
-        .await?;
-    if live.is_some() {
-        return Err(StoreError::Conflict(format!(
-            "case {} is already shared with `{}`",
-            case.reference, request.agency_id
-        )));
-    }
+    let chosen = choose_agreement(
+        &candidates,
+        request.agency_id,
+        &case.case_type_code,
+        request.agreement_id,
+        request.reason,
+        now,
+    )?;
+    refuse_if_shared(conn, case, request.agency_id).await?;
     let row = case_share::ActiveModel {
         case_id: Set(case.id.clone()),
         agency_id: Set(request.agency_id.to_string()),
@@ -243,17 +195,11 @@ pub(crate) async fn share_in_txn<C: ConnectionTrait>(
     .await?;
     // The share starts at its event's feed position: the placeholder now, which the audit
     // append below replaces with the position in both places.
-    let event_seq = || async {
-        Ok::<_, StoreError>(
-            case_event::Entity::find_by_id(event.id)
-                .one(conn)
-                .await?
-                .and_then(|e| e.feed_seq)
-                .unwrap_or(0),
-        )
-    };
     case_share::Entity::update_many()
-        .col_expr(case_share::Column::FeedSeq, Expr::value(event_seq().await?))
+        .col_expr(
+            case_share::Column::FeedSeq,
+            Expr::value(event_seq(conn, event.id).await?),
+        )
         .filter(case_share::Column::Id.eq(id))
         .exec(conn)
         .await?;
@@ -262,7 +208,7 @@ pub(crate) async fn share_in_txn<C: ConnectionTrait>(
         &[actor.change("case", &case.id, "share", Value::Null, data)],
     )
     .await?;
-    let feed_seq = event_seq().await?;
+    let feed_seq = event_seq(conn, event.id).await?;
     Ok(ShareRecord {
         id,
         case_id: case.id.clone(),
@@ -277,6 +223,36 @@ pub(crate) async fn share_in_txn<C: ConnectionTrait>(
         unshare_reason: None,
         feed_seq,
     })
+}
+
+/// An event's feed position (or its placeholder, before the audit append sets it).
+async fn event_seq<C: ConnectionTrait>(conn: &C, event_id: i64) -> Result<i64, StoreError> {
+    Ok(case_event::Entity::find_by_id(event_id)
+        .one(conn)
+        .await?
+        .and_then(|e| e.feed_seq)
+        .unwrap_or(0))
+}
+
+/// A case is shared with an agency once at a time.
+async fn refuse_if_shared<C: ConnectionTrait>(
+    conn: &C,
+    case: &Case,
+    agency_id: &str,
+) -> Result<(), StoreError> {
+    let live = case_share::Entity::find()
+        .filter(case_share::Column::CaseId.eq(case.id.as_str()))
+        .filter(case_share::Column::AgencyId.eq(agency_id))
+        .filter(case_share::Column::UnsharedAt.is_null())
+        .one(conn)
+        .await?;
+    if live.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "case {} is already shared with `{}`",
+            case.reference, agency_id
+        )));
+    }
+    Ok(())
 }
 
 /// Queues the email telling a partner about a share; returns the delivery's id. An agency
