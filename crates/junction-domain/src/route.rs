@@ -408,30 +408,30 @@ impl Op {
     /// The operator `name` with its operand, or why the operand does not fit it.
     fn parse(name: &str, operand: &Value) -> Result<Op, String> {
         let number = |v: &Value| v.as_f64().ok_or_else(|| "must be a number".to_string());
-    Ok(match name {
-        "eq" => Op::Eq(operand.clone()),
-        "ne" => Op::Ne(operand.clone()),
-        "lt" => Op::Lt(number(operand)?),
-        "gt" => Op::Gt(number(operand)?),
-        "le" => Op::Le(number(operand)?),
-        "ge" => Op::Ge(number(operand)?),
-        "one_of" => match operand {
-            Value::Array(items) if !items.is_empty() => Op::OneOf(items.clone()),
-            _ => return Err("must be a non-empty list".into()),
-        },
-        "matches" => {
-            let pattern = operand
-                .as_str()
-                .ok_or("must be a regular expression string")?;
-            Op::Matches(
-                regex::RegexBuilder::new(pattern)
-                    .size_limit(1 << 20)
-                    .build()
-                    .map_err(|e| format!("is not a valid regular expression: {e}"))?,
-            )
-        }
-        _ => unreachable!("checked against OPS"),
-    })
+        Ok(match name {
+            "eq" => Op::Eq(operand.clone()),
+            "ne" => Op::Ne(operand.clone()),
+            "lt" => Op::Lt(number(operand)?),
+            "gt" => Op::Gt(number(operand)?),
+            "le" => Op::Le(number(operand)?),
+            "ge" => Op::Ge(number(operand)?),
+            "one_of" => match operand {
+                Value::Array(items) if !items.is_empty() => Op::OneOf(items.clone()),
+                _ => return Err("must be a non-empty list".into()),
+            },
+            "matches" => {
+                let pattern = operand
+                    .as_str()
+                    .ok_or("must be a regular expression string")?;
+                Op::Matches(
+                    regex::RegexBuilder::new(pattern)
+                        .size_limit(1 << 20)
+                        .build()
+                        .map_err(|e| format!("is not a valid regular expression: {e}"))?,
+                )
+            }
+            _ => unreachable!("checked against OPS"),
+        })
     }
 }
 

@@ -119,40 +119,40 @@ fn settle_from(
     maybe_arrived: bool,
 ) -> Settle {
     match answer {
-    Some(Ok(accepted)) => Settle::Sent {
-        id,
-        external_ref: accepted.external_ref,
-        response: accepted.response,
-        found: None,
-        notes: accepted.notes,
-    },
-    Some(Err(refused)) => {
-        let class = connector.base.classify(&refused.error);
-        Settle::Failed {
+        Some(Ok(accepted)) => Settle::Sent {
+            id,
+            external_ref: accepted.external_ref,
+            response: accepted.response,
+            found: None,
+            notes: accepted.notes,
+        },
+        Some(Err(refused)) => {
+            let class = connector.base.classify(&refused.error);
+            Settle::Failed {
+                id,
+                failure: Failure {
+                    error: refused.error.message.clone(),
+                    response: refused.error.response.clone(),
+                    permanent: class == RetryClass::Stop,
+                    // An earlier unanswered attempt not proved absent may still have arrived.
+                    ambiguous: class == RetryClass::Unknown || maybe_arrived,
+                    token: refused.token.clone(),
+                },
+                policy: connector.policy,
+            }
+        }
+        None => Settle::Failed {
             id,
             failure: Failure {
-                error: refused.error.message.clone(),
-                response: refused.error.response.clone(),
-                permanent: class == RetryClass::Stop,
-                // An earlier unanswered attempt not proved absent may still have arrived.
-                ambiguous: class == RetryClass::Unknown || maybe_arrived,
-                token: refused.token.clone(),
+                error: "the attempt did not finish in time".into(),
+                response: None,
+                permanent: false,
+                ambiguous: true,
+                token: None,
             },
             policy: connector.policy,
-        }
-    }
-    None => Settle::Failed {
-        id,
-        failure: Failure {
-            error: "the attempt did not finish in time".into(),
-            response: None,
-            permanent: false,
-            ambiguous: true,
-            token: None,
         },
-        policy: connector.policy,
-    },
-}
+    }
 }
 
 /// What proving an unknown outcome came to.

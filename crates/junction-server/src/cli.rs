@@ -185,57 +185,10 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::CheckConfig { file } = &cli.command {
-        return Ok(match config::load(file) {
-            Ok(loaded) => {
-                let c = &loaded.catalogue;
-                println!(
-                    "{}: ok ({} jurisdiction(s), {} agency(ies), {} case type(s), {} connector(s))",
-                    file.display(),
-                    c.jurisdictions.len(),
-                    c.agencies.len(),
-                    c.case_types.len(),
-                    c.connectors.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprint!("{e}");
-                ExitCode::from(2)
-            }
-        });
+        return Ok(check_config(file));
     }
-    if let Command::Sim {
-        command:
-            SimCommand::Open311 {
-                listen,
-                fail_rate,
-                delay_ms,
-                token_mode,
-                progress_after_secs,
-                fixed_after_secs,
-                dedupe,
-                ignore_unknown_filters,
-            },
-    } = &cli.command
-    {
-        crate::telemetry::init_logging("text", "info");
-        let sim = crate::sim::Simulator::new(crate::sim::Behaviour {
-            fail_rate: *fail_rate,
-            delay_ms: *delay_ms,
-            token_mode: *token_mode,
-            progress_after_secs: Some(*progress_after_secs),
-            fixed_after_secs: Some(*fixed_after_secs),
-            dedupe: *dedupe,
-            ignore_unknown_filters: *ignore_unknown_filters,
-            ..Default::default()
-        });
-        let addr = listen.parse().context("--listen")?;
-        let (addr, task) = sim.serve(addr).await?;
-        eprintln!(
-            "simulated Open311 back-end at http://{addr}/open311/v2/ (behaviour: POST /_sim/behaviour)"
-        );
-        task.await?;
-        return Ok(ExitCode::SUCCESS);
+    if let Command::Sim { command } = &cli.command {
+        return sim(command).await;
     }
     if let Command::Schema = &cli.command {
         print!("{}", junction_api::graphql::sdl());
@@ -275,72 +228,15 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             subject,
             agency,
             ttl,
-        } => {
-            let roles = roles
-                .iter()
-                .map(|r| Role::parse(r).ok_or_else(|| anyhow::anyhow!("unknown role `{r}`: one of admin, manager, officer, partner, system, auditor")))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let ttl = parse_duration(&ttl).context("--ttl")?;
-            let auth = crate::app::authenticator(&loaded)?;
-            let token = auth
-                .issue(&subject, agency.as_deref(), &roles, ttl)
-                .map_err(anyhow::Error::msg)?;
-            println!("{token}");
-            Ok(ExitCode::SUCCESS)
-        }
+        } => token(&loaded, &roles, &subject, agency.as_deref(), &ttl),
         Command::Audit { command } => audit(&loaded, command).await,
         Command::RevokeToken {
             jti,
             subject,
             reason,
-        } => {
-            use junction_store::revocations::{self, Revoked};
-            let store = junction_store::Store::connect(&loaded.database_url()).await?;
-            let revoked = match (jti, subject) {
-                (Some(jti), _) => Revoked::Token(jti),
-                (None, Some(subject)) => Revoked::Subject {
-                    subject,
-                    issued_before: chrono::Utc::now(),
-                },
-                (None, None) => {
-                    anyhow::bail!("name a token with --jti or a subject with --subject")
-                }
-            };
-            let actor = junction_domain::Actor::internal("cli");
-            let r = revocations::revoke(&store, &actor, revoked, &reason).await?;
-            println!("revoked ({}): {:?}", r.id, r.revoked);
-            Ok(ExitCode::SUCCESS)
-        }
+        } => revoke_token(&loaded, jti, subject, &reason).await,
         Command::ApiKey { command } => api_key(&loaded, command).await,
-        Command::Disclosures { case } => {
-            let store = junction_store::Store::connect(&loaded.database_url()).await?;
-            let Some(found) = junction_store::cases::get(&store, &case).await? else {
-                eprintln!("no case with reference or id `{case}`");
-                return Ok(ExitCode::FAILURE);
-            };
-            let records = junction_store::sharing::disclosures(&store, &found.id).await?;
-            for r in &records {
-                let line = serde_json::json!({
-                    "at": r.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    "actor": r.actor,
-                    "partner_agency": r.disclosure.partner_agency,
-                    "case_reference": r.disclosure.case_reference,
-                    "agreement": r.disclosure.agreement_id,
-                    "purpose": r.disclosure.purpose,
-                    "fields": r.disclosure.fields,
-                    "channel": r.disclosure.channel,
-                    "request_id": r.request_id,
-                    "audit_seq": r.seq,
-                });
-                println!("{line}");
-            }
-            eprintln!(
-                "{} disclosure(s) of case {}",
-                records.len(),
-                found.reference
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Disclosures { case } => disclosures(&loaded, &case).await,
         Command::CheckConnectors => crate::connectors_cli::check(&loaded).await,
         Command::Route { case, jurisdiction } => {
             crate::route_cli::dry_run(&loaded, &case, jurisdiction.as_deref())
@@ -349,6 +245,143 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             unreachable!("handled above")
         }
     }
+}
+
+/// `junction check-config FILE`: 0 when the file loads, 2 with every problem found.
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match config::load(file) {
+        Ok(loaded) => {
+            let c = &loaded.catalogue;
+            println!(
+                "{}: ok ({} jurisdiction(s), {} agency(ies), {} case type(s), {} connector(s))",
+                file.display(),
+                c.jurisdictions.len(),
+                c.agencies.len(),
+                c.case_types.len(),
+                c.connectors.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `junction sim …`: a simulated back-end, until stopped.
+async fn sim(command: &SimCommand) -> anyhow::Result<ExitCode> {
+    let SimCommand::Open311 {
+        listen,
+        fail_rate,
+        delay_ms,
+        token_mode,
+        progress_after_secs,
+        fixed_after_secs,
+        dedupe,
+        ignore_unknown_filters,
+    } = command;
+    crate::telemetry::init_logging("text", "info");
+    let sim = crate::sim::Simulator::new(crate::sim::Behaviour {
+        fail_rate: *fail_rate,
+        delay_ms: *delay_ms,
+        token_mode: *token_mode,
+        progress_after_secs: Some(*progress_after_secs),
+        fixed_after_secs: Some(*fixed_after_secs),
+        dedupe: *dedupe,
+        ignore_unknown_filters: *ignore_unknown_filters,
+        ..Default::default()
+    });
+    let addr = listen.parse().context("--listen")?;
+    let (addr, task) = sim.serve(addr).await?;
+    eprintln!(
+        "simulated Open311 back-end at http://{addr}/open311/v2/ (behaviour: POST /_sim/behaviour)"
+    );
+    task.await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `junction token`: prints a token signed with the configured key.
+fn token(
+    loaded: &LoadedConfig,
+    roles: &[String],
+    subject: &str,
+    agency: Option<&str>,
+    ttl: &str,
+) -> anyhow::Result<ExitCode> {
+    let roles = roles
+        .iter()
+        .map(|r| {
+            Role::parse(r).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown role `{r}`: one of admin, manager, officer, partner, system, auditor"
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ttl = parse_duration(ttl).context("--ttl")?;
+    let auth = crate::app::authenticator(loaded)?;
+    let token = auth
+        .issue(subject, agency, &roles, ttl)
+        .map_err(anyhow::Error::msg)?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `junction revoke-token`: a token by id, or every token a subject holds now.
+async fn revoke_token(
+    loaded: &LoadedConfig,
+    jti: Option<String>,
+    subject: Option<String>,
+    reason: &str,
+) -> anyhow::Result<ExitCode> {
+    use junction_store::revocations::{self, Revoked};
+    let store = junction_store::Store::connect(&loaded.database_url()).await?;
+    let revoked = match (jti, subject) {
+        (Some(jti), _) => Revoked::Token(jti),
+        (None, Some(subject)) => Revoked::Subject {
+            subject,
+            issued_before: chrono::Utc::now(),
+        },
+        (None, None) => {
+            anyhow::bail!("name a token with --jti or a subject with --subject")
+        }
+    };
+    let actor = junction_domain::Actor::internal("cli");
+    let r = revocations::revoke(&store, &actor, revoked, reason).await?;
+    println!("revoked ({}): {:?}", r.id, r.revoked);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `junction disclosures CASE`: every disclosure of the case's personal data, one JSON line each.
+async fn disclosures(loaded: &LoadedConfig, case: &str) -> anyhow::Result<ExitCode> {
+    let store = junction_store::Store::connect(&loaded.database_url()).await?;
+    let Some(found) = junction_store::cases::get(&store, case).await? else {
+        eprintln!("no case with reference or id `{case}`");
+        return Ok(ExitCode::FAILURE);
+    };
+    let records = junction_store::sharing::disclosures(&store, &found.id).await?;
+    for r in &records {
+        let line = serde_json::json!({
+            "at": r.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "actor": r.actor,
+            "partner_agency": r.disclosure.partner_agency,
+            "case_reference": r.disclosure.case_reference,
+            "agreement": r.disclosure.agreement_id,
+            "purpose": r.disclosure.purpose,
+            "fields": r.disclosure.fields,
+            "channel": r.disclosure.channel,
+            "request_id": r.request_id,
+            "audit_seq": r.seq,
+        });
+        println!("{line}");
+    }
+    eprintln!(
+        "{} disclosure(s) of case {}",
+        records.len(),
+        found.reference
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn api_key(loaded: &LoadedConfig, command: ApiKeyCommand) -> anyhow::Result<ExitCode> {

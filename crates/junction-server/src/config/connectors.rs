@@ -8,7 +8,7 @@ use junction_domain::RetryPolicy;
 use junction_store::catalogue::ConnectorRecord;
 
 use super::locate::KeyPath;
-use super::model::Config;
+use super::model::{Config, RetryConfig};
 use super::secret::{SecretRef, SecretValue};
 use super::validate::{Problems, is_slug, one_of};
 
@@ -72,19 +72,7 @@ pub(super) fn check(
         let mut unknown = Vec::new();
         match ConnectorParams::parse(kind, params_json.clone(), &mut |k| unknown.push(k)) {
             Ok(params) => {
-                let mut secrets = BTreeMap::new();
-                let mut resolved = true;
-                for (name, reference) in params.secret_refs() {
-                    match SecretRef(reference.to_string()).resolve() {
-                        Ok(value) => {
-                            secrets.insert(reference.to_string(), value);
-                        }
-                        Err(why) => {
-                            resolved = false;
-                            p.push(at.key("params").key(name), why);
-                        }
-                    }
-                }
+                let (secrets, resolved) = resolve_secrets(&params, &at, p);
                 let problems = params.check();
                 for (name, why) in &problems {
                     p.push(at.key("params").key(name), why.clone());
@@ -107,28 +95,7 @@ pub(super) fn check(
                 format!("unknown key `{key}` for a `{}` connector", kind.as_str()),
             );
         }
-        let r = &c.retry;
-        if r.initial_secs == 0 {
-            p.push(
-                at.key("retry").key("initial_secs"),
-                "must be greater than 0",
-            );
-        }
-        if r.max_delay_secs < r.initial_secs {
-            p.push(
-                at.key("retry").key("max_delay_secs"),
-                "must be at least initial_secs",
-            );
-        }
-        if r.max_age_hours == 0 {
-            p.push(
-                at.key("retry").key("max_age_hours"),
-                "must be greater than 0",
-            );
-        }
-        if !(0.0..=1.0).contains(&r.jitter) {
-            p.push(at.key("retry").key("jitter"), "must be between 0 and 1");
-        }
+        check_retry(&c.retry, &at, p);
         records.push(ConnectorRecord {
             id: c.id.clone(),
             kind: c.kind.clone(),
@@ -137,4 +104,51 @@ pub(super) fn check(
         });
     }
     (records, specs)
+}
+
+/// `[connectors.retry]`: delays that grow, an age limit, jitter as a fraction.
+fn check_retry(r: &RetryConfig, at: &KeyPath, p: &mut Problems) {
+    if r.initial_secs == 0 {
+        p.push(
+            at.key("retry").key("initial_secs"),
+            "must be greater than 0",
+        );
+    }
+    if r.max_delay_secs < r.initial_secs {
+        p.push(
+            at.key("retry").key("max_delay_secs"),
+            "must be at least initial_secs",
+        );
+    }
+    if r.max_age_hours == 0 {
+        p.push(
+            at.key("retry").key("max_age_hours"),
+            "must be greater than 0",
+        );
+    }
+    if !(0.0..=1.0).contains(&r.jitter) {
+        p.push(at.key("retry").key("jitter"), "must be between 0 and 1");
+    }
+}
+
+/// The secrets a connector's parameters refer to, resolved once; false if any could not be.
+fn resolve_secrets(
+    params: &ConnectorParams,
+    at: &KeyPath,
+    p: &mut Problems,
+) -> (BTreeMap<String, SecretValue>, bool) {
+    let mut secrets = BTreeMap::new();
+    let mut resolved = true;
+    for (name, reference) in params.secret_refs() {
+        match SecretRef(reference.to_string()).resolve() {
+            Ok(value) => {
+                secrets.insert(reference.to_string(), value);
+            }
+            Err(why) => {
+                resolved = false;
+                p.push(at.key("params").key(name), why);
+            }
+        }
+    }
+    (secrets, resolved)
 }

@@ -6,7 +6,7 @@ use junction_domain::{Condition, RouteOutputs, RoutingTable, Rule};
 use junction_store::catalogue::Catalogue;
 
 use super::locate::KeyPath;
-use super::model::Config;
+use super::model::{Config, RouteConfig};
 use super::validate::Problems;
 
 /// Each jurisdiction's routing table, by jurisdiction id.
@@ -20,22 +20,43 @@ pub(super) fn build(config: &Config, catalogue: &Catalogue, p: &mut Problems) ->
         .iter()
         .map(|j| (j.id.clone(), RoutingTable::default()))
         .collect();
-    let connector_kind = |id: &str| {
-        catalogue
-            .connectors
-            .iter()
-            .find(|c| c.id == id)
-            .map(|c| c.kind.as_str())
-    };
-    let check_connector = |id: &str, at: KeyPath, p: &mut Problems| {
-        if connector_kind(id).is_none() {
-            p.push(at, format!("`{id}` is not a declared connector"));
+    send_methods(config, catalogue, &mut routing, p);
+    let email = config.routing.email_connector.as_deref();
+    let jurisdictions: Vec<&str> = catalogue
+        .jurisdictions
+        .iter()
+        .map(|j| j.id.as_str())
+        .collect();
+    for (i, r) in config.routes.iter().enumerate() {
+        let at = KeyPath::root("routes").index(i);
+        if let Some((jurisdiction, rule)) = rule(r, &at, catalogue, &jurisdictions, email, p)
+            && let Some(table) = routing.get_mut(&jurisdiction)
+        {
+            table.rules.push(rule);
         }
-    };
+    }
+    routing
+}
 
+fn connector_kind<'a>(catalogue: &'a Catalogue, id: &str) -> Option<&'a str> {
+    catalogue
+        .connectors
+        .iter()
+        .find(|c| c.id == id)
+        .map(|c| c.kind.as_str())
+}
+
+fn check_connector(catalogue: &Catalogue, id: &str, at: KeyPath, p: &mut Problems) {
+    if connector_kind(catalogue, id).is_none() {
+        p.push(at, format!("`{id}` is not a declared connector"));
+    }
+}
+
+/// The send methods: the email connector, and the connector of each agency and case type.
+fn send_methods(config: &Config, catalogue: &Catalogue, routing: &mut Routing, p: &mut Problems) {
     let email = config.routing.email_connector.clone();
     if let Some(id) = &email {
-        match connector_kind(id) {
+        match connector_kind(catalogue, id) {
             None => p.push(
                 KeyPath::root("routing").key("email_connector"),
                 format!("`{id}` is not a declared connector"),
@@ -58,7 +79,7 @@ pub(super) fn build(config: &Config, catalogue: &Catalogue, p: &mut Problems) ->
         };
         match &a.connector {
             Some(id) => {
-                check_connector(id, at.key("connector"), p);
+                check_connector(catalogue, id, at.key("connector"), p);
                 if let Some(t) = routing.get_mut(&agency.jurisdiction_id) {
                     t.methods.agency_connectors.insert(a.id.clone(), id.clone());
                 }
@@ -74,7 +95,7 @@ pub(super) fn build(config: &Config, catalogue: &Catalogue, p: &mut Problems) ->
     for (i, c) in config.case_types.iter().enumerate() {
         if let Some(id) = &c.connector {
             let at = KeyPath::root("case_types").index(i);
-            check_connector(id, at.key("connector"), p);
+            check_connector(catalogue, id, at.key("connector"), p);
             let jurisdiction = catalogue
                 .case_types
                 .get(i)
@@ -87,135 +108,140 @@ pub(super) fn build(config: &Config, catalogue: &Catalogue, p: &mut Problems) ->
             }
         }
     }
+}
 
-    let jurisdictions: Vec<&str> = catalogue
-        .jurisdictions
+/// One routing rule, checked, with the jurisdiction it belongs to.
+fn rule(
+    r: &RouteConfig,
+    at: &KeyPath,
+    catalogue: &Catalogue,
+    jurisdictions: &[&str],
+    email: Option<&str>,
+    p: &mut Problems,
+) -> Option<(String, Rule)> {
+    if r.name.trim().is_empty() {
+        p.push(
+            at.key("name"),
+            "is required: it is recorded on every case the rule routes",
+        );
+    }
+    let jurisdiction = jurisdiction_of(
+        r.jurisdiction.as_ref(),
+        &jurisdictions,
+        at.key("jurisdiction"),
+        p,
+    )?;
+    let types: Vec<_> = catalogue
+        .case_types
         .iter()
-        .map(|j| j.id.as_str())
+        .filter(|t| t.jurisdiction_id == jurisdiction)
         .collect();
-    for (i, r) in config.routes.iter().enumerate() {
-        let at = KeyPath::root("routes").index(i);
-        if r.name.trim().is_empty() {
+    for (k, code) in r.case_types.iter().enumerate() {
+        if !types.iter().any(|t| t.code == *code) {
             p.push(
-                at.key("name"),
-                "is required: it is recorded on every case the rule routes",
+                at.key("case_types").index(k),
+                format!("`{code}` is not a case type of `{jurisdiction}`"),
             );
-        }
-        let Some(jurisdiction) = jurisdiction_of(
-            r.jurisdiction.as_ref(),
-            &jurisdictions,
-            at.key("jurisdiction"),
-            p,
-        ) else {
-            continue;
-        };
-        let types: Vec<_> = catalogue
-            .case_types
-            .iter()
-            .filter(|t| t.jurisdiction_id == jurisdiction)
-            .collect();
-        for (k, code) in r.case_types.iter().enumerate() {
-            if !types.iter().any(|t| t.code == *code) {
-                p.push(
-                    at.key("case_types").index(k),
-                    format!("`{code}` is not a case type of `{jurisdiction}`"),
-                );
-            }
-        }
-        let when = match &r.when {
-            None => None,
-            Some(value) => {
-                let json = serde_json::to_value(value).unwrap_or_default();
-                match Condition::from_value(&json) {
-                    Ok(c) => {
-                        // A field the condition reads must exist in a case type it can see.
-                        let scope: Vec<_> = types
-                            .iter()
-                            .filter(|t| r.case_types.is_empty() || r.case_types.contains(&t.code))
-                            .collect();
-                        for code in c.fields() {
-                            if !scope.iter().any(|t| t.field(code).is_some()) {
-                                p.push(
-                                    at.key("when"),
-                                    format!(
-                                        "no case type this rule applies to has a field `{code}`"
-                                    ),
-                                );
-                            }
-                        }
-                        Some(c)
-                    }
-                    Err(e) => {
-                        let mut path = at.key("when");
-                        for seg in split_path(&e.path) {
-                            path = match seg {
-                                Ok(k) => path.key(&k),
-                                Err(n) => path.index(n),
-                            };
-                        }
-                        p.push(path, e.reason);
-                        None
-                    }
-                }
-            }
-        };
-        let set = &r.set;
-        if let Some(agency) = &set.agency {
-            match catalogue.agencies.iter().find(|a| a.id == *agency) {
-                None => p.push(
-                    at.key("set").key("agency"),
-                    format!("`{agency}` is not a declared agency"),
-                ),
-                Some(a) if a.jurisdiction_id != jurisdiction => p.push(
-                    at.key("set").key("agency"),
-                    format!(
-                        "agency `{agency}` belongs to `{}`, not `{jurisdiction}`",
-                        a.jurisdiction_id
-                    ),
-                ),
-                Some(_) => {}
-            }
-        }
-        if let Some(id) = &set.connector {
-            check_connector(id, at.key("set").key("connector"), p);
-        }
-        for (k, address) in r.also_email.iter().enumerate() {
-            if !address.contains('@') || address.chars().any(char::is_whitespace) {
-                p.push(
-                    at.key("also_email").index(k),
-                    format!("`{address}` is not an email address"),
-                );
-            }
-        }
-        if !r.also_email.is_empty() && email.is_none() {
-            p.push(
-                at.key("also_email"),
-                "needs `routing.email_connector`, the email connector that carries the copies",
-            );
-        }
-        let outputs = RouteOutputs {
-            agency: set.agency.clone(),
-            connector: set.connector.clone(),
-            priority: set.priority.clone(),
-            team: set.team.clone(),
-            extra: set
-                .extra
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
-                .collect(),
-            also_email: r.also_email.clone(),
-        };
-        if let Some(table) = routing.get_mut(&jurisdiction) {
-            table.rules.push(Rule {
-                name: r.name.clone(),
-                case_types: r.case_types.clone(),
-                when,
-                outputs,
-                and_continue: r.and_continue,
-            });
         }
     }
-    routing
+    let when = condition(r, &at, &types, p);
+    let set = &r.set;
+    if let Some(agency) = &set.agency {
+        match catalogue.agencies.iter().find(|a| a.id == *agency) {
+            None => p.push(
+                at.key("set").key("agency"),
+                format!("`{agency}` is not a declared agency"),
+            ),
+            Some(a) if a.jurisdiction_id != jurisdiction => p.push(
+                at.key("set").key("agency"),
+                format!(
+                    "agency `{agency}` belongs to `{}`, not `{jurisdiction}`",
+                    a.jurisdiction_id
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    if let Some(id) = &set.connector {
+        check_connector(catalogue, id, at.key("set").key("connector"), p);
+    }
+    for (k, address) in r.also_email.iter().enumerate() {
+        if !address.contains('@') || address.chars().any(char::is_whitespace) {
+            p.push(
+                at.key("also_email").index(k),
+                format!("`{address}` is not an email address"),
+            );
+        }
+    }
+    if !r.also_email.is_empty() && email.is_none() {
+        p.push(
+            at.key("also_email"),
+            "needs `routing.email_connector`, the email connector that carries the copies",
+        );
+    }
+    let outputs = RouteOutputs {
+        agency: set.agency.clone(),
+        connector: set.connector.clone(),
+        priority: set.priority.clone(),
+        team: set.team.clone(),
+        extra: set
+            .extra
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
+            .collect(),
+        also_email: r.also_email.clone(),
+    };
+    let rule = Rule {
+        name: r.name.clone(),
+        case_types: r.case_types.clone(),
+        when,
+        outputs,
+        and_continue: r.and_continue,
+    };
+    Some((jurisdiction, rule))
+}
+
+/// A rule's `when`, parsed; a field it reads must exist in a case type it can see.
+fn condition(
+    r: &RouteConfig,
+    at: &KeyPath,
+    types: &[&junction_domain::CaseType],
+    p: &mut Problems,
+) -> Option<Condition> {
+    let c = when(r.when.as_ref()?, at.key("when"), p)?;
+    let scope: Vec<_> = types
+        .iter()
+        .filter(|t| r.case_types.is_empty() || r.case_types.contains(&t.code))
+        .collect();
+    for code in c.fields() {
+        if !scope.iter().any(|t| t.field(code).is_some()) {
+            p.push(
+                at.key("when"),
+                format!("no case type this rule applies to has a field `{code}`"),
+            );
+        }
+    }
+    Some(c)
+}
+
+/// A `when` table (of a route or a sharing rule) parsed as a condition; `None`, with the
+/// problem pushed at the key inside it that is wrong, when it does not parse.
+pub(super) fn when(value: &toml::Value, at: KeyPath, p: &mut Problems) -> Option<Condition> {
+    let json = serde_json::to_value(value).unwrap_or_default();
+    match Condition::from_value(&json) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            let mut path = at;
+            for seg in split_path(&e.path) {
+                path = match seg {
+                    Ok(k) => path.key(&k),
+                    Err(n) => path.index(n),
+                };
+            }
+            p.push(path, e.reason);
+            None
+        }
+    }
 }
 
 /// Splits `all[1].gt` into keys and indexes.

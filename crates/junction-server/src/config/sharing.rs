@@ -13,7 +13,7 @@ use junction_domain::{
 use junction_store::catalogue::Catalogue;
 
 use super::locate::KeyPath;
-use super::model::Config;
+use super::model::{AgreementConfig, Config, ShareRuleConfig};
 use super::routing::Routing;
 use super::validate::Problems;
 
@@ -48,38 +48,8 @@ pub(super) fn build(
     routing: &mut Routing,
     p: &mut Problems,
 ) -> Sharing {
-    let mut purposes = Vec::new();
-    for (i, purpose) in config.sharing.purposes.iter().enumerate() {
-        let at = KeyPath::root("sharing").key("purposes").index(i);
-        if !valid_purpose(purpose) {
-            p.push(
-                at,
-                "must be lower-case letters, digits, `_` or `-` (at most 64)",
-            );
-        } else if purposes.contains(purpose) {
-            p.push(at, format!("purpose `{purpose}` is listed twice"));
-        } else {
-            purposes.push(purpose.clone());
-        }
-    }
-
-    let mut core = CoreClassification::default();
-    for (path, class) in &config.classification {
-        let at = KeyPath::root("classification").key(path);
-        match classification(class) {
-            None => p.push(
-                at,
-                format!("`{class}` is not one of: public, official, personal, sensitive"),
-            ),
-            Some(c) => {
-                if let Err(why) = core.set(path, c) {
-                    p.push(at, why);
-                }
-            }
-        }
-    }
-    let core = Arc::new(core);
-
+    let purposes = purposes(config, p);
+    let core = Arc::new(core(config, p));
     let jurisdictions: Vec<&str> = catalogue
         .jurisdictions
         .iter()
@@ -103,102 +73,10 @@ pub(super) fn build(
         ) else {
             continue;
         };
-        if a.title.trim().is_empty() {
-            p.push(at.key("title"), "is required");
-        }
-        let ceiling = classification(&a.ceiling).unwrap_or_else(|| {
-            p.push(
-                at.key("ceiling"),
-                format!(
-                    "`{}` is not one of: public, official, personal, sensitive",
-                    a.ceiling
-                ),
-            );
-            Classification::Public
-        });
-        let status = match a.status.as_deref() {
-            None => AgreementStatus::Active,
-            Some(s) => AgreementStatus::parse(s).unwrap_or_else(|| {
-                p.push(at.key("status"), "must be `active` or `suspended`");
-                AgreementStatus::Suspended
-            }),
-        };
-        let mut date = |key: &str, v: &Option<toml::value::Datetime>| {
-            v.as_ref().and_then(|d| {
-                let t = instant(d);
-                if t.is_none() {
-                    p.push(
-                        at.key(key),
-                        "must be a date (2026-04-01) or a date-time with a zone",
-                    );
-                }
-                t
-            })
-        };
-        let valid_from = date("valid_from", &a.valid_from);
-        let valid_to = date("valid_to", &a.valid_to);
-        let review_date = date("review_date", &a.review_date).map(|t| t.date_naive());
-        let Some(valid_from) = valid_from else {
-            if a.valid_from.is_none() {
-                p.push(
-                    at.key("valid_from"),
-                    "is required: from when does the agreement apply?",
-                );
-            }
+        let Some(agreement) = agreement(a, &at, jurisdiction, catalogue, &purposes, &core, p)
+        else {
             continue;
         };
-        let agreement = Agreement {
-            id: a.id.clone(),
-            jurisdiction_id: jurisdiction.clone(),
-            title: a.title.clone(),
-            partner_agency_id: a.partner.clone(),
-            case_types: a.case_types.clone(),
-            purposes: a.purposes.clone(),
-            lawful_basis: a.lawful_basis.clone(),
-            ceiling,
-            fields: a.fields.clone(),
-            valid_from,
-            valid_to,
-            review_date,
-            status,
-        };
-        let partner = catalogue.agencies.iter().find(|x| x.id == a.partner);
-        if let Some(partner) = partner
-            && !matches!(partner.kind, AgencyKind::Partner | AgencyKind::NationalBody)
-        {
-            p.push(
-                at.key("partner"),
-                format!(
-                    "`{}` is a {}, not a partner agency or national body",
-                    partner.id,
-                    partner.kind.as_str()
-                ),
-            );
-        }
-        let case_type = |code: &str| {
-            catalogue
-                .case_types
-                .iter()
-                .find(|t| t.code == code && t.jurisdiction_id == jurisdiction)
-                .cloned()
-        };
-        if let Err(errors) = agreement.validate(
-            partner.is_some_and(|x| x.jurisdiction_id == jurisdiction),
-            &case_type,
-            &purposes,
-            &core,
-        ) {
-            for e in errors.0 {
-                let key = match e.field.split_once('[') {
-                    Some((name, rest)) => {
-                        let n = rest.trim_end_matches(']').parse().unwrap_or(0);
-                        at.key(name).index(n)
-                    }
-                    None => at.key(&e.field),
-                };
-                p.push(key, e.reason);
-            }
-        }
         for other in &agreements {
             if let Some(why) = agreement.disagrees_with(other) {
                 p.push(at.key("case_types"), why);
@@ -206,76 +84,219 @@ pub(super) fn build(
         }
         agreements.push(agreement);
     }
-
     for (i, r) in config.sharing.rules.iter().enumerate() {
         let at = KeyPath::root("sharing").key("rules").index(i);
-        if r.name.trim().is_empty() {
-            p.push(
-                at.key("name"),
-                "is required: it is recorded on every share the rule makes",
-            );
-        }
-        let Some(agreement) = agreements.iter().find(|a| a.id == r.agreement) else {
-            p.push(
-                at.key("agreement"),
-                format!("`{}` is not a declared agreement", r.agreement),
-            );
-            continue;
-        };
-        let when = match &r.when {
-            None => None,
-            Some(v) => {
-                let json = serde_json::to_value(v).unwrap_or_default();
-                match Condition::from_value(&json) {
-                    Ok(c) => {
-                        for code in c.fields() {
-                            let known = agreement.case_types.iter().any(|t| {
-                                catalogue.case_types.iter().any(|ct| {
-                                    &ct.code == t
-                                        && ct.jurisdiction_id == agreement.jurisdiction_id
-                                        && ct.field(code).is_some()
-                                })
-                            });
-                            if !known {
-                                p.push(
-                                    at.key("when"),
-                                    format!(
-                                        "`fields.{code}` is not a field of the agreement's case types"
-                                    ),
-                                );
-                            }
-                        }
-                        Some(c)
-                    }
-                    Err(e) => {
-                        let mut key = at.key("when");
-                        for part in e.path.split('.').filter(|s| !s.is_empty()) {
-                            key = match part.split_once('[') {
-                                Some((name, rest)) => key
-                                    .key(name)
-                                    .index(rest.trim_end_matches(']').parse().unwrap_or(0)),
-                                None => key.key(part),
-                            };
-                        }
-                        p.push(key, e.reason);
-                        None
-                    }
-                }
-            }
-        };
-        if let Some(table) = routing.get_mut(&agreement.jurisdiction_id) {
-            table.share_rules.push(ShareRule {
-                name: r.name.clone(),
-                when,
-                agency: agreement.partner_agency_id.clone(),
-                agreement: agreement.id.clone(),
-                notify: r.notify,
-            });
+        if let Some(rule) = share_rule(r, &at, &agreements, catalogue, p)
+            && let Some(table) = routing.get_mut(&rule.1)
+        {
+            table.share_rules.push(rule.0);
         }
     }
-
     Sharing {
         policy: SharingPolicy { purposes, core },
         agreements,
+    }
+}
+
+/// `[sharing] purposes`: each well formed and listed once.
+fn purposes(config: &Config, p: &mut Problems) -> Vec<String> {
+    let mut purposes = Vec::new();
+    for (i, purpose) in config.sharing.purposes.iter().enumerate() {
+        let at = KeyPath::root("sharing").key("purposes").index(i);
+        if !valid_purpose(purpose) {
+            p.push(
+                at,
+                "must be lower-case letters, digits, `_` or `-` (at most 64)",
+            );
+        } else if purposes.contains(purpose) {
+            p.push(at, format!("purpose `{purpose}` is listed twice"));
+        } else {
+            purposes.push(purpose.clone());
+        }
+    }
+    purposes
+}
+
+/// `[classification]`: the classification of each core case attribute.
+fn core(config: &Config, p: &mut Problems) -> CoreClassification {
+    let mut core = CoreClassification::default();
+    for (path, class) in &config.classification {
+        let at = KeyPath::root("classification").key(path);
+        match classification(class) {
+            None => p.push(
+                at,
+                format!("`{class}` is not one of: public, official, personal, sensitive"),
+            ),
+            Some(c) => {
+                if let Err(why) = core.set(path, c) {
+                    p.push(at, why);
+                }
+            }
+        }
+    }
+    core
+}
+
+/// One `[[agreements]]` entry in `jurisdiction`, checked; `None` when it has no start date.
+fn agreement(
+    a: &AgreementConfig,
+    at: &KeyPath,
+    jurisdiction: String,
+    catalogue: &Catalogue,
+    purposes: &[String],
+    core: &CoreClassification,
+    p: &mut Problems,
+) -> Option<Agreement> {
+    if a.title.trim().is_empty() {
+        p.push(at.key("title"), "is required");
+    }
+    let ceiling = classification(&a.ceiling).unwrap_or_else(|| {
+        p.push(
+            at.key("ceiling"),
+            format!(
+                "`{}` is not one of: public, official, personal, sensitive",
+                a.ceiling
+            ),
+        );
+        Classification::Public
+    });
+    let status = match a.status.as_deref() {
+        None => AgreementStatus::Active,
+        Some(s) => AgreementStatus::parse(s).unwrap_or_else(|| {
+            p.push(at.key("status"), "must be `active` or `suspended`");
+            AgreementStatus::Suspended
+        }),
+    };
+    let mut date = |key: &str, v: &Option<toml::value::Datetime>| {
+        v.as_ref().and_then(|d| {
+            let t = instant(d);
+            if t.is_none() {
+                p.push(
+                    at.key(key),
+                    "must be a date (2026-04-01) or a date-time with a zone",
+                );
+            }
+            t
+        })
+    };
+    let valid_from = date("valid_from", &a.valid_from);
+    let valid_to = date("valid_to", &a.valid_to);
+    let review_date = date("review_date", &a.review_date).map(|t| t.date_naive());
+    let Some(valid_from) = valid_from else {
+        if a.valid_from.is_none() {
+            p.push(
+                at.key("valid_from"),
+                "is required: from when does the agreement apply?",
+            );
+        }
+        return None;
+    };
+    let agreement = Agreement {
+        id: a.id.clone(),
+        jurisdiction_id: jurisdiction.clone(),
+        title: a.title.clone(),
+        partner_agency_id: a.partner.clone(),
+        case_types: a.case_types.clone(),
+        purposes: a.purposes.clone(),
+        lawful_basis: a.lawful_basis.clone(),
+        ceiling,
+        fields: a.fields.clone(),
+        valid_from,
+        valid_to,
+        review_date,
+        status,
+    };
+    let partner = catalogue.agencies.iter().find(|x| x.id == a.partner);
+    if let Some(partner) = partner
+        && !matches!(partner.kind, AgencyKind::Partner | AgencyKind::NationalBody)
+    {
+        p.push(
+            at.key("partner"),
+            format!(
+                "`{}` is a {}, not a partner agency or national body",
+                partner.id,
+                partner.kind.as_str()
+            ),
+        );
+    }
+    let case_type = |code: &str| {
+        catalogue
+            .case_types
+            .iter()
+            .find(|t| t.code == code && t.jurisdiction_id == jurisdiction)
+            .cloned()
+    };
+    if let Err(errors) = agreement.validate(
+        partner.is_some_and(|x| x.jurisdiction_id == jurisdiction),
+        &case_type,
+        &purposes,
+        &core,
+    ) {
+        push_errors(errors, at, p);
+    }
+    Some(agreement)
+}
+
+/// One `[[sharing.rules]]` entry, checked, with the jurisdiction of its agreement.
+fn share_rule(
+    r: &ShareRuleConfig,
+    at: &KeyPath,
+    agreements: &[Agreement],
+    catalogue: &Catalogue,
+    p: &mut Problems,
+) -> Option<(ShareRule, String)> {
+    if r.name.trim().is_empty() {
+        p.push(
+            at.key("name"),
+            "is required: it is recorded on every share the rule makes",
+        );
+    }
+    let Some(agreement) = agreements.iter().find(|a| a.id == r.agreement) else {
+        p.push(
+            at.key("agreement"),
+            format!("`{}` is not a declared agreement", r.agreement),
+        );
+        return None;
+    };
+    let when = match &r.when {
+        None => None,
+        Some(v) => super::routing::when(v, at.key("when"), p),
+    };
+    for code in when.iter().flat_map(Condition::fields) {
+        let known = agreement.case_types.iter().any(|t| {
+            catalogue.case_types.iter().any(|ct| {
+                &ct.code == t
+                    && ct.jurisdiction_id == agreement.jurisdiction_id
+                    && ct.field(code).is_some()
+            })
+        });
+        if !known {
+            p.push(
+                at.key("when"),
+                format!("`fields.{code}` is not a field of the agreement's case types"),
+            );
+        }
+    }
+    let rule = ShareRule {
+        name: r.name.clone(),
+        when,
+        agency: agreement.partner_agency_id.clone(),
+        agreement: agreement.id.clone(),
+        notify: r.notify,
+    };
+    Some((rule, agreement.jurisdiction_id.clone()))
+}
+
+/// The domain's refusals of an entry, each at its key in the file (`case_types[2]`).
+fn push_errors(errors: junction_domain::ValidationErrors, at: &KeyPath, p: &mut Problems) {
+    for e in errors.0 {
+        let key = match e.field.split_once('[') {
+            Some((name, rest)) => {
+                let n = rest.trim_end_matches(']').parse().unwrap_or(0);
+                at.key(name).index(n)
+            }
+            None => at.key(&e.field),
+        };
+        p.push(key, e.reason);
     }
 }

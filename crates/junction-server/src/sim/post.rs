@@ -67,35 +67,12 @@ pub(super) async fn post_top(
         Err(why) => return errors(StatusCode::BAD_REQUEST, &why),
     };
     let get = |k: &str| form.iter().find(|(fk, _)| fk == k).map(|(_, v)| v.clone());
-    let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (k, v) in &form {
-        if let Some(code) = k
-            .strip_prefix("attribute[")
-            .and_then(|r| r.strip_suffix(']'))
-        {
-            attributes
-                .entry(code.to_string())
-                .or_default()
-                .push(v.clone());
-        }
-    }
+    let attributes = attributes_of(&form);
     let client_id = sim
         .id_attributes
         .iter()
         .find_map(|a| attributes.get(a).and_then(|v| v.first().cloned()));
-    let (delay, decision) = {
-        let mut s = sim.state.lock().expect("sim state");
-        let tries = {
-            let n = s
-                .tries
-                .entry(client_id.clone().unwrap_or_default())
-                .or_default();
-            *n += 1;
-            *n
-        };
-        let b = &mut s.behaviour;
-        (b.delay_ms, decide(b, tries))
-    };
+    let (delay, decision) = sim.decide_for(client_id.as_deref());
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
@@ -122,13 +99,9 @@ pub(super) async fn post_top(
         .expect("sim state")
         .behaviour
         .max_description_chars;
-    if let Some(max) = limit
-        && description.chars().count() > max
-    {
-        return errors(
-            StatusCode::BAD_REQUEST,
-            &format!("Description is longer than {max} characters"),
-        );
+    if let Some(max) = limit.filter(|max| description.chars().count() > *max) {
+        let why = format!("Description is longer than {max} characters");
+        return errors(StatusCode::BAD_REQUEST, &why);
     }
     let media_urls: Vec<String> = form
         .iter()
@@ -177,6 +150,28 @@ pub(super) async fn post_top(
         // Stored, never answered: the client times out not knowing.
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
+    answer(&file, token, &reference)
+}
+
+/// The `attribute[code]` fields of a form, each with every value given.
+fn attributes_of(form: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
+    let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in form {
+        if let Some(code) = k
+            .strip_prefix("attribute[")
+            .and_then(|r| r.strip_suffix(']'))
+        {
+            attributes
+                .entry(code.to_string())
+                .or_default()
+                .push(v.clone());
+        }
+    }
+    attributes
+}
+
+/// The answer to a stored request, as the back-end gives it: its id, or a token for later.
+fn answer(file: &str, token: Option<String>, reference: &str) -> Response {
     let inner = match token {
         Some(t) => format!("<token>{t}</token>"),
         None => format!("<service_request_id>{reference}</service_request_id>"),
@@ -246,5 +241,23 @@ fn decide(b: &mut Behaviour, tries: u32) -> Decision {
         Decision::Hang
     } else {
         Decision::Accept
+    }
+}
+
+impl Simulator {
+    /// How this POST goes (its delay and what happens to it), from the behaviour and how many
+    /// times this client's id has been posted.
+    fn decide_for(&self, client_id: Option<&str>) -> (u64, Decision) {
+        let mut s = self.state.lock().expect("sim state");
+        let tries = {
+            let n = s
+                .tries
+                .entry(client_id.unwrap_or_default().to_string())
+                .or_default();
+            *n += 1;
+            *n
+        };
+        let b = &mut s.behaviour;
+        (b.delay_ms, decide(b, tries))
     }
 }
