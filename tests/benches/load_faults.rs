@@ -5,7 +5,7 @@
 //!
 //! `JUNCTION_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench -p junction-tests --bench load_faults`
 
-#[path = "../integration/support.rs"]
+#[path = "../integration/support/mod.rs"]
 #[allow(dead_code)]
 mod support;
 

@@ -229,3 +229,105 @@ fn every_source_file_says_what_it_is() {
         silent.join("\n")
     );
 }
+
+/// The lines of a file before its in-file tests (`#[cfg(test)]`), if any.
+fn lines_of_code(text: &str) -> usize {
+    text.lines()
+        .take_while(|l| !l.trim_start().starts_with("#[cfg(test)]"))
+        .count()
+}
+
+/// Functions of `text` longer than `max` lines, as `name (n lines)`: a function runs from its
+/// `fn` line to the first `}` at the same indentation.
+fn long_functions(text: &str, max: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.trim_start();
+        let indent = line.len() - code.len();
+        let signature = code.split("fn ").next().is_some_and(|before| {
+            before.split_whitespace().all(|w| {
+                [
+                    "pub",
+                    "pub(crate)",
+                    "pub(super)",
+                    "async",
+                    "const",
+                    "unsafe",
+                ]
+                .contains(&w)
+            })
+        });
+        if !signature || !code.contains("fn ") || code.starts_with("//") {
+            continue;
+        }
+        let Some(name) = code
+            .split("fn ")
+            .nth(1)
+            .and_then(|r| r.split(['(', '<']).next())
+        else {
+            continue;
+        };
+        let end = lines[i + 1..].iter().position(|l| {
+            l.len() - l.trim_start().len() == indent && l.trim_start().starts_with('}')
+        });
+        if let Some(end) = end
+            && end + 2 > max
+        {
+            found.push(format!("{name} ({} lines)", end + 2));
+        }
+    }
+    found
+}
+
+#[test]
+fn rooms_stay_small() {
+    // Files: at most 500 lines of code (in-file tests apart), everywhere.
+    let mut large = Vec::new();
+    for under in ["crates", "migrations", "tests"] {
+        for (path, text) in sources(under) {
+            let n = lines_of_code(&text);
+            if n > 500 {
+                large.push(format!("{path}: {n} lines"));
+            }
+        }
+    }
+    // Functions: at most 100 lines in the product's code (benches and test scenarios read
+    // top to bottom as one story, and are exempt).
+    let mut long = Vec::new();
+    for under in ["crates", "migrations"] {
+        for (path, text) in sources(under) {
+            if path.contains("/benches/") {
+                continue;
+            }
+            let code: String = text
+                .lines()
+                .take(lines_of_code(&text))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for f in long_functions(&code, 100) {
+                long.push(format!("{path}: {f}"));
+            }
+        }
+    }
+    assert!(
+        large.is_empty() && long.is_empty(),
+        "split these along their seams:\n{}\n{}",
+        large.join("\n"),
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_size_check_sees_a_long_function_and_a_short_one() {
+    let long = format!(
+        "pub async fn big() {{\n{}}}\nfn small() {{\n}}\n",
+        "    x;\n".repeat(120)
+    );
+    assert_eq!(
+        long_functions(&long, 100),
+        vec!["big (122 lines)".to_string()]
+    );
+    assert!(long_functions("fn small() {\n    y;\n}\n", 100).is_empty());
+    assert_eq!(lines_of_code("a\nb\n#[cfg(test)]\nmod tests {}\n"), 2);
+}

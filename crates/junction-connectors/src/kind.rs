@@ -32,12 +32,14 @@ pub(crate) fn is_http_url(u: &str) -> bool {
 }
 
 /// The HTTP client every HTTP kind uses: the connector's timeout for a whole call, 10 s to
-/// connect, and Junction's user agent.
+/// connect, Junction's user agent, and no redirects. A redirect is an answer, not a place to
+/// go: following it would turn a POST into a GET elsewhere and call that delivered.
 pub(crate) fn http_client(timeout_secs: u64) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(timeout_secs.max(1)))
         .connect_timeout(std::time::Duration::from_secs(10))
         .user_agent(concat!("Junction/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| e.to_string())
 }

@@ -150,7 +150,7 @@ impl Connection {
     }
 
     /// Passes a message to async-graphql's handler, or closes if the client outruns it.
-    async fn to_protocol(&mut self, bytes: Vec<u8>) -> Flow {
+    async fn pass_on(&mut self, bytes: Vec<u8>) -> Flow {
         if self.to_protocol.try_send(bytes).is_err() {
             return self.close(4429, "too many messages").await;
         }
@@ -189,7 +189,7 @@ impl Connection {
                         Flow::Go
                     }
                     // Not a subscription: async-graphql's handler runs it.
-                    None => self.to_protocol(bytes).await,
+                    None => self.pass_on(bytes).await,
                 }
             }
             ClientMessage::Complete { id } if self.running.contains_key(id.as_str()) => {
@@ -198,7 +198,7 @@ impl Connection {
                 }
                 Flow::Go
             }
-            _ => self.to_protocol(bytes).await,
+            _ => self.pass_on(bytes).await,
         }
     }
 

@@ -127,7 +127,7 @@ fn rule(
     }
     let jurisdiction = jurisdiction_of(
         r.jurisdiction.as_ref(),
-        &jurisdictions,
+        jurisdictions,
         at.key("jurisdiction"),
         p,
     )?;
@@ -144,7 +144,7 @@ fn rule(
             );
         }
     }
-    let when = condition(r, &at, &types, p);
+    let when = condition(r, at, &types, p);
     let set = &r.set;
     if let Some(agency) = &set.agency {
         match catalogue.agencies.iter().find(|a| a.id == *agency) {

@@ -229,8 +229,8 @@ fn agreement(
     if let Err(errors) = agreement.validate(
         partner.is_some_and(|x| x.jurisdiction_id == jurisdiction),
         &case_type,
-        &purposes,
-        &core,
+        purposes,
+        core,
     ) {
         push_errors(errors, at, p);
     }
