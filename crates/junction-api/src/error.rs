@@ -16,7 +16,8 @@ use junction_store::StoreError;
 /// | `CONFLICT` | the object changed meanwhile, or the change contradicts its state | 200 |
 /// | `LIMIT_EXCEEDED` | body size, query depth, complexity or page size over the limit | 413 or 200 |
 /// | `INTERNAL` | Junction failed; the detail is in the log under the request id | 200 or 500 |
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     BadRequest,
     BadUserInput,
@@ -41,20 +42,11 @@ impl ErrorCode {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "BAD_REQUEST",
-            ErrorCode::BadUserInput => "BAD_USER_INPUT",
-            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
-            ErrorCode::Forbidden => "FORBIDDEN",
-            ErrorCode::NotFound => "NOT_FOUND",
-            ErrorCode::Conflict => "CONFLICT",
-            ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
-            ErrorCode::Internal => "INTERNAL",
-        }
+        junction_domain::wire_name::wire_name(&self)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
+        junction_domain::wire_name::from_wire_name(s)
     }
 
     /// The audit record's outcome for a request that failed with this code: `rejected` when

@@ -34,56 +34,69 @@ impl Role {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Manager => "manager",
-            Role::Officer => "officer",
-            Role::Partner => "partner",
-            Role::System => "system",
-            Role::Auditor => "auditor",
-        }
+        crate::wire_name::wire_name(&self)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
+        crate::wire_name::from_wire_name(s)
     }
 }
 
 /// Something a caller asks to do. Wire names are stable: they appear in audit records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Action {
+    #[serde(rename = "self.read")]
     ReadSelf,
+    #[serde(rename = "agencies.read")]
     ReadAgencies,
+    #[serde(rename = "case_types.read")]
     ReadCaseTypes,
+    #[serde(rename = "cases.read")]
     ReadCases,
+    #[serde(rename = "cases.create")]
     CreateCase,
+    #[serde(rename = "cases.change_status")]
     ChangeCaseStatus,
+    #[serde(rename = "cases.add_note")]
     AddCaseNote,
+    #[serde(rename = "audit.read")]
     ReadAuditLog,
     /// See deliveries, connectors and their health.
+    #[serde(rename = "deliveries.read")]
     ReadDeliveries,
     /// Send a failed or dead delivery again.
+    #[serde(rename = "deliveries.retry")]
     RetryDelivery,
     /// Say what became of a delivery whose outcome could not be proved: it arrived (with the
     /// back-end's reference), or send it again.
+    #[serde(rename = "deliveries.resolve")]
     ResolveDelivery,
     /// Pause and resume deliveries to a connector or an agency.
+    #[serde(rename = "deliveries.pause")]
     PauseDeliveries,
     /// Route a case again (after a category change) and resend it.
+    #[serde(rename = "cases.reroute")]
     RerouteCase,
     /// See data sharing agreements (a partner sees only its own).
+    #[serde(rename = "agreements.read")]
     ReadAgreements,
     /// Create, change, suspend and resume data sharing agreements.
+    #[serde(rename = "agreements.manage")]
     ManageAgreements,
     /// Share a case with a partner, or withdraw a share.
+    #[serde(rename = "cases.share")]
     ShareCases,
     /// See who was shown personal data: the disclosure log.
+    #[serde(rename = "disclosures.read")]
     ReadDisclosures,
     /// See who a case is shared with.
+    #[serde(rename = "shares.read")]
     ReadShares,
     /// Download cases as a file (CSV), through the same access and lens as reading them.
+    #[serde(rename = "cases.export")]
     ExportCases,
     /// See and download the files that came with a case (photos may show people and cars).
+    #[serde(rename = "attachments.read")]
     ReadAttachments,
 }
 
@@ -112,28 +125,7 @@ impl Action {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Action::ReadSelf => "self.read",
-            Action::ReadAgencies => "agencies.read",
-            Action::ReadCaseTypes => "case_types.read",
-            Action::ReadCases => "cases.read",
-            Action::CreateCase => "cases.create",
-            Action::ChangeCaseStatus => "cases.change_status",
-            Action::AddCaseNote => "cases.add_note",
-            Action::ReadAuditLog => "audit.read",
-            Action::ReadDeliveries => "deliveries.read",
-            Action::RetryDelivery => "deliveries.retry",
-            Action::ResolveDelivery => "deliveries.resolve",
-            Action::PauseDeliveries => "deliveries.pause",
-            Action::RerouteCase => "cases.reroute",
-            Action::ReadAgreements => "agreements.read",
-            Action::ManageAgreements => "agreements.manage",
-            Action::ShareCases => "cases.share",
-            Action::ReadDisclosures => "disclosures.read",
-            Action::ReadShares => "shares.read",
-            Action::ExportCases => "cases.export",
-            Action::ReadAttachments => "attachments.read",
-        }
+        crate::wire_name::wire_name(&self)
     }
 }
 

@@ -49,24 +49,11 @@ impl CaseStatus {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            CaseStatus::Open => "open",
-            CaseStatus::ForTriage => "for_triage",
-            CaseStatus::Investigating => "investigating",
-            CaseStatus::InProgress => "in_progress",
-            CaseStatus::ActionScheduled => "action_scheduled",
-            CaseStatus::Fixed => "fixed",
-            CaseStatus::Closed => "closed",
-            CaseStatus::Duplicate => "duplicate",
-            CaseStatus::NotCouncilsResponsibility => "not_councils_responsibility",
-            CaseStatus::NoFurtherAction => "no_further_action",
-            CaseStatus::InternalReferral => "internal_referral",
-            CaseStatus::Cancelled => "cancelled",
-        }
+        crate::wire_name::wire_name(&self)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
+        crate::wire_name::from_wire_name(s)
     }
 
     /// Whether the case counts as closed (Open311's basic `closed`).
@@ -375,19 +362,7 @@ pub enum CaseEventKind {
 
 impl CaseEventKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            CaseEventKind::Created => "created",
-            CaseEventKind::StatusChanged => "status_changed",
-            CaseEventKind::NoteAdded => "note_added",
-            CaseEventKind::Routed => "routed",
-            CaseEventKind::Delivered => "delivered",
-            CaseEventKind::DeliveryDead => "delivery_dead",
-            CaseEventKind::DeliveryNeedsDecision => "delivery_needs_decision",
-            CaseEventKind::UpdateReceived => "update_received",
-            CaseEventKind::Shared => "shared",
-            CaseEventKind::Unshared => "unshared",
-            CaseEventKind::FileRefused => "file_refused",
-        }
+        crate::wire_name::wire_name(&self)
     }
 
     /// Whether events of this kind go into the partner feed (subscriptions), in commit order.
@@ -404,21 +379,7 @@ impl CaseEventKind {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            CaseEventKind::Created,
-            CaseEventKind::StatusChanged,
-            CaseEventKind::NoteAdded,
-            CaseEventKind::Routed,
-            CaseEventKind::Delivered,
-            CaseEventKind::DeliveryDead,
-            CaseEventKind::DeliveryNeedsDecision,
-            CaseEventKind::UpdateReceived,
-            CaseEventKind::Shared,
-            CaseEventKind::Unshared,
-            CaseEventKind::FileRefused,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        crate::wire_name::from_wire_name(s)
     }
 }
 

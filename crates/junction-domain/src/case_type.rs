@@ -35,14 +35,7 @@ impl Datatype {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Datatype::String => "string",
-            Datatype::Number => "number",
-            Datatype::Datetime => "datetime",
-            Datatype::Text => "text",
-            Datatype::Singlevaluelist => "singlevaluelist",
-            Datatype::Multivaluelist => "multivaluelist",
-        }
+        crate::wire_name::wire_name(&self)
     }
 
     pub fn is_list(self) -> bool {
@@ -71,12 +64,7 @@ impl Classification {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Classification::Public => "public",
-            Classification::Official => "official",
-            Classification::Personal => "personal",
-            Classification::Sensitive => "sensitive",
-        }
+        crate::wire_name::wire_name(&self)
     }
 }
 

@@ -17,6 +17,7 @@ pub mod route;
 pub mod sharing;
 pub mod status_notice;
 pub mod validation;
+pub mod wire_name;
 
 pub use attachment::{Attachment, NewAttachment, RefusedFile};
 pub use audit::{

@@ -32,16 +32,11 @@ impl AgencyKind {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            AgencyKind::Department => "department",
-            AgencyKind::Contractor => "contractor",
-            AgencyKind::Partner => "partner",
-            AgencyKind::NationalBody => "national_body",
-        }
+        crate::wire_name::wire_name(&self)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+        crate::wire_name::from_wire_name(s)
     }
 }
 

@@ -11,7 +11,8 @@ use crate::entity::pause;
 use crate::{Store, StoreError, audit};
 
 /// What can be paused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PauseTarget {
     Connector,
     Agency,
@@ -19,10 +20,7 @@ pub enum PauseTarget {
 
 impl PauseTarget {
     pub fn as_str(self) -> &'static str {
-        match self {
-            PauseTarget::Connector => "connector",
-            PauseTarget::Agency => "agency",
-        }
+        junction_domain::wire_name::wire_name(&self)
     }
 }
 

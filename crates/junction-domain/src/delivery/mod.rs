@@ -59,20 +59,11 @@ impl DeliveryState {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Sending => "sending",
-            DeliveryState::Sent => "sent",
-            DeliveryState::Failed => "failed",
-            DeliveryState::Ambiguous => "ambiguous",
-            DeliveryState::NeedsDecision => "needs_decision",
-            DeliveryState::Dead => "dead",
-            DeliveryState::Cancelled => "cancelled",
-        }
+        crate::wire_name::wire_name(&self)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+        crate::wire_name::from_wire_name(s)
     }
 
     /// Whether the delivery is over, one way or the other.
@@ -100,21 +91,11 @@ pub enum DeliveryKind {
 
 impl DeliveryKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryKind::Case => "case",
-            DeliveryKind::AlsoEmail => "also_email",
-            DeliveryKind::PartnerNotice => "partner_notice",
-        }
+        crate::wire_name::wire_name(&self)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            DeliveryKind::Case,
-            DeliveryKind::AlsoEmail,
-            DeliveryKind::PartnerNotice,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        crate::wire_name::from_wire_name(s)
     }
 }
 

@@ -21,21 +21,17 @@ pub enum AgreementStatus {
 
 impl AgreementStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AgreementStatus::Active => "active",
-            AgreementStatus::Suspended => "suspended",
-        }
+        crate::wire_name::wire_name(&self)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [AgreementStatus::Active, AgreementStatus::Suspended]
-            .into_iter()
-            .find(|x| x.as_str() == s)
+        crate::wire_name::from_wire_name(s)
     }
 }
 
 /// Whether an agreement grants anything at a given moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AgreementState {
     Active,
     Suspended,
@@ -46,12 +42,7 @@ pub enum AgreementState {
 
 impl AgreementState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AgreementState::Active => "active",
-            AgreementState::Suspended => "suspended",
-            AgreementState::Expired => "expired",
-            AgreementState::Pending => "pending",
-        }
+        crate::wire_name::wire_name(&self)
     }
 }
 
