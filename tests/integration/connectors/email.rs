@@ -71,6 +71,10 @@ async fn a_message_goes_to_the_routed_address_with_the_reporter_to_reply_to() {
     assert_eq!(mails[0].to, ["<highways@borsetshire.example>"]);
     assert!(mails[0].data.contains("Reply-To: pat@example.org"));
     assert!(mails[0].data.contains("depth_cm: 12"));
+    // The whole message, as the relay took it (its date is the only line that changes).
+    insta::with_settings!({filters => vec![(r"(?m)^Date: .*$", "Date: [date]")]}, {
+        insta::assert_snapshot!(mails[0].data.replace("\r\n", "\n"));
+    });
 }
 
 /// Email over STARTTLS and over TLS from the first byte, to a relay whose certificate comes

@@ -124,6 +124,16 @@ async fn bad_input_gets_the_specs_errors_and_creates_nothing() {
                 .all(|e| e.text_of("code") == Some(code.as_str()))
         );
     }
+    // Every problem in one document, as FixMyStreet reads it.
+    let form = with(&[
+        ("attribute[depth_cm]", "deep"),
+        ("attribute[road_type]", "sky"),
+        ("email", "x"),
+    ]);
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (status, body) = o.post_form("requests.xml", &pairs).await;
+    assert_eq!(status, 400);
+    insta::assert_snapshot!("several_problems_xml", body);
     // JSON errors are a bare array.
     let (status, body) = o
         .post_form("requests.json", &[("service_code", "POT")])
@@ -131,6 +141,7 @@ async fn bad_input_gets_the_specs_errors_and_creates_nothing() {
     assert_eq!(status, 403);
     let json: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json[0]["code"], 403);
+    insta::assert_json_snapshot!("no_key_json", json);
     // A body that is neither form nor multipart.
     let (status, body) = o
         .post_raw("requests.xml", "application/xml", b"<request/>".to_vec())
@@ -144,7 +155,7 @@ async fn bad_input_gets_the_specs_errors_and_creates_nothing() {
     let after = audit::count(o.server.store()).await.unwrap();
     assert_eq!(
         after - before,
-        table.len() as u64 + 2,
+        table.len() as u64 + 3,
         "one audit record per call"
     );
     let (records, _) = audit::list(o.server.store(), &Default::default(), 1, None)
