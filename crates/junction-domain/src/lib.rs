@@ -29,8 +29,8 @@ pub use case::{
 };
 pub use case_type::{CaseType, Classification, Datatype, FieldDef, ListValue};
 pub use delivery::{
-    DeliveryKind, DeliveryPayload, DeliveryState, Finding, NextStep, Proof, RetryPolicy,
-    next_after_unknown,
+    DeliveryId, DeliveryKind, DeliveryPayload, DeliveryState, Finding, NextStep, Proof,
+    RetryPolicy, next_after_unknown,
 };
 pub use organisation::{Agency, AgencyKind, Jurisdiction};
 pub use route::{Condition, Route, RouteOutputs, RoutingTable, Rule, SendMethods};

@@ -2,6 +2,7 @@
 //! one transaction commits share the next one, so a burst of deliveries costs a few commits
 //! rather than two each.
 
+use junction_domain::DeliveryId;
 use std::time::Duration;
 
 use junction_store::deliveries::{self, Delivery, Settle};
@@ -10,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 type Reply<T> = oneshot::Sender<Result<T, String>>;
 /// A claim request: delivery id and lease, and where to send the claimed delivery.
-type ClaimRequest = ((i64, Duration), Reply<Option<Delivery>>);
+type ClaimRequest = ((DeliveryId, Duration), Reply<Option<Delivery>>);
 
 /// The group-commit handle; claims and outcomes carry this process's id.
 #[derive(Clone)]
@@ -32,7 +33,7 @@ impl Batcher {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while claim_rx.recv_many(&mut batch, BATCH).await > 0 {
-                let items: Vec<(i64, Duration)> = batch.iter().map(|(c, _)| *c).collect();
+                let items: Vec<(DeliveryId, Duration)> = batch.iter().map(|(c, _)| *c).collect();
                 match deliveries::claim_batch(&s, &claimer, &items).await {
                     Ok(results) => {
                         for ((_, reply), r) in batch.drain(..).zip(results) {
@@ -70,7 +71,7 @@ impl Batcher {
 
     pub(crate) async fn claim(
         &self,
-        id: i64,
+        id: DeliveryId,
         lease: Duration,
     ) -> Result<Option<Delivery>, StoreError> {
         let (tx, rx) = oneshot::channel();

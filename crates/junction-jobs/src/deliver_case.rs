@@ -8,6 +8,7 @@
 //! or nothing provable (parked for a person). Nothing is resent blindly or marked sent on a
 //! guess.
 
+use junction_domain::DeliveryId;
 use std::time::Duration;
 
 use junction_connectors::{Accepted, OutFile, Outbound, Refused, RetryClass};
@@ -30,7 +31,7 @@ const GUARD_MARGIN: Duration = Duration::from_secs(15);
 
 /// Attempts delivery `id` once, if it is due: claim, prove an unknown outcome first, call the
 /// connector, record the outcome.
-pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, StoreError> {
+pub async fn attempt(runner: &Runner, id: DeliveryId) -> Result<Outcome, StoreError> {
     let Some(d) = deliveries::get(&runner.store, id).await? else {
         return Ok(Outcome::Skipped);
     };
@@ -38,7 +39,7 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, StoreError> {
         // Configuration no longer names this connector: the delivery waits (and shows as
         // pending) until it is configured again or the case is rerouted.
         tracing::warn!(
-            delivery = id,
+            delivery = %id,
             connector = d.connector_id,
             "delivery to an unknown connector"
         );
@@ -114,7 +115,7 @@ pub async fn attempt(runner: &Runner, id: i64) -> Result<Outcome, StoreError> {
 /// `maybe_arrived`: an earlier unanswered attempt, not proved absent, may still have arrived.
 fn settle_from(
     answer: Option<Result<Accepted, Refused>>,
-    id: i64,
+    id: DeliveryId,
     connector: &ConnectorHandle,
     maybe_arrived: bool,
 ) -> Settle {
@@ -187,7 +188,7 @@ async fn prove(
         finding = Some(found);
     }
     tracing::info!(
-        delivery = d.id,
+        delivery = %d.id,
         connector = d.connector_id,
         finding = ?finding,
         step = ?step,
@@ -232,7 +233,7 @@ async fn record(
         DeliveryState::Sent => {}
         DeliveryState::NeedsDecision => {
             tracing::error!(
-                delivery = d.id,
+                delivery = %d.id,
                 case = d.case_id,
                 connector = d.connector_id,
                 reason = after.last_error.as_deref().unwrap_or_default(),
@@ -240,7 +241,7 @@ async fn record(
             );
         }
         _ => tracing::info!(
-            delivery = d.id,
+            delivery = %d.id,
             connector = d.connector_id,
             attempt = d.attempts,
             state = state.as_str(),

@@ -2,6 +2,7 @@
 //! A job names the row it concerns and nothing else; everything it needs is read from the
 //! database when it runs, so a job that runs twice or late does no harm.
 
+use junction_domain::DeliveryId;
 use serde::{Deserialize, Serialize};
 
 /// A kind of work the queue hands to this process's workers.
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum Job {
     /// Attempt delivery `delivery` now (`deliver_case.rs`).
-    Deliver { delivery: i64 },
+    Deliver { delivery: DeliveryId },
 }
 
 /// A job as stored. Jobs queued before there was more than one kind were stored as
@@ -26,7 +27,7 @@ pub enum Queued {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EarlierDelivery {
-    delivery: i64,
+    delivery: DeliveryId,
 }
 
 impl Queued {
@@ -50,7 +51,9 @@ mod tests {
 
     #[test]
     fn jobs_are_tagged_and_jobs_queued_before_the_tag_still_decode() {
-        let job = Job::Deliver { delivery: 7 };
+        let job = Job::Deliver {
+            delivery: DeliveryId(7),
+        };
         let stored = serde_json::to_string(&Queued::from(job)).unwrap();
         assert_eq!(stored, r#"{"job":"deliver","delivery":7}"#);
         let back: Queued = serde_json::from_str(&stored).unwrap();

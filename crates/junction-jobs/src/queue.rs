@@ -6,6 +6,7 @@
 //! throw-away connection and the queue's own pool sets its level on every connection; and finished jobs are never deleted, which makes every SQLite ack slower as
 //! they pile up, so Junction deletes them (the delivery rows keep the history).
 
+use junction_domain::DeliveryId;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -124,7 +125,7 @@ impl Queue {
     }
 
     /// Hands the queue one job per delivery id.
-    pub async fn push(&self, ids: &[i64]) -> Result<(), QueueError> {
+    pub async fn push(&self, ids: &[DeliveryId]) -> Result<(), QueueError> {
         if ids.is_empty() {
             return Ok(());
         }

@@ -11,7 +11,7 @@ use super::{actor, intake, pothole};
 use crate::support::{all_databases, init};
 
 /// A case routed to `backend`, and its delivery's id.
-async fn routed_case(store: &Store) -> i64 {
+async fn routed_case(store: &Store) -> junction_domain::DeliveryId {
     let mut routing = RoutingTable::default();
     routing
         .methods

@@ -1,6 +1,7 @@
 //! Write operations. Each names the action it needs in its guard; each change is audited by the
 //! store in the same transaction.
 
+use junction_domain::DeliveryId;
 use std::collections::BTreeMap;
 
 use async_graphql::{Context, ID, InputObject, Json, Object};
@@ -151,7 +152,7 @@ impl MutationRoot {
         let store = ctx.data_unchecked::<Store>();
         let actor = ctx.data_unchecked::<RequestCtx>().actor();
         let n = id
-            .parse::<i64>()
+            .parse::<DeliveryId>()
             .map_err(|_| ApiError::invalid("id", "is not a delivery id"))?;
         let d = deliveries::retry(store, &actor, n).await?;
         ctx.data_unchecked::<Intake>().wake();
@@ -173,7 +174,7 @@ impl MutationRoot {
         let store = ctx.data_unchecked::<Store>();
         let actor = ctx.data_unchecked::<RequestCtx>().actor();
         let n = id
-            .parse::<i64>()
+            .parse::<DeliveryId>()
             .map_err(|_| ApiError::invalid("id", "is not a delivery id"))?;
         let reference = reference.map(|r| r.trim().to_string());
         let resolution = match outcome {

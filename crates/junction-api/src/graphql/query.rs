@@ -4,6 +4,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use junction_domain::Access;
 use junction_domain::Action;
+use junction_domain::DeliveryId;
 use junction_domain::case_type::is_code;
 use junction_store::audit::{self, AuditFilter};
 use junction_store::cases::{self, CaseFilter, CaseOrder, SharedWith, SortKey};
@@ -280,7 +281,7 @@ impl QueryRoot {
     #[graphql(guard = "Can(Action::ReadDeliveries)")]
     async fn delivery(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Delivery>> {
         let store = ctx.data_unchecked::<Store>();
-        let Ok(n) = id.parse::<i64>() else {
+        let Ok(n) = id.parse::<DeliveryId>() else {
             return Ok(None);
         };
         Ok(deliveries::get(store, n).await?.map(Delivery))

@@ -2,6 +2,7 @@
 //! replaces.
 
 use chrono::{DateTime, Utc};
+use junction_domain::DeliveryId;
 use junction_domain::delivery::{PlannedDelivery, idempotency_key, plan};
 use junction_domain::route::{Route, SendMethods};
 use junction_domain::{Case, DeliveryKind, DeliveryPayload, DeliveryState};
@@ -95,7 +96,7 @@ pub(crate) async fn cancel_unsent<C: ConnectionTrait>(
     conn: &C,
     case_id: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<DeliveryId>, StoreError> {
     let rows = delivery::Entity::find()
         .filter(delivery::Column::CaseId.eq(case_id))
         .filter(delivery::Column::State.is_in(["pending", "failed"]))
@@ -116,5 +117,5 @@ pub(crate) async fn cancel_unsent<C: ConnectionTrait>(
             .exec(conn)
             .await?;
     }
-    Ok(ids)
+    Ok(ids.into_iter().map(DeliveryId).collect())
 }

@@ -1,6 +1,7 @@
 //! What a manager decides about a delivery: retry it, or say what became of an unknown outcome.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use junction_domain::DeliveryId;
 use junction_domain::{Actor, DeliveryState};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use serde_json::json;
@@ -20,7 +21,7 @@ pub enum Resolution {
 }
 
 /// A manager's retry of a dead or failed delivery: due now, with a fresh maximum age.
-pub async fn retry(store: &Store, actor: &Actor, id: i64) -> Result<Delivery, StoreError> {
+pub async fn retry(store: &Store, actor: &Actor, id: DeliveryId) -> Result<Delivery, StoreError> {
     let now = Utc::now().trunc_subsecs(6);
     let txn = store.begin_write().await?;
     let d = load(&*txn, id).await?;
@@ -47,7 +48,7 @@ pub async fn retry(store: &Store, actor: &Actor, id: i64) -> Result<Delivery, St
 pub async fn resolve(
     store: &Store,
     actor: &Actor,
-    id: i64,
+    id: DeliveryId,
     resolution: &Resolution,
 ) -> Result<Delivery, StoreError> {
     let now = Utc::now().trunc_subsecs(6);
@@ -73,7 +74,7 @@ pub async fn resolve(
                 change.before = before.clone();
             }
             delivery::Entity::update(delivery::ActiveModel {
-                id: Set(id),
+                id: Set(id.0),
                 state: Set(DeliveryState::Sent.as_str().to_string()),
                 payload: Set(serde_json::to_string(&sent.payload).expect("a payload serialises")),
                 queued_until: Set(None),
@@ -114,7 +115,7 @@ async fn send_now<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<Delivery, StoreError> {
     delivery::Entity::update(delivery::ActiveModel {
-        id: Set(d.id),
+        id: Set(d.id.0),
         state: Set(DeliveryState::Pending.as_str().to_string()),
         next_attempt_at: Set(now),
         queued_until: Set(None),

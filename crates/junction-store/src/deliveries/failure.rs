@@ -2,6 +2,7 @@
 //! ambiguous (prove what happened first), or parked for a person's decision.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use junction_domain::DeliveryId;
 use junction_domain::delivery::AfterFailure;
 use junction_domain::{Actor, AuditEntry, CaseEventKind, DeliveryState, RetryPolicy};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
@@ -113,7 +114,7 @@ fn next(d: &Delivery, unsent: Unsent<'_>, now: DateTime<Utc>) -> Next {
 /// audit entry.
 pub(crate) async fn unsent_in<C: ConnectionTrait>(
     conn: &C,
-    id: i64,
+    id: DeliveryId,
     unsent: Unsent<'_>,
     now: DateTime<Utc>,
 ) -> Result<(Delivery, Option<AuditEntry>), StoreError> {
@@ -128,7 +129,7 @@ pub(crate) async fn unsent_in<C: ConnectionTrait>(
         ..d.payload.clone()
     };
     delivery::Entity::update(delivery::ActiveModel {
-        id: Set(id),
+        id: Set(id.0),
         state: Set(n.state.as_str().to_string()),
         payload: Set(serde_json::to_string(&payload).expect("a payload serialises")),
         queued_until: Set(None),

@@ -23,7 +23,7 @@ pub use queue::{claim, claim_batch, forget_queued, next_due_at, take_for_queue};
 pub use settle::{Failure, Settle, fail, settle_batch, succeed};
 
 use chrono::{DateTime, Utc};
-use junction_domain::{DeliveryKind, DeliveryPayload, DeliveryState};
+use junction_domain::{DeliveryId, DeliveryKind, DeliveryPayload, DeliveryState};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -39,7 +39,7 @@ pub const MAX_KEPT_BYTES: usize = 4_096;
 /// One delivery, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
-    pub id: i64,
+    pub id: DeliveryId,
     pub case_id: String,
     pub connector_id: String,
     pub agency_id: String,
@@ -74,7 +74,7 @@ pub(crate) fn from_row(row: delivery::Model) -> Result<Delivery, StoreError> {
             .ok_or_else(|| StoreError::corrupt("delivery state", &row.state))?,
         payload: serde_json::from_str(&row.payload)
             .map_err(|e| StoreError::corrupt("delivery payload", e))?,
-        id: row.id,
+        id: DeliveryId(row.id),
         case_id: row.case_id,
         connector_id: row.connector_id,
         agency_id: row.agency_id,
@@ -107,8 +107,8 @@ pub fn truncate(text: &str) -> String {
 }
 
 /// One delivery.
-pub async fn get(store: &Store, id: i64) -> Result<Option<Delivery>, StoreError> {
-    delivery::Entity::find_by_id(id)
+pub async fn get(store: &Store, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+    delivery::Entity::find_by_id(id.0)
         .one(store.conn())
         .await?
         .map(from_row)
@@ -127,8 +127,11 @@ pub async fn for_case(store: &Store, case_id: &str) -> Result<Vec<Delivery>, Sto
         .collect()
 }
 
-pub(crate) async fn load<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Delivery, StoreError> {
-    let mut q = delivery::Entity::find_by_id(id);
+pub(crate) async fn load<C: ConnectionTrait>(
+    conn: &C,
+    id: DeliveryId,
+) -> Result<Delivery, StoreError> {
+    let mut q = delivery::Entity::find_by_id(id.0);
     if conn.get_database_backend() == DbBackend::Postgres {
         q = q.lock_exclusive();
     }

@@ -3,6 +3,7 @@
 //! next step proves what happened before anything is sent again.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use junction_domain::DeliveryId;
 use junction_domain::{Actor, DeliveryState};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
@@ -16,7 +17,7 @@ pub async fn recover_orphans(
     store: &Store,
     live: &[String],
     now: DateTime<Utc>,
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<DeliveryId>, StoreError> {
     let now = now.trunc_subsecs(6);
     let backend = store.conn().get_database_backend();
     let p = |n| placeholder(backend, n);
@@ -99,5 +100,5 @@ pub async fn recover_orphans(
         .collect();
     audit::append(&*txn, &entries).await?;
     txn.commit().await?;
-    Ok(ids)
+    Ok(ids.into_iter().map(DeliveryId).collect())
 }

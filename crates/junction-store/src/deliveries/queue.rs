@@ -1,5 +1,6 @@
 //! Due deliveries handed to the queue, and the guarded claim that starts one attempt.
 
+use junction_domain::DeliveryId;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -33,7 +34,7 @@ pub async fn take_for_queue(
     hold: Duration,
     limit: u64,
     ordered: &[String],
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<DeliveryId>, StoreError> {
     let backend = store.conn().get_database_backend();
     let p = |n| placeholder(backend, n);
     let in_order = if ordered.is_empty() {
@@ -77,7 +78,7 @@ pub async fn take_for_queue(
             .await?;
     }
     txn.commit().await?;
-    Ok(ids)
+    Ok(ids.into_iter().map(DeliveryId).collect())
 }
 
 /// Forgets every queued mark, so the next [`take_for_queue`] takes every due delivery: for a
@@ -117,7 +118,7 @@ pub async fn next_due_at(store: &Store) -> Result<Option<DateTime<Utc>>, StoreEr
 pub async fn claim(
     store: &Store,
     owner: &str,
-    id: i64,
+    id: DeliveryId,
     lease: Duration,
 ) -> Result<Option<Delivery>, StoreError> {
     Ok(claim_batch(store, owner, &[(id, lease)])
@@ -133,7 +134,7 @@ pub async fn claim(
 pub async fn claim_batch(
     store: &Store,
     owner: &str,
-    claims: &[(i64, Duration)],
+    claims: &[(DeliveryId, Duration)],
 ) -> Result<Vec<Option<Delivery>>, StoreError> {
     let now = Utc::now().trunc_subsecs(6);
     let txn = store.begin_write().await?;
@@ -141,12 +142,13 @@ pub async fn claim_batch(
     let mut leases: Vec<Duration> = claims.iter().map(|(_, l)| *l).collect();
     leases.sort_unstable();
     leases.dedup();
-    let mut claimed: std::collections::HashMap<i64, Delivery> = std::collections::HashMap::new();
+    let mut claimed: std::collections::HashMap<DeliveryId, Delivery> =
+        std::collections::HashMap::new();
     for lease in leases {
         let ids: Vec<i64> = claims
             .iter()
             .filter(|(_, l)| *l == lease)
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id.0)
             .collect();
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1));
         let p = |n| placeholder(backend, n);

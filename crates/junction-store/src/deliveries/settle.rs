@@ -1,6 +1,7 @@
 //! Recording what an attempt came to: sent, failed, unknown, or parked for a person.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use junction_domain::DeliveryId;
 use junction_domain::{Actor, CaseEventKind, DeliveryKind, DeliveryState, RetryPolicy};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement,
@@ -33,7 +34,7 @@ pub struct Failure {
 #[derive(Debug, Clone)]
 pub enum Settle {
     Sent {
-        id: i64,
+        id: DeliveryId,
         external_ref: Option<String>,
         response: Option<String>,
         /// How it is known to have arrived, when not from the answer to a send (found by asking
@@ -43,22 +44,22 @@ pub enum Settle {
         notes: Vec<String>,
     },
     Failed {
-        id: i64,
+        id: DeliveryId,
         failure: Failure,
         policy: RetryPolicy,
     },
     /// Asking whether an unanswered attempt arrived was inconclusive: ask again later.
     Unproved {
-        id: i64,
+        id: DeliveryId,
         why: String,
         policy: RetryPolicy,
     },
     /// Whether it arrived cannot be proved: park it for a person to decide.
-    Park { id: i64, why: String },
+    Park { id: DeliveryId, why: String },
 }
 
 impl Settle {
-    pub fn id(&self) -> i64 {
+    pub fn id(&self) -> DeliveryId {
         match self {
             Settle::Sent { id, .. }
             | Settle::Failed { id, .. }
@@ -72,7 +73,7 @@ impl Settle {
 /// case is kept (the first one a connector gives a case is never overwritten).
 pub async fn succeed(
     store: &Store,
-    id: i64,
+    id: DeliveryId,
     external_ref: Option<&str>,
     response: Option<&str>,
 ) -> Result<Delivery, StoreError> {
@@ -94,7 +95,7 @@ pub async fn succeed(
 /// delivery as it now stands.
 pub async fn fail(
     store: &Store,
-    id: i64,
+    id: DeliveryId,
     failure: &Failure,
     policy: &RetryPolicy,
 ) -> Result<Delivery, StoreError> {
@@ -128,7 +129,7 @@ pub async fn settle_batch(
     let mut events = Vec::new();
     let mut refs = Vec::new();
     // Successes: (id, payload, response, external reference), written in one statement.
-    let mut sent: Vec<(i64, String, Option<String>, Option<String>)> = Vec::new();
+    let mut sent: Vec<(DeliveryId, String, Option<String>, Option<String>)> = Vec::new();
     let actor = Actor::internal("delivery");
     for outcome in outcomes {
         let id = outcome.id();
@@ -180,7 +181,7 @@ pub async fn settle_batch(
                 results.push(Ok(d));
             }
             Err(e @ (StoreError::Conflict(_) | StoreError::NotFound { .. })) => {
-                tracing::warn!(delivery = id, error = %e, "outcome not recorded");
+                tracing::warn!(delivery = id.0, error = %e, "outcome not recorded");
                 results.push(Err(e));
             }
             Err(e) => return Err(e),
@@ -202,11 +203,11 @@ pub async fn settle_batch(
 async fn load_batch<C: ConnectionTrait>(
     txn: &C,
     outcomes: &[Settle],
-) -> Result<std::collections::HashMap<i64, Delivery>, StoreError> {
-    let ids: Vec<i64> = outcomes.iter().map(Settle::id).collect();
+) -> Result<std::collections::HashMap<DeliveryId, Delivery>, StoreError> {
+    let ids: Vec<DeliveryId> = outcomes.iter().map(Settle::id).collect();
     let mut loaded = std::collections::HashMap::new();
     for row in delivery::Entity::find()
-        .filter(delivery::Column::Id.is_in(ids))
+        .filter(delivery::Column::Id.is_in(ids.iter().map(|d| d.0)))
         .all(txn)
         .await?
     {
@@ -218,7 +219,11 @@ async fn load_batch<C: ConnectionTrait>(
 
 /// The delivery an outcome is for, if this process may still record it: it is sending and,
 /// when `owner` is given, held by that owner.
-fn held(delivery: Option<Delivery>, id: i64, owner: Option<&str>) -> Result<Delivery, StoreError> {
+fn held(
+    delivery: Option<Delivery>,
+    id: DeliveryId,
+    owner: Option<&str>,
+) -> Result<Delivery, StoreError> {
     match delivery {
         None => Err(StoreError::NotFound {
             kind: "delivery",
@@ -239,7 +244,7 @@ fn held(delivery: Option<Delivery>, id: i64, owner: Option<&str>) -> Result<Deli
 /// external reference).
 async fn mark_sent<C: ConnectionTrait>(
     txn: &C,
-    sent: &[(i64, String, Option<String>, Option<String>)],
+    sent: &[(DeliveryId, String, Option<String>, Option<String>)],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let backend = txn.get_database_backend();
@@ -272,7 +277,7 @@ async fn mark_sent<C: ConnectionTrait>(
         );
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(n + 2);
         for (id, payload, response, external) in chunk {
-            values.push((*id).into());
+            values.push(id.0.into());
             values.push(payload.clone().into());
             values.push(response.clone().into());
             values.push(external.clone().into());
@@ -336,7 +341,7 @@ pub(crate) fn sent_rows(
                 case_id: Set(d.case_id.clone()),
                 connector_id: Set(d.connector_id.clone()),
                 external_id: Set(r.to_string()),
-                delivery_id: Set(id),
+                delivery_id: Set(id.0),
                 created_at: Set(now),
             });
     let mut data = json!({
@@ -387,7 +392,7 @@ pub(crate) fn sent_rows(
 
 pub(crate) async fn load_sending<C: ConnectionTrait>(
     conn: &C,
-    id: i64,
+    id: DeliveryId,
 ) -> Result<Delivery, StoreError> {
     let d = load(conn, id).await?;
     if d.state != DeliveryState::Sending {
