@@ -1,5 +1,7 @@
-//! Junction's API surface: the only crate that knows GraphQL (and, later, the Open311 REST
-//! surface).
+//! Junction's API surfaces: GraphQL over HTTP and WebSocket, Open311, the CSV export and
+//! attachments, each a module that uses the one audited-request layer (`layer.rs`) and never
+//! another surface; and intake, the one way a case comes in. The only crate that knows
+//! GraphQL.
 //!
 //! Every GraphQL field and mutation is guarded by a [`junction_domain::Action`] decided in
 //! `junction-domain`; every operation, accepted or not, leaves exactly one audit record that is

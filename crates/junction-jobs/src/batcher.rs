@@ -2,9 +2,9 @@
 //! one transaction commits share the next one, so a burst of deliveries costs a few commits
 //! rather than two each.
 
-use junction_domain::DeliveryId;
 use std::time::Duration;
 
+use junction_domain::DeliveryId;
 use junction_store::deliveries::{self, Delivery, Settle};
 use junction_store::{Store, StoreError};
 use tokio::sync::{mpsc, oneshot};

@@ -8,12 +8,11 @@
 //! or nothing provable (parked for a person). Nothing is resent blindly or marked sent on a
 //! guess.
 
-use junction_domain::DeliveryId;
 use std::time::Duration;
 
 use junction_connectors::{Accepted, OutFile, Outbound, Refused, RetryClass};
 use junction_domain::{
-    DeliveryKind, DeliveryState, Finding, NextStep, RetryPolicy, next_after_unknown,
+    DeliveryId, DeliveryKind, DeliveryState, Finding, NextStep, RetryPolicy, next_after_unknown,
 };
 use junction_store::deliveries::{self, Delivery, Failure, Settle};
 use junction_store::{StoreError, cases};

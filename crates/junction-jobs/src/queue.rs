@@ -1,18 +1,19 @@
 //! The apalis queue on Junction's own database: SQLite (its own pool on the same file) or
 //! PostgreSQL (the `apalis` schema).
 //!
-//! Two things apalis does that Junction corrects, measured in `shared/reference/stack.md`:
-//! its SQLite setup turns `synchronous` off on whatever connection runs it, so it runs on a
-//! throw-away connection and the queue's own pool sets its level on every connection; and finished jobs are never deleted, which makes every SQLite ack slower as
-//! they pile up, so Junction deletes them (the delivery rows keep the history).
+//! Two things apalis 1.0 does that Junction corrects (measured when the queue was chosen; ADR
+//! 0007): its SQLite setup turns `synchronous` off on whatever connection runs it, so it runs
+//! on a throw-away connection and the queue's own pool sets its level on every connection;
+//! and finished jobs are never deleted, which makes every SQLite ack slower as they pile up,
+//! so Junction deletes them (the delivery rows keep the history).
 
-use junction_domain::DeliveryId;
 use std::str::FromStr;
 use std::time::Duration;
 
 use apalis::prelude::TaskSink;
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
+use junction_domain::DeliveryId;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::job::{Job, Queued};
@@ -85,7 +86,7 @@ impl Queue {
                     .map_err(err)?;
                 SqliteStorage::setup(&setup).await.map_err(err)?;
                 // The ack statement plans through this index and walks every job the worker
-                // ever locked (stack.md); Junction's purge keeps the table small instead.
+                // ever locked (ADR 0007); Junction's purge keeps the table small instead.
                 sqlx::query("DROP INDEX IF EXISTS LIdx")
                     .execute(&setup)
                     .await

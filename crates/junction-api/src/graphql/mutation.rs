@@ -1,11 +1,10 @@
 //! Write operations. Each names the action it needs in its guard; each change is audited by the
 //! store in the same transaction.
 
-use junction_domain::DeliveryId;
 use std::collections::BTreeMap;
 
 use async_graphql::{Context, ID, InputObject, Json, Object};
-use junction_domain::{Action, Location, NewCase, Submitter};
+use junction_domain::{Action, DeliveryId, Location, NewCase, Submitter};
 use junction_store::cases::Arrival;
 use junction_store::deliveries::{self, PauseTarget};
 use junction_store::{Store, cases, catalogue};
