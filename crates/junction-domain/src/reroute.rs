@@ -69,29 +69,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::case::{CaseStatus, Location, Submitter};
     use crate::{Classification, Datatype, FieldDef, SendMethods};
 
     fn case() -> Case {
-        Case {
-            id: "c1".into(),
-            reference: "1".into(),
-            jurisdiction_id: "j".into(),
-            case_type_code: "POT".into(),
-            agency_id: "highways".into(),
-            status: CaseStatus::Open,
-            description: "Rubbish dumped by the gate".into(),
-            location: Location::default(),
-            submitter: Submitter::default(),
-            fields: serde_json::from_value(json!({"depth": "10", "bags": "3"})).unwrap(),
-            created_at: chrono::Utc::now(),
-            updated_at: chrono::Utc::now(),
-            version: 1,
-            route: None,
-            source_ref: None,
-            media_urls: Vec::new(),
-            created_by: "tester".into(),
-        }
+        crate::route::tests::case("POT", json!({"depth": "10", "bags": "3"}))
     }
 
     fn case_type(code: &str, agency: &str, fields: &[&str], active: bool) -> CaseType {

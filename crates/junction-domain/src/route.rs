@@ -436,12 +436,13 @@ impl Op {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::case::{CaseStatus, Location, Submitter};
     use serde_json::json;
 
-    fn case(code: &str, fields: Value) -> Case {
+    /// A case of type `code` with `fields`, for the domain's tests.
+    pub(crate) fn case(code: &str, fields: Value) -> Case {
         Case {
             id: "c1".into(),
             reference: "1".into(),
