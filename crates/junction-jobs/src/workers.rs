@@ -46,35 +46,28 @@ pub fn start(runner: Arc<Runner>, queue: Queue, config: RunnerConfig) -> Vec<Joi
         let name = format!("{}-{n}", runner.process);
         let runner = runner.clone();
         let strategy = pushed.strategy(config.poll, config.idle_poll);
+        // The same worker on either backend (their storage types differ).
+        macro_rules! spawn_worker {
+            ($storage:expr) => {{
+                let worker = WorkerBuilder::new(name)
+                    .backend($storage.poll_with_strategy(strategy))
+                    .data(runner)
+                    .concurrency(concurrency)
+                    .build(handle);
+                tokio::spawn(async move {
+                    if let Err(e) = worker.run().await {
+                        tracing::error!(error = %e, "delivery worker stopped");
+                    }
+                })
+            }};
+        }
         let worker_task = match queue.clone() {
-            Queue::Sqlite(storage) => {
-                let worker = WorkerBuilder::new(name)
-                    .backend(storage.poll_with_strategy(strategy))
-                    .data(runner)
-                    .concurrency(concurrency)
-                    .build(handle);
-                tokio::spawn(async move {
-                    if let Err(e) = worker.run().await {
-                        tracing::error!(error = %e, "delivery worker stopped");
-                    }
-                })
-            }
-            Queue::Postgres(storage) => {
-                // Woken by this process's pushes, and polled on an interval (see `wake`).
-                // apalis's LISTEN/NOTIFY wake-up (alone, or combined with an interval) left a
-                // steady trickle of jobs waiting ~2 s for the heartbeat in our measurements
-                // (docs/BENCHMARKS.md), so it is not used.
-                let worker = WorkerBuilder::new(name)
-                    .backend(storage.poll_with_strategy(strategy))
-                    .data(runner)
-                    .concurrency(concurrency)
-                    .build(handle);
-                tokio::spawn(async move {
-                    if let Err(e) = worker.run().await {
-                        tracing::error!(error = %e, "delivery worker stopped");
-                    }
-                })
-            }
+            Queue::Sqlite(storage) => spawn_worker!(storage),
+            // Woken by this process's pushes, and polled on an interval (see `wake`). apalis's
+            // LISTEN/NOTIFY wake-up (alone, or combined with an interval) left a steady trickle
+            // of jobs waiting ~2 s for the heartbeat in our measurements (docs/BENCHMARKS.md),
+            // so it is not used.
+            Queue::Postgres(storage) => spawn_worker!(storage),
         };
         tasks.push(worker_task);
     }
