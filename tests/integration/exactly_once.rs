@@ -6,8 +6,8 @@
 
 use junction_domain::{DeliveryKind, DeliveryState, Role};
 use junction_server::sim::{Behaviour, Simulator};
+use junction_store::api_keys;
 use junction_store::deliveries::{self, Delivery};
-use junction_store::{api_keys, cases};
 use serde_json::json;
 
 use crate::support::{TestServer, code, data, eventually};
@@ -76,23 +76,12 @@ set = {{ connector = "backend" }}
             .await
             .unwrap();
         assert_eq!(resp.status().as_u16(), 200);
-        let text = resp.text().await.unwrap();
-        junction_connectors::xml::parse(&text)
-            .unwrap()
-            .child("request")
-            .and_then(|r| r.text_of("service_request_id"))
-            .unwrap()
-            .to_string()
+        crate::support::service_request_id(&resp.text().await.unwrap())
     }
 
     async fn delivery(&self, reference: &str) -> Delivery {
-        let case = cases::get(self.server.store(), reference)
+        crate::support::deliveries_of(self.server.store(), reference)
             .await
-            .unwrap()
-            .unwrap();
-        deliveries::for_case(self.server.store(), &case.id)
-            .await
-            .unwrap()
             .into_iter()
             .find(|d| d.kind == DeliveryKind::Case)
             .unwrap()

@@ -178,23 +178,11 @@ set = {{ connector = "backend" }}
             .await
             .unwrap();
         assert_eq!(resp.status().as_u16(), 200);
-        let text = resp.text().await.unwrap();
-        xml::parse(&text)
-            .unwrap()
-            .child("request")
-            .and_then(|r| r.text_of("service_request_id"))
-            .unwrap()
-            .to_string()
+        crate::support::service_request_id(&resp.text().await.unwrap())
     }
 
     async fn deliveries(&self, reference: &str) -> Vec<deliveries::Delivery> {
-        let case = cases::get(self.server.store(), reference)
-            .await
-            .unwrap()
-            .unwrap();
-        deliveries::for_case(self.server.store(), &case.id)
-            .await
-            .unwrap()
+        crate::support::deliveries_of(self.server.store(), reference).await
     }
 
     async fn main_delivery(&self, reference: &str) -> deliveries::Delivery {

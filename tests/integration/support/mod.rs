@@ -336,3 +336,27 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The `service_request_id` of an Open311 answer to a report, which must be there.
+pub fn service_request_id(answer: &str) -> String {
+    junction_connectors::xml::parse(answer)
+        .unwrap()
+        .child("request")
+        .and_then(|r| r.text_of("service_request_id"))
+        .unwrap()
+        .to_string()
+}
+
+/// Every delivery of the case with `reference`, which must exist.
+pub async fn deliveries_of(
+    store: &junction_store::Store,
+    reference: &str,
+) -> Vec<junction_store::deliveries::Delivery> {
+    let case = junction_store::cases::get(store, reference)
+        .await
+        .unwrap()
+        .unwrap();
+    junction_store::deliveries::for_case(store, &case.id)
+        .await
+        .unwrap()
+}
