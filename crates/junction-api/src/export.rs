@@ -182,7 +182,6 @@ async fn rows(
             break;
         }
     }
-
     Ok((rows, more))
 }
 

@@ -228,12 +228,14 @@ impl QueryRoot {
         let ordered = filter.order.is_some();
         let page = cases::list(store, &filter, first, after.as_deref()).await?;
         // An ordered page's cursor is the case's position in the whole list.
-        let positions: std::collections::HashMap<String, u64> = page
-            .cases
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.clone(), offset + i as u64 + 1))
-            .collect();
+        // (Built only for an ordered page: newest-first pages use the case's id.)
+        let positions: std::collections::HashMap<String, u64> = if ordered {
+            let at =
+                |(i, c): (usize, &junction_domain::Case)| (c.id.clone(), offset + i as u64 + 1);
+            page.cases.iter().enumerate().map(at).collect()
+        } else {
+            Default::default()
+        };
         let mut types = Default::default();
         let seen = with_lenses(store, policy, &access, page.cases, &mut types).await?;
         let edges: Vec<CaseEdge> = seen
