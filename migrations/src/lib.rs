@@ -18,6 +18,7 @@ mod m0010_feed_placeholder_indexes;
 mod m0011_token_revocations;
 mod m0012_case_idempotency_key;
 mod m0013_open311_dropin;
+mod m0014_updates_back;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_token_revocations::Migration),
             Box::new(m0012_case_idempotency_key::Migration),
             Box::new(m0013_open311_dropin::Migration),
+            Box::new(m0014_updates_back::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+pub use junction_domain::InboundUpdate;
 use junction_domain::{Case, CaseUpdate};
 use serde_json::Value;
 
@@ -27,23 +28,6 @@ pub struct OutboundUpdate<'a> {
     pub update: &'a CaseUpdate,
     /// The same on every attempt: the back-end de-duplicates on it.
     pub idempotency_key: &'a str,
-}
-
-/// An update a back-end made, as it reported it, before it is matched, mapped or applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InboundUpdate {
-    /// The back-end's id for the update; repeats are dropped on (connector, this).
-    pub update_id: String,
-    /// The back-end's reference for the case.
-    pub external_ref: String,
-    /// Junction's id for the case, where the back-end echoes the id attribute it was sent.
-    pub our_id: Option<String>,
-    /// The back-end's status word, unmapped.
-    pub status: Option<String>,
-    pub external_status_code: Option<String>,
-    pub description: String,
-    pub media_urls: Vec<String>,
-    pub updated_at: DateTime<Utc>,
 }
 
 /// A case a back-end holds, as it reported it, for import.

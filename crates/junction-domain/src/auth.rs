@@ -98,10 +98,13 @@ pub enum Action {
     /// See and download the files that came with a case (photos may show people and cars).
     #[serde(rename = "attachments.read")]
     ReadAttachments,
+    /// Run a schedule (an update poll, a feed, an import) now rather than at its due time.
+    #[serde(rename = "schedules.run")]
+    RunSchedule,
 }
 
 impl Action {
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 21] = [
         Action::ReadSelf,
         Action::ReadAgencies,
         Action::ReadCaseTypes,
@@ -122,6 +125,7 @@ impl Action {
         Action::ReadShares,
         Action::ExportCases,
         Action::ReadAttachments,
+        Action::RunSchedule,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -180,9 +184,10 @@ fn allowed(action: Action) -> &'static [Role] {
         }
         Action::ReadAuditLog => &[Admin, Auditor],
         Action::ReadDeliveries => &[Admin, Manager, Officer, System, Auditor],
-        Action::RetryDelivery | Action::ResolveDelivery | Action::PauseDeliveries => {
-            &[Admin, Manager]
-        }
+        Action::RetryDelivery
+        | Action::ResolveDelivery
+        | Action::PauseDeliveries
+        | Action::RunSchedule => &[Admin, Manager],
         Action::RerouteCase => &[Admin, Manager, Officer],
         Action::ReadAgreements => &[Admin, Manager, Officer, Partner, Auditor],
         Action::ManageAgreements => &[Admin],
@@ -259,6 +264,10 @@ mod tests {
         ),
         (
             Action::PauseDeliveries,
+            [true, true, false, false, false, false],
+        ),
+        (
+            Action::RunSchedule,
             [true, true, false, false, false, false],
         ),
         (Action::RerouteCase, [true, true, true, false, false, false]),

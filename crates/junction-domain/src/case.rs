@@ -287,6 +287,10 @@ pub struct Case {
     pub fields: BTreeMap<String, Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the status last changed, by the clock of whoever changed it (a back-end's update
+    /// carries its own time); `None` while the case has the status it was made with. An update
+    /// older than this never overwrites the newer state.
+    pub status_at: Option<DateTime<Utc>>,
     /// Bumped by every change; a caller may name the version it saw to detect lost updates.
     pub version: i64,
     /// Where routing sent the case, and which rules decided it.
@@ -324,6 +328,7 @@ impl Case {
             fields: new.fields,
             created_at: now,
             updated_at: now,
+            status_at: None,
             version: 1,
             route: None,
             source_ref: new.source_ref,

@@ -11,10 +11,12 @@ pub mod case;
 pub mod case_type;
 pub mod checkpoint;
 pub mod delivery;
+pub mod inbound;
 pub mod organisation;
 pub mod reroute;
 pub mod route;
 pub mod sharing;
+pub mod status_map;
 pub mod status_notice;
 pub mod validation;
 pub mod wire_name;
@@ -32,11 +34,13 @@ pub use delivery::{
     DeliveryId, DeliveryKind, DeliveryPayload, DeliveryState, Finding, NextStep, Proof,
     RetryPolicy, next_after_unknown,
 };
+pub use inbound::InboundUpdate;
 pub use organisation::{Agency, AgencyKind, Jurisdiction};
 pub use route::{Condition, Route, RouteOutputs, RoutingTable, Rule, SendMethods};
 pub use sharing::{
     Access, Agreement, AgreementState, AgreementStatus, CoreClassification, Lens, PartnerScope,
     ScopeError, Share, ShareRule,
 };
+pub use status_map::{Mapped, StatusMap};
 pub use status_notice::StatusNotice;
 pub use validation::{FieldError, ValidationErrors};

@@ -459,6 +459,7 @@ pub(crate) mod tests {
             fields: serde_json::from_value(fields).unwrap(),
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
+            status_at: None,
             version: 1,
             route: None,
             source_ref: None,

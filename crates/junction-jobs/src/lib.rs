@@ -17,9 +17,11 @@ mod deliver_case;
 mod job;
 mod media;
 mod notice;
+pub mod poll_updates;
 mod queue;
 mod reconcile;
 mod runner;
+pub mod schedules;
 mod wake;
 mod workers;
 

@@ -39,6 +39,11 @@ pub enum Command {
     /// Ask every configured connector's other side whether it is there and answering,
     /// changing nothing there; exit 4 if any is not.
     CheckConnectors,
+    /// Recurring work (update polls and their mop-ups): list, or run one now.
+    Schedules {
+        #[command(subcommand)]
+        command: crate::schedules_cli::ScheduleCommand,
+    },
     /// Print a bearer token the running server accepts (shared-secret setups only).
     Token {
         /// Role(s) to grant: admin, manager, officer, partner, system, auditor.
@@ -238,6 +243,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ApiKey { command } => api_key(&loaded, command).await,
         Command::Disclosures { case } => disclosures(&loaded, &case).await,
         Command::CheckConnectors => crate::connectors_cli::check(&loaded).await,
+        Command::Schedules { command } => crate::schedules_cli::run(&loaded, command).await,
         Command::Route { case, jurisdiction } => {
             crate::route_cli::dry_run(&loaded, &case, jurisdiction.as_deref())
         }

@@ -11,6 +11,7 @@ mod connectors_cli;
 mod health;
 pub mod request_id;
 mod route_cli;
+mod schedules_cli;
 mod secret_file;
 pub mod serve;
 pub mod sim;

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use junction_api::DeliveryWaker;
+use junction_jobs::poll_updates::UpdatePoll;
+use junction_jobs::schedules::{Scheduled, Work};
 use junction_jobs::{ConnectorHandle, ConnectorSet, Queue, Runner, RunnerConfig};
 use junction_store::Store;
+use junction_store::schedules::Declared;
 use tokio::task::JoinHandle;
 
 use crate::config::LoadedConfig;
@@ -71,6 +74,70 @@ pub async fn start(loaded: &LoadedConfig, store: &Store) -> anyhow::Result<(Arc<
         concurrency: loaded.config.workers.concurrency.max(1),
         ..RunnerConfig::default()
     };
-    let tasks = junction_jobs::start(runner.clone(), queue, config);
+    let mut tasks = junction_jobs::start(runner.clone(), queue, config);
+    let scheduled = schedules(loaded)?;
+    if !scheduled.is_empty() {
+        let task = junction_jobs::schedules::start(
+            store.clone(),
+            runner.process.clone(),
+            scheduled,
+            junction_jobs::schedules::TICK,
+        )
+        .await
+        .context("declaring the schedules")?;
+        tasks.push(task);
+    }
     Ok((runner, Workers(tasks)))
+}
+
+/// The schedules the configuration declares: each connector's update poll and its mop-up.
+pub fn schedules(loaded: &LoadedConfig) -> anyhow::Result<Vec<Scheduled>> {
+    let mut out = Vec::new();
+    for spec in &loaded.connectors {
+        let Some(updates) = &spec.updates else {
+            continue;
+        };
+        let caps = spec
+            .build()
+            .map_err(|e| anyhow::anyhow!("connector `{}`: {e}", spec.id))?;
+        let statuses = Arc::new(updates.statuses.clone());
+        let mut poll = |kind: &str, every: chrono::Duration, window: chrono::Duration| {
+            let Some(poller) = caps.poll_updates.clone() else {
+                return Err(anyhow::anyhow!(
+                    "connector `{}` cannot poll updates",
+                    spec.id
+                ));
+            };
+            out.push(Scheduled {
+                declared: Declared {
+                    name: format!("{kind}:{}", spec.id),
+                    kind: kind.to_string(),
+                    connector_id: Some(spec.id.clone()),
+                    every,
+                },
+                work: Work::PollUpdates(UpdatePoll {
+                    connector_id: spec.id.clone(),
+                    poller,
+                    statuses: statuses.clone(),
+                    window,
+                }),
+            });
+            Ok(())
+        };
+        if updates.poll_every_mins > 0 {
+            poll(
+                "poll_updates",
+                chrono::Duration::minutes(updates.poll_every_mins as i64),
+                chrono::Duration::minutes(updates.window_mins as i64),
+            )?;
+        }
+        if updates.poll_every_mins > 0 && updates.mop_up_every_hours > 0 {
+            poll(
+                "mop_up_updates",
+                chrono::Duration::hours(updates.mop_up_every_hours as i64),
+                chrono::Duration::hours(updates.mop_up_window_hours as i64),
+            )?;
+        }
+    }
+    Ok(out)
 }

@@ -13,10 +13,12 @@ mod db;
 pub mod deliveries;
 mod entity;
 mod error;
+pub mod inbound;
 pub mod pauses;
 mod pool;
 pub mod processes;
 pub mod revocations;
+pub mod schedules;
 pub mod sharing;
 pub mod updates;
 

@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 
-use crate::cases::{bump, insert_event, load_for_update};
+use crate::cases::{insert_event, load_for_update};
 use crate::entity::{case, case_update};
 use crate::{Store, StoreError, audit};
 
@@ -34,20 +34,19 @@ pub struct NewUpdate {
     pub refused_files: Vec<RefusedFile>,
 }
 
-/// Records `update` on case `case_ref` (id or reference). A repeat of a source's update id is
-/// answered with the stored update, or refused as a conflict if its content differs. Moves the case's status only when `apply_status` is set, the
-/// update carries a status, and the update is not older than the case's last change, so a late
-/// update never overwrites a newer state.
+/// Records a front-end's `update` on case `case_ref` (id or reference): the citizen's word,
+/// kept in the case's history; it never moves the case's status (back-ends' updates do, through
+/// [`crate::inbound`]). A repeat of a source's update id is answered with the stored update, or
+/// refused as a conflict if its content differs.
 pub async fn record(
     store: &Store,
     actor: &Actor,
     case_ref: &str,
     update: NewUpdate,
-    apply_status: bool,
 ) -> Result<CaseUpdate, StoreError> {
     let now = Utc::now().trunc_subsecs(6);
     let txn = store.begin_write().await?;
-    let mut case = load_for_update(&*txn, case_ref).await?;
+    let case = load_for_update(&*txn, case_ref).await?;
     if let Some(source_id) = &update.source_update_id {
         let seen = case_update::Entity::find()
             .filter(case_update::Column::Source.eq(update.source.as_str()))
@@ -69,13 +68,6 @@ pub async fn record(
         }
     }
     let at = update.updated_at.unwrap_or(now).trunc_subsecs(0);
-    let from = case.status;
-    let moves = apply_status
-        && update.status.is_some_and(|s| s != from)
-        && at >= case.updated_at.trunc_subsecs(0);
-    if moves {
-        bump(&*txn, &mut case, now, update.status).await?;
-    }
     let row = insert_row(&*txn, &case.id, &update, case.status, at, now).await?;
     let files = crate::attachments::insert(&*txn, &case.id, &update.files, now).await?;
     crate::attachments::record_refused(&*txn, &case.id, &update.refused_files, actor, now).await?;
@@ -84,7 +76,7 @@ pub async fn record(
         "source": update.source,
         "source_update_id": update.source_update_id,
         "status": update.status.map(CaseStatus::as_str),
-        "status_applied": moves,
+        "status_applied": false,
         "external_status_code": update.external_status_code,
     });
     // The event carries the update's text for the case history and partners; the audit entry
@@ -117,7 +109,7 @@ pub async fn record(
             "case",
             &case.id,
             "record_update",
-            json!({"status": from.as_str()}),
+            json!({"status": case.status.as_str()}),
             data,
         )],
     )

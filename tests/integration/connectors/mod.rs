@@ -38,6 +38,7 @@ pub(super) fn case() -> Case {
         fields: BTreeMap::from([("depth_cm".to_string(), json!(12))]),
         created_at: "2026-12-07T09:30:00Z".parse().unwrap(),
         updated_at: "2026-12-07T09:30:00Z".parse().unwrap(),
+        status_at: None,
         version: 1,
         route: None,
         source_ref: None,

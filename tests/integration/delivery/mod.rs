@@ -5,6 +5,7 @@ mod arrival;
 mod failures;
 mod fitting;
 mod holding;
+mod updates_back;
 
 use junction_connectors::xml;
 use junction_domain::{Actor, DeliveryKind, DeliveryState, Role};

@@ -80,6 +80,7 @@ mod case_records;
 mod catalogue_apply;
 mod chain;
 mod feed;
+mod inbound;
 mod listing;
 mod orphans;
 mod pool;

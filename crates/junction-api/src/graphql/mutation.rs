@@ -203,6 +203,16 @@ impl MutationRoot {
         Ok(Delivery(d))
     }
 
+    /// Makes a schedule due now (an update poll, say, after a back-end came back); a process
+    /// with workers runs it within seconds. Audited with who asked.
+    #[graphql(guard = "Can(Action::RunSchedule)")]
+    async fn run_schedule(&self, ctx: &Context<'_>, name: String) -> ApiResult<Schedule> {
+        let store = ctx.data_unchecked::<Store>();
+        let actor = ctx.data_unchecked::<RequestCtx>().actor();
+        let s = junction_store::schedules::run_now(store, &actor, &name).await?;
+        Ok(Schedule(s))
+    }
+
     /// Holds every delivery to a connector, in order, until it is resumed.
     #[graphql(guard = "Can(Action::PauseDeliveries)")]
     async fn pause_connector(

@@ -259,7 +259,18 @@ impl QueryRoot {
         })
     }
 
-    /// The audit log, newest first.
+    /// Every schedule (each connector's update poll and its mop-up), with its last run, what
+    /// it did, its last error and its next run.
+    #[graphql(guard = "Can(Action::ReadDeliveries)")]
+    async fn schedules(&self, ctx: &Context<'_>) -> ApiResult<Vec<Schedule>> {
+        let store = ctx.data_unchecked::<Store>();
+        Ok(junction_store::schedules::list(store)
+            .await?
+            .into_iter()
+            .map(Schedule)
+            .collect())
+    }
+
     /// Every connector, with its pause and delivery health.
     #[graphql(guard = "Can(Action::ReadDeliveries)")]
     async fn connectors(&self, ctx: &Context<'_>) -> ApiResult<Vec<Connector>> {

@@ -207,7 +207,7 @@ pub(super) async fn post_update(
     };
     // A front-end's update is the citizen's word, recorded on the case; the status stays the
     // back-end's to change.
-    let stored = updates::record(&state.store, &actor, &case.id, update, false)
+    let stored = updates::record(&state.store, &actor, &case.id, update)
         .await
         .map_err(store_refusal)?;
     let tree = Node::list(

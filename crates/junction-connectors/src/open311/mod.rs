@@ -6,6 +6,7 @@
 mod health;
 pub mod lookup;
 pub mod params;
+pub mod updates;
 
 use std::time::Duration;
 

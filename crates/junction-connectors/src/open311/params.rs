@@ -1,5 +1,6 @@
 //! An Open311 connector's parameters: the endpoint, credentials, the id attribute, and what it
-//! can prove about an unanswered attempt (`lookup_by_id`, `dedupes_on_id`).
+//! can prove about an unanswered attempt (`lookup_by_id`, `dedupes_on_id`), and how its update
+//! list pages.
 
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,18 @@ pub struct Open311Params {
     /// description goes whole.
     #[serde(default)]
     pub max_description_chars: Option<usize>,
+    /// For back-ends that page `GET servicerequestupdates`: `page` (from 1) and `page_size` are
+    /// sent, and pages read until one lists fewer than `page_size`. Without it, one answer is
+    /// taken as the whole window.
+    #[serde(default)]
+    pub updates_paging: Option<UpdatesPaging>,
+}
+
+/// How a back-end pages its update list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatesPaging {
+    pub page_size: usize,
 }
 
 fn default_id_attribute() -> String {
@@ -67,6 +80,13 @@ impl crate::KindParams for Open311Params {
         if !crate::kind::is_http_url(&self.endpoint) {
             problems.push(("endpoint", "must be an http:// or https:// URL".into()));
         }
+        if self
+            .updates_paging
+            .as_ref()
+            .is_some_and(|p| p.page_size == 0)
+        {
+            problems.push(("updates_paging", "page_size must be greater than 0".into()));
+        }
         if self.id_attribute.trim().is_empty() {
             problems.push(("id_attribute", "must not be empty".into()));
         }
@@ -80,7 +100,8 @@ impl crate::KindParams for Open311Params {
         let connector =
             std::sync::Arc::new(super::Open311::new(self.clone(), secret(&self.api_key)?)?);
         let mut caps = crate::Capabilities::of(connector.clone());
-        caps.deliver_case = Some(connector);
+        caps.deliver_case = Some(connector.clone());
+        caps.poll_updates = Some(connector);
         Ok(caps)
     }
 }

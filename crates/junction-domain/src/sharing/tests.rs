@@ -95,6 +95,7 @@ fn case() -> Case {
         .into(),
         created_at: t(0),
         updated_at: t(0),
+        status_at: None,
         version: 1,
         route: None,
         source_ref: None,

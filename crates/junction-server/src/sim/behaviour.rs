@@ -45,4 +45,9 @@ pub struct Behaviour {
     /// Refuse a description longer than this many characters with HTTP 400, as council
     /// systems with a fixed column do.
     pub max_description_chars: Option<usize>,
+    /// `GET servicerequestupdates` lists every update twice, as back-ends that join history
+    /// tables do.
+    pub duplicate_updates: bool,
+    /// `GET servicerequestupdates` answers 200 with an HTML error page.
+    pub updates_html: bool,
 }

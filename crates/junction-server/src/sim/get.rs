@@ -45,25 +45,7 @@ pub(super) async fn get_top(
                 ),
             )
         }
-        "servicerequestupdates.xml" => {
-            let mut body = String::new();
-            for r in &s.requests {
-                let status = status_of(&s.behaviour, r, now);
-                if status != "open" {
-                    body.push_str(&format!(
-                        "<request_update><update_id>{}_{}</update_id><service_request_id>{}</service_request_id><status>{}</status><updated_datetime>{}</updated_datetime><description>Status is now {}</description><media_url></media_url></request_update>",
-                        escape(&r.service_request_id), status, escape(&r.service_request_id), status,
-                        now.format("%Y-%m-%dT%H:%M:%SZ"), status
-                    ));
-                }
-            }
-            xml(
-                StatusCode::OK,
-                format!(
-                    "<?xml version=\"1.0\" encoding=\"utf-8\"?><service_request_updates>{body}</service_request_updates>"
-                ),
-            )
-        }
+        "servicerequestupdates.xml" => super::updates::answer(&s, &query, now),
         _ => errors(StatusCode::NOT_FOUND, "not found"),
     }
 }

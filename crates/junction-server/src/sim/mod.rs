@@ -4,7 +4,8 @@
 //! resend makes a duplicate, unless `dedupe` is on), answers `GET requests` with its list
 //! (filtered by the id attribute unless `ignore_unknown_filters`, and by `start_date` and
 //! `end_date`), resolves tokens, and moves each request through `in_progress` to `fixed` over
-//! time for update polling. It can be told to misbehave, at start or while running
+//! time and serves those changes as updates (`GET servicerequestupdates`, windowed by when they
+//! happened). It can be told to misbehave, at start or while running
 //! (`POST /_sim/behaviour` with JSON, see [`Behaviour`]): 500s, each case's first attempts
 //! refused, slow answers, hangs after storing, token mode, malformed bodies, lookups answered
 //! with someone else's request. `GET /_sim/requests` lists what arrived, with how many times
@@ -13,6 +14,7 @@
 mod behaviour;
 mod get;
 mod post;
+mod updates;
 
 pub use behaviour::Behaviour;
 

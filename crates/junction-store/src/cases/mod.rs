@@ -72,7 +72,7 @@ pub async fn change_status(
     let from = case.status;
     case.status = from.transition(to).map_err(StoreError::Conflict)?;
     let now = Utc::now().trunc_subsecs(6);
-    bump(&*txn, &mut case, now, Some(to)).await?;
+    bump(&*txn, &mut case, now, Some((to, now))).await?;
     // Front-ends read status changes back as Open311 service request updates, saying what the
     // case type says of the new status.
     let notice = load_case_type(&*txn, &case.jurisdiction_id, &case.case_type_code)
@@ -168,12 +168,13 @@ pub(crate) async fn load_for_update<C: ConnectionTrait>(
     from_row(row)
 }
 
-/// Writes the new version, guarded by the old one so a concurrent writer cannot be overwritten.
+/// Writes the new version, guarded by the old one so a concurrent writer cannot be overwritten;
+/// with a status change, the new status and when it changed (by the changer's clock).
 pub(crate) async fn bump<C: ConnectionTrait>(
     conn: &C,
     case: &mut Case,
     now: DateTime<Utc>,
-    status: Option<CaseStatus>,
+    status: Option<(CaseStatus, DateTime<Utc>)>,
 ) -> Result<(), StoreError> {
     let mut update = case::Entity::update_many()
         .col_expr(
@@ -184,11 +185,13 @@ pub(crate) async fn bump<C: ConnectionTrait>(
             case::Column::UpdatedAt,
             sea_orm::sea_query::Expr::value(now),
         );
-    if let Some(s) = status {
-        update = update.col_expr(
-            case::Column::Status,
-            sea_orm::sea_query::Expr::value(s.as_str()),
-        );
+    if let Some((s, at)) = status {
+        update = update
+            .col_expr(
+                case::Column::Status,
+                sea_orm::sea_query::Expr::value(s.as_str()),
+            )
+            .col_expr(case::Column::StatusAt, sea_orm::sea_query::Expr::value(at));
     }
     let result = update
         .filter(case::Column::Id.eq(case.id.as_str()))
@@ -202,6 +205,10 @@ pub(crate) async fn bump<C: ConnectionTrait>(
     }
     case.version += 1;
     case.updated_at = now;
+    if let Some((s, at)) = status {
+        case.status = s;
+        case.status_at = Some(at);
+    }
     Ok(())
 }
 
@@ -334,6 +341,7 @@ pub(crate) fn to_row(case: &Case) -> case::ActiveModel {
         created_by: Set(case.created_by.clone()),
         created_at: Set(case.created_at),
         updated_at: Set(case.updated_at),
+        status_at: Set(case.status_at),
         version: Set(case.version),
         route: Set(case
             .route
@@ -372,6 +380,7 @@ pub(crate) fn from_row(row: case::Model) -> Result<Case, StoreError> {
         },
         created_at: row.created_at,
         updated_at: row.updated_at,
+        status_at: row.status_at,
         version: row.version,
         route: row
             .route

@@ -94,8 +94,9 @@ pub async fn resolve(
             case_event::Entity::insert(event)
                 .exec_without_returning(&*txn)
                 .await?;
-            keep_references(&*txn, reference_row.into_iter().collect()).await?;
-            audit::append(&*txn, &[entry]).await?;
+            let mut entries = vec![entry];
+            entries.extend(keep_references(&*txn, reference_row.into_iter().collect(), now).await?);
+            audit::append(&*txn, &entries).await?;
             sent
         }
         Resolution::SendAgain => send_now(&*txn, actor, d, "send_again", before, now).await?,

@@ -193,7 +193,7 @@ pub async fn settle_batch(
             .exec_without_returning(&*txn)
             .await?;
     }
-    keep_references(&*txn, refs).await?;
+    entries.extend(keep_references(&*txn, refs, now).await?);
     audit::append(&*txn, &entries).await?;
     txn.commit().await?;
     Ok(results)
@@ -291,11 +291,22 @@ async fn mark_sent<C: ConnectionTrait>(
 }
 
 /// Stores connectors' references for cases; the first reference a connector gives a case is
-/// kept, and later ones are ignored.
+/// kept, and later ones are ignored. Updates the back-end made before its reference was known
+/// are applied now (see [`crate::inbound`]); their audit entries are returned.
 pub(crate) async fn keep_references<C: ConnectionTrait>(
     conn: &C,
     refs: Vec<external_ref::ActiveModel>,
-) -> Result<(), StoreError> {
+    now: DateTime<Utc>,
+) -> Result<Vec<junction_domain::AuditEntry>, StoreError> {
+    let known: Vec<(String, String, String)> = refs
+        .iter()
+        .filter_map(|r| match (&r.case_id, &r.connector_id, &r.external_id) {
+            (Set(case), Set(connector), Set(reference)) => {
+                Some((case.clone(), connector.clone(), reference.clone()))
+            }
+            _ => None,
+        })
+        .collect();
     for chunk in refs.chunks(200) {
         external_ref::Entity::insert_many(chunk.to_vec())
             .on_conflict(
@@ -309,7 +320,7 @@ pub(crate) async fn keep_references<C: ConnectionTrait>(
             .exec_without_returning(conn)
             .await?;
     }
-    Ok(())
+    crate::inbound::release(conn, &known, now).await
 }
 
 pub(crate) type SentRows = (

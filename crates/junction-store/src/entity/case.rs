@@ -25,6 +25,8 @@ pub struct Model {
     pub created_by: String,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
+    /// When the status last changed, by the changer's clock.
+    pub status_at: Option<ChronoDateTimeUtc>,
     pub version: i64,
     /// JSON routing decision.
     pub route: Option<String>,

@@ -1,5 +1,6 @@
 //! GraphQL object types over the domain's types, one file per concern (enums, the
-//! catalogue, cases, shares and history, deliveries, the audit log); pages and cursors here.
+//! catalogue, cases, shares and history, deliveries, schedules, the audit log); pages and
+//! cursors here.
 
 mod audit;
 mod case;
@@ -7,6 +8,7 @@ mod catalogue_types;
 mod delivery;
 mod enums;
 mod history;
+mod schedule;
 
 pub use audit::{AuditConnection, AuditEdge, AuditRecord};
 pub use case::Case;
@@ -14,6 +16,7 @@ pub use catalogue_types::{Agency, CaseType, Jurisdiction, Me};
 pub use delivery::{Attachment, Connector, Delivery, DeliveryResolution, ExternalRef};
 pub use enums::{AgencyKind, CaseEventKind, CaseStatus, Classification, Datatype, Role};
 pub use history::{CaseEvent, CaseShare};
+pub use schedule::Schedule;
 
 use async_graphql::SimpleObject;
 
