@@ -325,7 +325,7 @@ kind = "webhook"
             "council",
             "open311",
             &format!("http://{addr}/open311/v2/"),
-            "deliver_case",
+            "deliver_case,poll_updates",
             "ok"
         ]
     );
@@ -334,4 +334,81 @@ kind = "webhook"
     assert_eq!(lines[1][4], "FAILED", "{stdout}");
     let everything = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(!everything.contains("council-key-value") && !everything.contains("hook-secret-value"));
+}
+
+#[tokio::test]
+async fn schedules_run_now_from_the_command_line_and_say_how_it_went() {
+    use junction_server::sim::{Behaviour, Simulator};
+    let sim = Simulator::new(Behaviour {
+        updates_html: true,
+        ..Behaviour::default()
+    });
+    let (addr, _task) = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("junction.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[[connectors]]
+id = "council"
+kind = "open311"
+  [connectors.params]
+  endpoint = "http://{addr}/open311/v2/"
+  api_key = "${{CHECK_OPEN311_KEY}}"
+  [connectors.updates]
+  poll_every_mins = 10
+  window_mins = 60
+"#
+        ),
+    )
+    .unwrap();
+    let run = |args: &'static [&'static str]| {
+        let (file, path) = (file.clone(), dir.path().to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            Command::new(junction_bin())
+                .args(["--config", file.to_str().unwrap()])
+                .args(args)
+                .current_dir(&path)
+                .env_remove("JUNCTION_DATABASE_URL")
+                .env_remove("JUNCTION_CONFIG")
+                .env("CHECK_OPEN311_KEY", "council-key-value")
+                .output()
+                .expect("junction runs")
+        })
+    };
+    // The back-end answers with an HTML page: the run fails and says why.
+    let out = run(&["schedules", "run", "poll_updates:council"])
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with("poll_updates:council: failed: ") && stdout.contains("<html>"),
+        "{stdout}"
+    );
+    sim.set_behaviour(Behaviour::default());
+    let out = run(&["schedules", "run", "poll_updates:council"])
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.starts_with("poll_updates:council: ok {"), "{stdout}");
+
+    let out = run(&["schedules", "list"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<Vec<&str>> = stdout.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0][..2], ["mop_up_updates:council", "-"], "never run");
+    assert_eq!(lines[1][..2], ["poll_updates:council", "ok"]);
+
+    let out = run(&["schedules", "run", "poll_updates:elsewhere"])
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("`poll_updates:elsewhere` is not a schedule of this configuration"),
+        "{stderr}"
+    );
 }

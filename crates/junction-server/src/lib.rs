@@ -2,6 +2,7 @@
 //! the command line. The only crate that knows every other one; it wires them and decides
 //! nothing they decide.
 
+mod api_keys_cli;
 pub mod app;
 pub mod checkpoints;
 pub mod cli;

@@ -8,8 +8,9 @@ use junction_domain::RetryPolicy;
 use junction_store::catalogue::ConnectorRecord;
 
 use super::locate::KeyPath;
-use super::model::{Config, RetryConfig, UpdatesConfig};
+use super::model::{Config, RetryConfig};
 use super::secret::{SecretRef, SecretValue};
+use super::updates::{UpdatesConfig, check_updates};
 use super::validate::{Problems, is_slug, one_of};
 
 /// A configured connector, ready to build: parameters parsed and secrets resolved.
@@ -109,41 +110,6 @@ pub(super) fn check(
         });
     }
     (records, specs)
-}
-
-/// `[connectors.updates]`: a kind that can be polled, windows that overlap, a sound map.
-fn check_updates(u: &UpdatesConfig, kind: ConnectorKind, at: &KeyPath, p: &mut Problems) {
-    let at = at.key("updates");
-    if u.poll_every_mins > 0 && kind != ConnectorKind::Open311 {
-        p.push(
-            at.key("poll_every_mins"),
-            format!(
-                "a `{}` connector has no updates to poll; set 0",
-                kind.as_str()
-            ),
-        );
-    }
-    if u.poll_every_mins > 0 && u.window_mins <= u.poll_every_mins {
-        p.push(
-            at.key("window_mins"),
-            "must be longer than poll_every_mins, so that windows overlap",
-        );
-    }
-    if u.mop_up_every_hours > 0 && u.mop_up_window_hours == 0 {
-        p.push(at.key("mop_up_window_hours"), "must be greater than 0");
-    }
-    for (key, why) in u.statuses.check() {
-        let mut path = at.key("statuses");
-        for part in key.split('.') {
-            path = match part.split_once('[') {
-                Some((name, index)) => path
-                    .key(name)
-                    .index(index.trim_end_matches(']').parse().unwrap_or(0)),
-                None => path.key(part),
-            };
-        }
-        p.push(path, why);
-    }
 }
 
 /// `[connectors.retry]`: delays that grow, an age limit, jitter as a fraction.

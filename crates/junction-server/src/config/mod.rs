@@ -14,6 +14,7 @@ mod routing;
 mod secret;
 mod settings;
 mod sharing;
+mod updates;
 mod validate;
 
 pub use connectors::ConnectorSpec;
@@ -22,3 +23,4 @@ pub use model::*;
 pub use routing::Routing;
 pub use secret::{SecretRef, SecretValue};
 pub use sharing::Sharing;
+pub use updates::UpdatesConfig;

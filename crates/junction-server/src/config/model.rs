@@ -380,7 +380,7 @@ pub struct ConnectorConfig {
     pub params: toml::Table,
     /// Updates the back-end makes on cases it was sent: polled on a schedule and mapped to
     /// Junction statuses. Absent: none are read.
-    pub updates: Option<UpdatesConfig>,
+    pub updates: Option<super::updates::UpdatesConfig>,
     /// When to try again after a failure, and when to give up.
     pub retry: RetryConfig,
     /// Deliver one case at a time, oldest first, for back-ends that need cases in the order
@@ -491,33 +491,4 @@ pub struct RouteSetConfig {
     pub team: Option<String>,
     /// Extra values sent to the back-end with the case, e.g. `{ AnalysisCode1 = "PT1" }`.
     pub extra: toml::Table,
-}
-
-/// `[connectors.updates]`: how a back-end's updates are read and what its statuses mean.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct UpdatesConfig {
-    /// Poll `GET servicerequestupdates` this often, in minutes; 0 polls never (updates are
-    /// pushed instead).
-    pub poll_every_mins: u64,
-    /// How far back each poll reads, in minutes: more than `poll_every_mins`, so windows
-    /// overlap and an update the back-end dates late is still read.
-    pub window_mins: u64,
-    /// A longer mop-up poll this often, in hours (0: none), reading `mop_up_window_hours`.
-    pub mop_up_every_hours: u64,
-    pub mop_up_window_hours: u64,
-    /// What the back-end's statuses and external codes mean here.
-    pub statuses: junction_domain::StatusMap,
-}
-
-impl Default for UpdatesConfig {
-    fn default() -> Self {
-        UpdatesConfig {
-            poll_every_mins: 15,
-            window_mins: 120,
-            mop_up_every_hours: 24,
-            mop_up_window_hours: 24,
-            statuses: junction_domain::StatusMap::default(),
-        }
-    }
 }
