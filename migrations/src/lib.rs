@@ -19,6 +19,7 @@ mod m0011_token_revocations;
 mod m0012_case_idempotency_key;
 mod m0013_open311_dropin;
 mod m0014_updates_back;
+mod m0015_backend_keys;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_case_idempotency_key::Migration),
             Box::new(m0013_open311_dropin::Migration),
             Box::new(m0014_updates_back::Migration),
+            Box::new(m0015_backend_keys::Migration),
         ]
     }
 }

@@ -14,8 +14,12 @@ pub enum ApiKeyCommand {
         /// The client's name, e.g. `fixmystreet`; recorded as the actor of its calls.
         name: String,
         /// Limit the key to one jurisdiction.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "connector")]
         jurisdiction: Option<String>,
+        /// Make the key a back-end's: it may only push the updates of this connector's
+        /// back-end (`POST servicerequestupdates`), on the cases the connector was sent.
+        #[arg(long)]
+        connector: Option<String>,
     },
     /// List keys (never the keys themselves).
     List,
@@ -27,16 +31,30 @@ pub async fn run(loaded: &LoadedConfig, command: ApiKeyCommand) -> anyhow::Resul
     let store = crate::app::open_store(loaded).await?;
     let actor = junction_domain::Actor::internal("cli");
     match command {
-        ApiKeyCommand::Create { name, jurisdiction } => {
+        ApiKeyCommand::Create {
+            name,
+            jurisdiction,
+            connector,
+        } => {
             if let Some(j) = &jurisdiction {
                 anyhow::ensure!(
                     loaded.catalogue.jurisdictions.iter().any(|x| &x.id == j),
                     "`{j}` is not a jurisdiction in the configuration"
                 );
             }
-            let (record, key) =
-                junction_store::api_keys::create(&store, &actor, &name, jurisdiction.as_deref())
-                    .await?;
+            let (record, key) = match &connector {
+                Some(c) => {
+                    anyhow::ensure!(
+                        loaded.connectors.iter().any(|x| &x.id == c),
+                        "`{c}` is not a connector in the configuration"
+                    );
+                    junction_store::api_keys::create_for_connector(&store, &actor, &name, c).await?
+                }
+                None => {
+                    junction_store::api_keys::create(&store, &actor, &name, jurisdiction.as_deref())
+                        .await?
+                }
+            };
             eprintln!(
                 "api key `{}` ({}) created; store it now, it is not shown again:",
                 record.name, record.id

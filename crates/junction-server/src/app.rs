@@ -181,6 +181,13 @@ impl App {
                     .cloned()
                     .collect(),
             ),
+            inbound: Arc::new(
+                loaded
+                    .connectors
+                    .iter()
+                    .filter_map(|c| Some((c.id.clone(), c.updates.as_ref()?.statuses.clone())))
+                    .collect(),
+            ),
         };
         let every = loaded.config.audit.checkpoint_secs;
         if every > 0 {

@@ -20,6 +20,9 @@ pub struct ApiKey {
     pub name: String,
     /// The one jurisdiction the key is good for, or all when `None`.
     pub jurisdiction_id: Option<String>,
+    /// The connector whose back-end this key speaks for (it may only push that back-end's
+    /// updates); none for a front-end's key.
+    pub connector_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -29,6 +32,7 @@ fn from_row(r: api_key::Model) -> ApiKey {
         id: r.id,
         name: r.name,
         jurisdiction_id: r.jurisdiction_id,
+        connector_id: r.connector_id,
         created_at: r.created_at,
         revoked_at: r.revoked_at,
     }
@@ -41,6 +45,27 @@ pub async fn create(
     name: &str,
     jurisdiction_id: Option<&str>,
 ) -> Result<(ApiKey, String), StoreError> {
+    make(store, actor, name, jurisdiction_id, None).await
+}
+
+/// Makes a key for the back-end of connector `connector_id`, named `name`: it may only push
+/// that back-end's updates on the cases the connector holds.
+pub async fn create_for_connector(
+    store: &Store,
+    actor: &Actor,
+    name: &str,
+    connector_id: &str,
+) -> Result<(ApiKey, String), StoreError> {
+    make(store, actor, name, None, Some(connector_id)).await
+}
+
+async fn make(
+    store: &Store,
+    actor: &Actor,
+    name: &str,
+    jurisdiction_id: Option<&str>,
+    connector_id: Option<&str>,
+) -> Result<(ApiKey, String), StoreError> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let key = format!(
@@ -52,6 +77,7 @@ pub async fn create(
         id: uuid::Uuid::now_v7().to_string(),
         name: name.to_string(),
         jurisdiction_id: jurisdiction_id.map(str::to_string),
+        connector_id: connector_id.map(str::to_string),
         created_at: now,
         revoked_at: None,
     };
@@ -60,6 +86,7 @@ pub async fn create(
         id: Set(record.id.clone()),
         name: Set(record.name.clone()),
         jurisdiction_id: Set(record.jurisdiction_id.clone()),
+        connector_id: Set(record.connector_id.clone()),
         key_hash: Set(sha256_hex(key.as_bytes())),
         created_at: Set(now),
         revoked_at: Set(None),
@@ -73,7 +100,7 @@ pub async fn create(
             &record.id,
             "create",
             Value::Null,
-            json!({"name": name, "jurisdiction": jurisdiction_id}),
+            json!({"name": name, "jurisdiction": jurisdiction_id, "connector": connector_id}),
         )],
     )
     .await?;

@@ -254,6 +254,29 @@ pub async fn in_window(
 }
 
 /// A case's updates, oldest first.
+/// The update `source` sent under its own id `source_update_id`, if recorded.
+pub async fn by_source_id(
+    store: &Store,
+    source: &str,
+    source_update_id: &str,
+) -> Result<Option<CaseUpdate>, StoreError> {
+    let Some(row) = case_update::Entity::find()
+        .filter(case_update::Column::Source.eq(source))
+        .filter(case_update::Column::SourceUpdateId.eq(source_update_id))
+        .one(store.conn())
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(case) = case::Entity::find_by_id(row.case_id.clone())
+        .one(store.conn())
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(to_update(row, CaseOf::Row(&case))))
+}
+
 pub async fn for_case(store: &Store, case_id: &str) -> Result<Vec<CaseUpdate>, StoreError> {
     let Some(c) = case::Entity::find_by_id(case_id).one(store.conn()).await? else {
         return Ok(Vec::new());

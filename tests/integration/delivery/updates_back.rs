@@ -4,6 +4,7 @@
 //! HTML page instead of an update list is a failed run on the schedule's health, not a quiet
 //! day.
 
+use junction_connectors::xml;
 use junction_domain::CaseStatus;
 use junction_server::sim::Behaviour;
 use junction_store::schedules;
@@ -204,4 +205,156 @@ async fn managers_see_each_schedules_health_and_run_it_now_officers_cannot() {
             .any(|r| r.entry.change.as_ref().unwrap().action == "run_now"),
         "run now is audited"
     );
+}
+
+#[tokio::test]
+async fn a_back_end_pushes_its_updates_with_its_own_key_and_nothing_else() {
+    let rig = Rig::build(None, Behaviour::default(), 5, "", false, UPDATES).await;
+    let reference = rig.report(5, 7004).await;
+    let delivered = rig.settled(&reference, 20).await;
+    let theirs = delivered
+        .external_ref
+        .clone()
+        .expect("the back-end's reference");
+    let (_, backend_key) = junction_store::api_keys::create_for_connector(
+        rig.server.store(),
+        &junction_domain::Actor::internal("test"),
+        "council-backend",
+        "backend",
+    )
+    .await
+    .unwrap();
+    let push = |key: String, form: Vec<(&'static str, String)>| {
+        let client = rig.server.client.clone();
+        let url = format!("{}/open311/v2/servicerequestupdates.xml", rig.server.base);
+        async move {
+            let mut form = form;
+            form.push(("api_key", key));
+            let resp = client.post(url).form(&form).send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    let update = |id: &str, reference: &str, status: &str, at: &str| {
+        vec![
+            ("update_id", id.to_string()),
+            ("service_request_id", reference.to_string()),
+            ("status", status.to_string()),
+            ("updated_datetime", at.to_string()),
+            ("description", "Inspected on site".to_string()),
+        ]
+    };
+    let now = chrono::Utc::now();
+    let at = |mins: i64| {
+        (now + chrono::Duration::minutes(mins))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+
+    // The back-end's word, through the connector's map: IN_PROGRESS means investigating here.
+    let (status, body) = push(
+        backend_key.clone(),
+        update("B1", &theirs, "IN_PROGRESS", &at(1)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let first_id = xml::parse(&body)
+        .unwrap()
+        .child("request_update")
+        .unwrap()
+        .text_of("update_id")
+        .unwrap()
+        .to_string();
+    let case = junction_store::cases::get(rig.server.store(), &reference)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(case.status, CaseStatus::Investigating);
+
+    // Sent again (the back-end lost the answer): the same id, nothing new.
+    let (status, body) = push(
+        backend_key.clone(),
+        update("B1", &theirs, "IN_PROGRESS", &at(1)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&format!("<update_id>{first_id}</update_id>")),
+        "{body}"
+    );
+    let from_backend = |u: &junction_domain::CaseUpdate| u.source == "connector:backend";
+    let kept = junction_store::updates::for_case(rig.server.store(), &case.id)
+        .await
+        .unwrap();
+    assert_eq!(kept.iter().filter(|u| from_backend(u)).count(), 1);
+
+    // An older update arriving late is kept but moves nothing.
+    let (status, _) = push(backend_key.clone(), update("B0", &theirs, "open", &at(-30))).await;
+    assert_eq!(status, 200);
+    let case = junction_store::cases::get(rig.server.store(), &reference)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(case.status, CaseStatus::Investigating);
+
+    // A reference not known yet: accepted and held.
+    let (status, body) = push(
+        backend_key.clone(),
+        update("B9", "NOT-YET-1", "fixed", &at(2)),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        junction_store::inbound::held_for(rig.server.store(), "backend")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Missing and unreadable arguments are named, in Open311's error list.
+    let (status, body) = push(
+        backend_key.clone(),
+        vec![
+            ("service_request_id", theirs.clone()),
+            ("updated_datetime", "yesterday".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("update_id: is required") && body.contains("updated_datetime: `yesterday`"),
+        "{body}"
+    );
+
+    // A back-end's key does nothing a front-end does.
+    let resp = rig
+        .server
+        .client
+        .post(format!("{}/open311/v2/requests.xml", rig.server.base))
+        .form(&[
+            ("api_key", backend_key.as_str()),
+            ("service_code", "POT"),
+            ("description", "x"),
+            ("lat", "50.71"),
+            ("long", "-2.44"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("belongs to the back-end of connector `backend`")
+    );
+
+    // A front-end's key on the same path is a citizen's comment: the status stays.
+    let (status, body) = push(rig.key.clone(), update("F1", &reference, "FIXED", &at(3))).await;
+    assert_eq!(status, 200, "{body}");
+    let case = junction_store::cases::get(rig.server.store(), &reference)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(case.status, CaseStatus::Investigating);
 }

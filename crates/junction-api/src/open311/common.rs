@@ -88,11 +88,31 @@ pub(super) async fn case_by_reference(
 }
 
 /// Checks the call's api_key; records the client on the call.
+/// The front-end key the call carries: its client's name. A back-end's key is refused here: it
+/// may only push its updates ([`verified_key`]).
 pub(super) async fn require_key(
     state: &Open311State,
     call: &mut Call,
     jurisdiction: &str,
 ) -> Result<String, Refusal> {
+    let key = verified_key(state, call, jurisdiction).await?;
+    if let Some(connector) = &key.connector_id {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "api_key: belongs to the back-end of connector `{connector}`; it may only post that back-end's updates to servicerequestupdates"
+            ),
+        ));
+    }
+    Ok(key.name)
+}
+
+/// The live key the call carries, front-end's or back-end's.
+pub(super) async fn verified_key(
+    state: &Open311State,
+    call: &mut Call,
+    jurisdiction: &str,
+) -> Result<api_keys::ApiKey, Refusal> {
     let Some(key) = call.params.get("api_key") else {
         return Err(Refusal::new(StatusCode::FORBIDDEN, "api_key: is required"));
     };
@@ -102,7 +122,7 @@ pub(super) async fn require_key(
     {
         Some(k) => {
             call.client = Some(k.name.clone());
-            Ok(k.name)
+            Ok(k)
         }
         None => Err(Refusal::new(
             StatusCode::FORBIDDEN,

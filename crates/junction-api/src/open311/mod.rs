@@ -8,6 +8,7 @@
 //! Errors are HTTP 400, 403 or 404 with the spec's `errors` body. Every call, accepted or
 //! refused, leaves one audit record, durable before the response is sent.
 
+mod backend_updates;
 mod common;
 mod format;
 mod handlers;
@@ -52,6 +53,8 @@ pub struct Open311State {
     /// Clients (api key names) told only `open` or `closed` in `<status>`, as strict
     /// GeoReport v2 has it.
     pub strict_clients: std::sync::Arc<std::collections::BTreeSet<String>>,
+    /// What each connector's back-end means by its statuses, for the updates it pushes.
+    pub inbound: std::sync::Arc<std::collections::BTreeMap<String, junction_domain::StatusMap>>,
 }
 
 /// The `/open311/v2/` routes.

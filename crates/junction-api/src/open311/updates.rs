@@ -8,8 +8,8 @@ use junction_domain::{CaseStatus, CaseUpdate, Lens};
 use junction_store::updates::{self, NewUpdate};
 
 use super::common::{
-    MAX_PAGE_SIZE, MAX_WINDOW_DAYS, case_by_reference, client_actor, parse_time, require_key,
-    store_refusal, w3c,
+    MAX_PAGE_SIZE, MAX_WINDOW_DAYS, case_by_reference, client_actor, parse_time, store_refusal,
+    verified_key, w3c,
 };
 use super::format::{Node, render};
 use super::reads::{Reader, published};
@@ -129,7 +129,11 @@ pub(super) async fn post_update(
     call: &mut Call,
     jurisdiction: &str,
 ) -> Result<Response, Refusal> {
-    let client = require_key(state, call, jurisdiction).await?;
+    let key = verified_key(state, call, jurisdiction).await?;
+    if let Some(connector) = key.connector_id.as_deref() {
+        return super::backend_updates::post(state, call, connector).await;
+    }
+    let client = key.name;
     let mut problems = Vec::new();
     for required in [
         "service_request_id",

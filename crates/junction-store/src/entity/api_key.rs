@@ -9,6 +9,8 @@ pub struct Model {
     pub id: String,
     pub name: String,
     pub jurisdiction_id: Option<String>,
+    /// The connector whose back-end this key speaks for; none for a front-end's key.
+    pub connector_id: Option<String>,
     pub key_hash: String,
     pub created_at: ChronoDateTimeUtc,
     pub revoked_at: Option<ChronoDateTimeUtc>,

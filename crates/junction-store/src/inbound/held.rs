@@ -147,7 +147,7 @@ pub(crate) async fn release<C: ConnectionTrait>(
             continue;
         }
         let actor = Actor::internal(&junction_domain::inbound::source_of(&h.connector_id));
-        let (_, entry) = super::apply_to(
+        let (_, _, entry) = super::apply_to(
             conn,
             &actor,
             &h.connector_id,

@@ -19,15 +19,19 @@ pub(crate) use held::release;
 pub use held::{HeldUpdate, held_for, release_known};
 
 use crate::cases::{bump, insert_event, load_for_update};
-use crate::entity::{case, case_update, external_ref};
+use crate::entity::{case_update, delivery, external_ref};
 use crate::updates::{NewUpdate, insert_row};
 use crate::{Store, StoreError, audit};
 
 /// What became of one inbound update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Recorded on case `case_id`, with this effect on its status.
-    Applied { case_id: String, effect: Effect },
+    /// Recorded on case `case_id` as update `update`, with this effect on its status.
+    Applied {
+        case_id: String,
+        update: i64,
+        effect: Effect,
+    },
     /// Already seen from this connector: nothing changed.
     Repeat,
     /// Its case's reference is not known yet: held until it is.
@@ -90,10 +94,14 @@ pub async fn apply_batch(
         }
         let outcome = match find_case(&*txn, connector_id, update).await? {
             Some(case_id) => {
-                let (effect, entry) =
+                let (effect, id, entry) =
                     apply_to(&*txn, &actor, connector_id, &case_id, update, *mapped, now).await?;
                 entries.push(entry);
-                Outcome::Applied { case_id, effect }
+                Outcome::Applied {
+                    case_id,
+                    update: id,
+                    effect,
+                }
             }
             None => {
                 held::hold(&*txn, connector_id, update, *mapped, now).await?;
@@ -132,18 +140,21 @@ async fn recorded<C: ConnectionTrait>(
 }
 
 /// The case an update is about: by our id where the back-end echoes it and it names a case
-/// this connector holds or was sent, else by this connector's reference for it.
+/// this connector was sent, else by this connector's reference for it. A back-end never
+/// reaches a case it was not sent.
 async fn find_case<C: ConnectionTrait>(
     conn: &C,
     connector_id: &str,
     update: &InboundUpdate,
 ) -> Result<Option<String>, StoreError> {
     if let Some(our_id) = update.our_id.as_deref().filter(|s| !s.trim().is_empty()) {
-        let known = case::Entity::find_by_id(our_id.trim().to_string())
+        let sent_here = delivery::Entity::find()
+            .filter(delivery::Column::CaseId.eq(our_id.trim()))
+            .filter(delivery::Column::ConnectorId.eq(connector_id))
             .one(conn)
             .await?;
-        if let Some(c) = known {
-            return Ok(Some(c.id));
+        if let Some(d) = sent_here {
+            return Ok(Some(d.case_id));
         }
     }
     Ok(external_ref::Entity::find()
@@ -155,7 +166,7 @@ async fn find_case<C: ConnectionTrait>(
 }
 
 /// Records `update` on case `case_id` and moves its status as the rule decides; returns the
-/// effect and the audit entry to append with the transaction.
+/// effect, the stored update's id and the audit entry to append with the transaction.
 pub(crate) async fn apply_to<C: ConnectionTrait>(
     conn: &C,
     actor: &Actor,
@@ -164,7 +175,7 @@ pub(crate) async fn apply_to<C: ConnectionTrait>(
     update: &InboundUpdate,
     mapped: Mapped,
     now: DateTime<Utc>,
-) -> Result<(Effect, AuditEntry), StoreError> {
+) -> Result<(Effect, i64, AuditEntry), StoreError> {
     let mut case = load_for_update(conn, case_id).await?;
     let at = update.updated_at.trunc_subsecs(0);
     let from = case.status;
@@ -215,5 +226,5 @@ pub(crate) async fn apply_to<C: ConnectionTrait>(
         json!({"status": from.as_str()}),
         data,
     );
-    Ok((effect, entry))
+    Ok((effect, row.id, entry))
 }
