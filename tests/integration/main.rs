@@ -24,3 +24,4 @@ mod sharing;
 mod store;
 mod support;
 mod tls;
+mod workers_apart;

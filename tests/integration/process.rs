@@ -17,6 +17,7 @@ pub struct Junction {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub base: String,
+    args: Vec<String>,
     child: Child,
 }
 
@@ -24,6 +25,15 @@ impl Junction {
     /// Writes the configuration `config(port)` gives into `dir`, starts Junction on that port
     /// and waits until it is ready.
     pub async fn start(dir: tempfile::TempDir, config: impl FnOnce(u16) -> String) -> Junction {
+        Junction::start_as(dir, &["serve"], config).await
+    }
+
+    /// As [`Junction::start`], running `junction <args>` (e.g. `serve --no-workers`).
+    pub async fn start_as(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        config: impl FnOnce(u16) -> String,
+    ) -> Junction {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -31,11 +41,12 @@ impl Junction {
             .port();
         let file = dir.path().join("junction.toml");
         std::fs::write(&file, config(port)).unwrap();
-        let child = spawn(dir.path(), &file);
+        let child = spawn(dir.path(), &file, args);
         let junction = Junction {
             dir,
             config: file,
             base: format!("http://127.0.0.1:{port}"),
+            args: args.iter().map(|a| a.to_string()).collect(),
             child,
         };
         junction.ready().await;
@@ -108,7 +119,8 @@ impl Junction {
     /// Kills the process with SIGKILL, starts it again and waits until it is ready.
     pub async fn kill_and_restart(&mut self) {
         self.kill();
-        self.child = spawn(self.dir.path(), &self.config);
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.child = spawn(self.dir.path(), &self.config, &args);
         self.ready().await;
     }
 }
@@ -119,15 +131,17 @@ impl Drop for Junction {
     }
 }
 
-/// Starts `junction serve`; its log goes to `junction.log` in `dir`.
-fn spawn(dir: &Path, config: &Path) -> Child {
+/// Starts `junction <args>` with the configuration `config`; its log goes to `junction.log`
+/// in `dir`.
+pub fn spawn(dir: &Path, config: &Path, args: &[&str]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("junction.log"))
         .unwrap();
     Command::new(junction_bin())
-        .args(["serve", "--config"])
+        .args(args)
+        .arg("--config")
         .arg(config)
         .current_dir(dir)
         .env_remove("JUNCTION_DATABASE_URL")

@@ -28,7 +28,14 @@ pub enum Command {
         /// Address to listen on (overrides the file and JUNCTION_LISTEN).
         #[arg(long)]
         listen: Option<String>,
+        /// Serve the API only; `junction worker` processes on the same database deliver and
+        /// run the schedules.
+        #[arg(long)]
+        no_workers: bool,
     },
+    /// Deliver and run the schedules without the API: run several beside `junction serve
+    /// --no-workers` on one PostgreSQL. Stops on SIGTERM or Ctrl-C.
+    Worker,
     /// Apply pending database migrations and the configuration, then exit.
     Migrate,
     /// Check a configuration file and report every problem with file, line and key.
@@ -195,9 +202,12 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         &loaded.config.telemetry.log_level,
     );
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, no_workers } => {
             if let Some(listen) = listen {
                 loaded.config.server.listen = listen;
+            }
+            if no_workers {
+                loaded.config.workers.enabled = false;
             }
             let server = crate::app::start(loaded).await?;
             server.wait().await?;
@@ -227,6 +237,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ApiKey { command } => crate::api_keys_cli::run(&loaded, command).await,
         Command::Disclosures { case } => disclosures(&loaded, &case).await,
         Command::CheckConnectors => crate::connectors_cli::check(&loaded).await,
+        Command::Worker => {
+            loaded.config.workers.enabled = true;
+            crate::workers::run_alone(&loaded).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schedules { command } => crate::schedules_cli::run(&loaded, command).await,
         Command::Route { case, jurisdiction } => {
             crate::route_cli::dry_run(&loaded, &case, jurisdiction.as_deref())

@@ -141,7 +141,7 @@ async fn finish(audit_task: JoinHandle<()>) -> anyhow::Result<()> {
     }
 }
 
-async fn signal() {
+pub(crate) async fn signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

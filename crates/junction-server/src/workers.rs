@@ -141,3 +141,18 @@ pub fn schedules(loaded: &LoadedConfig) -> anyhow::Result<Vec<Scheduled>> {
     }
     Ok(out)
 }
+
+/// `junction worker`: this process's deliveries and schedules, with no API, until SIGTERM or
+/// Ctrl-C. What it held when stopped is taken up by the others (or by itself when restarted):
+/// deliveries once their claims lapse, proved before anything is sent again; schedules once
+/// their leases lapse.
+pub async fn run_alone(loaded: &LoadedConfig) -> anyhow::Result<()> {
+    let store = crate::app::open_store(loaded).await?;
+    let (runner, workers) = start(loaded, &store).await?;
+    tracing::info!(process = %runner.process, "worker started");
+    crate::serve::signal().await;
+    tracing::info!(process = %runner.process, "worker stopping");
+    drop(workers);
+    store.close().await?;
+    Ok(())
+}

@@ -17,8 +17,11 @@ pub(super) async fn get_top(
     Path(file): Path<String>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
-    let s = sim.state.lock().expect("sim state");
+    let mut s = sim.state.lock().expect("sim state");
     let now = Utc::now();
+    if file == "servicerequestupdates.xml" {
+        s.update_reads += 1;
+    }
     match file.as_str() {
         "services.xml" => {
             let mut codes: Vec<&str> = s.requests.iter().map(|r| r.service_code.as_str()).collect();

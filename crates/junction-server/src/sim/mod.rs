@@ -69,6 +69,8 @@ struct SimState {
     /// Every POST in arrival order, by client id (or service request id): for order checks.
     arrivals: Vec<String>,
     next_id: u64,
+    /// How many times `GET servicerequestupdates` was asked.
+    update_reads: u64,
 }
 
 /// A running simulator.
@@ -131,6 +133,11 @@ impl Simulator {
             }
         }
         copies
+    }
+
+    /// How many times the update list was read: each update poll reads it once.
+    pub fn update_reads(&self) -> u64 {
+        self.state.lock().expect("sim state").update_reads
     }
 
     /// Client ids (or references) in the order their POSTs arrived, repeats included.
