@@ -42,6 +42,8 @@ pub struct ApiState {
     pub documents: crate::graphql::DocumentCache,
     /// Request counts and latencies by operation, for `/metrics`.
     pub metrics: crate::request_metrics::RequestMetrics,
+    /// Connectors whose back-ends push signed updates to `/hooks/{connector}`.
+    pub hooks: crate::hooks::Hooks,
 }
 
 /// A 401 asking for a bearer token.

@@ -16,6 +16,7 @@ mod error;
 mod export;
 pub mod feed;
 pub mod graphql;
+pub mod hooks;
 mod http;
 pub mod intake;
 mod layer;

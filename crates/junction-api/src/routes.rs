@@ -1,6 +1,7 @@
 //! The routes of the GraphQL surfaces: `/graphql` (POST over HTTP; GET opens a WebSocket,
-//! or GraphiQL in development; anything else is refused, audited), the CSV export and
-//! attachments. The one place that names every surface.
+//! or GraphiQL in development; anything else is refused, audited), the CSV export,
+//! attachments and back-ends' signed updates (`/hooks/{connector}`). The one place that names
+//! every surface.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +29,10 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/export/cases.csv", get(crate::export::cases_csv))
         .route("/attachments/{id}", get(crate::attachments::download))
+        .route(
+            "/hooks/{connector}",
+            axum::routing::post(crate::hooks::receive),
+        )
         .with_state(state)
 }
 

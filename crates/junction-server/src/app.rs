@@ -181,13 +181,7 @@ impl App {
                     .cloned()
                     .collect(),
             ),
-            inbound: Arc::new(
-                loaded
-                    .connectors
-                    .iter()
-                    .filter_map(|c| Some((c.id.clone(), c.updates.as_ref()?.statuses.clone())))
-                    .collect(),
-            ),
+            inbound: inbound_maps(loaded),
         };
         let every = loaded.config.audit.checkpoint_secs;
         if every > 0 {
@@ -209,6 +203,7 @@ impl App {
             closing: closing_rx,
             documents: Default::default(),
             metrics: Default::default(),
+            hooks: hooks(loaded),
         };
         let router = Router::new()
             .merge(junction_api::router(state))
@@ -307,4 +302,38 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// What each connector's back-end means by its statuses, for the updates it pushes over
+/// Open311.
+fn inbound_maps(
+    loaded: &LoadedConfig,
+) -> Arc<std::collections::BTreeMap<String, junction_domain::StatusMap>> {
+    Arc::new(
+        loaded
+            .connectors
+            .iter()
+            .filter_map(|c| Some((c.id.clone(), c.updates.as_ref()?.statuses.clone())))
+            .collect(),
+    )
+}
+
+/// The connectors whose back-ends may push signed updates to `/hooks/{connector}`.
+fn hooks(loaded: &LoadedConfig) -> junction_api::hooks::Hooks {
+    Arc::new(
+        loaded
+            .connectors
+            .iter()
+            .filter_map(|c| {
+                let secret = c.push_secret.as_ref()?;
+                Some((
+                    c.id.clone(),
+                    junction_api::hooks::Hook {
+                        secret: secrecy::SecretString::from(secret.expose().to_string()),
+                        statuses: c.updates.as_ref()?.statuses.clone(),
+                    },
+                ))
+            })
+            .collect(),
+    )
 }

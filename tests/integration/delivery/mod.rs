@@ -6,6 +6,7 @@ mod failures;
 mod fitting;
 mod holding;
 mod updates_back;
+mod updates_pushed;
 
 use junction_connectors::xml;
 use junction_domain::{Actor, DeliveryKind, DeliveryState, Role};

@@ -12,7 +12,7 @@ use junction_store::schedules;
 use super::Rig;
 use crate::support::eventually;
 
-const UPDATES: &str = r#"
+pub(super) const UPDATES: &str = r#"
   [connectors.updates]
   poll_every_mins = 15
   window_mins = 120
@@ -21,7 +21,7 @@ const UPDATES: &str = r#"
   to = "investigating"
 "#;
 
-const POLL: &str = "poll_updates:backend";
+pub(super) const POLL: &str = "poll_updates:backend";
 
 async fn polled(rig: &Rig) -> schedules::Schedule {
     let asked = chrono::Utc::now();
@@ -208,153 +208,72 @@ async fn managers_see_each_schedules_health_and_run_it_now_officers_cannot() {
 }
 
 #[tokio::test]
-async fn a_back_end_pushes_its_updates_with_its_own_key_and_nothing_else() {
-    let rig = Rig::build(None, Behaviour::default(), 5, "", false, UPDATES).await;
-    let reference = rig.report(5, 7004).await;
-    let delivered = rig.settled(&reference, 20).await;
-    let theirs = delivered
-        .external_ref
-        .clone()
-        .expect("the back-end's reference");
-    let (_, backend_key) = junction_store::api_keys::create_for_connector(
-        rig.server.store(),
-        &junction_domain::Actor::internal("test"),
-        "council-backend",
-        "backend",
-    )
-    .await
-    .unwrap();
-    let push = |key: String, form: Vec<(&'static str, String)>| {
-        let client = rig.server.client.clone();
-        let url = format!("{}/open311/v2/servicerequestupdates.xml", rig.server.base);
-        async move {
-            let mut form = form;
-            form.push(("api_key", key));
-            let resp = client.post(url).form(&form).send().await.unwrap();
-            (resp.status().as_u16(), resp.text().await.unwrap())
-        }
+async fn the_front_end_reads_the_back_ends_updates_as_fixmystreet_expects() {
+    let behaviour = Behaviour {
+        progress_after_secs: Some(0),
+        ..Behaviour::default()
     };
-    let update = |id: &str, reference: &str, status: &str, at: &str| {
-        vec![
-            ("update_id", id.to_string()),
-            ("service_request_id", reference.to_string()),
-            ("status", status.to_string()),
-            ("updated_datetime", at.to_string()),
-            ("description", "Inspected on site".to_string()),
-        ]
-    };
-    let now = chrono::Utc::now();
-    let at = |mins: i64| {
-        (now + chrono::Duration::minutes(mins))
-            .format("%Y-%m-%dT%H:%M:%SZ")
-            .to_string()
-    };
+    let rig = Rig::build(None, behaviour, 5, "", false, UPDATES).await;
+    let reference = rig.report(5, 7005).await;
+    rig.settled(&reference, 20).await;
+    let run = polled(&rig).await;
+    assert_eq!(run.last_counts.unwrap()["applied"], 1);
 
-    // The back-end's word, through the connector's map: IN_PROGRESS means investigating here.
-    let (status, body) = push(
-        backend_key.clone(),
-        update("B1", &theirs, "IN_PROGRESS", &at(1)),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let first_id = xml::parse(&body)
-        .unwrap()
-        .child("request_update")
-        .unwrap()
-        .text_of("update_id")
-        .unwrap()
+    let start = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
-    let case = junction_store::cases::get(rig.server.store(), &reference)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(case.status, CaseStatus::Investigating);
-
-    // Sent again (the back-end lost the answer): the same id, nothing new.
-    let (status, body) = push(
-        backend_key.clone(),
-        update("B1", &theirs, "IN_PROGRESS", &at(1)),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    assert!(
-        body.contains(&format!("<update_id>{first_id}</update_id>")),
-        "{body}"
-    );
-    let from_backend = |u: &junction_domain::CaseUpdate| u.source == "connector:backend";
-    let kept = junction_store::updates::for_case(rig.server.store(), &case.id)
-        .await
-        .unwrap();
-    assert_eq!(kept.iter().filter(|u| from_backend(u)).count(), 1);
-
-    // An older update arriving late is kept but moves nothing.
-    let (status, _) = push(backend_key.clone(), update("B0", &theirs, "open", &at(-30))).await;
-    assert_eq!(status, 200);
-    let case = junction_store::cases::get(rig.server.store(), &reference)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(case.status, CaseStatus::Investigating);
-
-    // A reference not known yet: accepted and held.
-    let (status, body) = push(
-        backend_key.clone(),
-        update("B9", "NOT-YET-1", "fixed", &at(2)),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    let end = (chrono::Utc::now() + chrono::Duration::minutes(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let read = || async {
+        let resp = rig
+            .server
+            .client
+            .get(format!(
+                "{}/open311/v2/servicerequestupdates.xml",
+                rig.server.base
+            ))
+            .query(&[
+                ("api_key", rig.key.as_str()),
+                ("jurisdiction_id", "borsetshire"),
+                ("start_date", start.as_str()),
+                ("end_date", end.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.text().await.unwrap()
+    };
+    let body = read().await;
+    let root = xml::parse(&body).unwrap();
+    let ours: Vec<&xml::Element> = root
+        .children("request_update")
+        .filter(|u| u.text_of("service_request_id") == Some(reference.as_str()))
+        .filter(|u| u.text_of("description") == Some("Status is now in_progress"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{body}");
+    let u = ours[0];
     assert_eq!(
-        junction_store::inbound::held_for(rig.server.store(), "backend")
-            .await
-            .unwrap()
-            .len(),
-        1
+        u.text_of("status"),
+        Some("investigating"),
+        "lower-case extended status: {body}"
     );
-
-    // Missing and unreadable arguments are named, in Open311's error list.
-    let (status, body) = push(
-        backend_key.clone(),
-        vec![
-            ("service_request_id", theirs.clone()),
-            ("updated_datetime", "yesterday".into()),
-        ],
-    )
-    .await;
-    assert_eq!(status, 400);
+    assert_eq!(
+        u.text_of("fixmystreet_id"),
+        Some("7005"),
+        "the front-end's own id: {body}"
+    );
+    let when = u.text_of("updated_datetime").unwrap();
     assert!(
-        body.contains("update_id: is required") && body.contains("updated_datetime: `yesterday`"),
-        "{body}"
+        when.ends_with('Z') && !when.contains('.'),
+        "W3C, no fractions: {when}"
     );
-
-    // A back-end's key does nothing a front-end does.
-    let resp = rig
-        .server
-        .client
-        .post(format!("{}/open311/v2/requests.xml", rig.server.base))
-        .form(&[
-            ("api_key", backend_key.as_str()),
-            ("service_code", "POT"),
-            ("description", "x"),
-            ("lat", "50.71"),
-            ("long", "-2.44"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 403);
+    let id = u.text_of("update_id").unwrap().to_string();
+    // Read again: the same update under the same id.
+    let again = read().await;
     assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("belongs to the back-end of connector `backend`")
+        again.contains(&format!("<update_id>{id}</update_id>")),
+        "{again}"
     );
-
-    // A front-end's key on the same path is a citizen's comment: the status stays.
-    let (status, body) = push(rig.key.clone(), update("F1", &reference, "FIXED", &at(3))).await;
-    assert_eq!(status, 200, "{body}");
-    let case = junction_store::cases::get(rig.server.store(), &reference)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(case.status, CaseStatus::Investigating);
 }

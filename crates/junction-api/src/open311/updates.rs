@@ -124,16 +124,10 @@ fn posted_status(s: &str) -> Option<CaseStatus> {
     }
 }
 
-pub(super) async fn post_update(
-    state: &Open311State,
-    call: &mut Call,
-    jurisdiction: &str,
-) -> Result<Response, Refusal> {
-    let key = verified_key(state, call, jurisdiction).await?;
-    if let Some(connector) = key.connector_id.as_deref() {
-        return super::backend_updates::post(state, call, connector).await;
-    }
-    let client = key.name;
+/// A front-end's update's status and time, or every problem with its arguments.
+fn read_front_end_update(
+    call: &Call,
+) -> Result<(Option<CaseStatus>, Option<chrono::DateTime<chrono::Utc>>), Refusal> {
     let mut problems = Vec::new();
     for required in [
         "service_request_id",
@@ -174,6 +168,20 @@ pub(super) async fn post_update(
             descriptions: problems,
         });
     }
+    Ok((status.and_then(Result::ok), updated_at))
+}
+
+pub(super) async fn post_update(
+    state: &Open311State,
+    call: &mut Call,
+    jurisdiction: &str,
+) -> Result<Response, Refusal> {
+    let key = verified_key(state, call, jurisdiction).await?;
+    if let Some(connector) = key.connector_id.as_deref() {
+        return super::backend_updates::post(state, call, connector).await;
+    }
+    let client = key.name;
+    let (status, updated_at) = read_front_end_update(call)?;
     let reference = call.params.get("service_request_id").unwrap_or_default();
     let types = published(state, jurisdiction).await?;
     let case = case_by_reference(state, jurisdiction, reference)
@@ -196,7 +204,7 @@ pub(super) async fn post_update(
     let update = NewUpdate {
         source: format!("open311:{client}"),
         source_update_id: call.params.get("update_id").map(str::to_string),
-        status: status.and_then(Result::ok),
+        status,
         external_status_code: call.params.get("external_status_code").map(str::to_string),
         description: call.params.get("description").unwrap_or("").to_string(),
         media_urls: call

@@ -23,6 +23,8 @@ pub struct ConnectorSpec {
     pub retry: RetryPolicy,
     pub ordered: bool,
     pub updates: Option<UpdatesConfig>,
+    /// The resolved `[connectors.updates] push_secret`: the back-end may push signed updates.
+    pub push_secret: Option<SecretValue>,
 }
 
 impl ConnectorSpec {
@@ -79,6 +81,15 @@ pub(super) fn check(
                 for (name, why) in &problems {
                     p.push(at.key("params").key(name), why.clone());
                 }
+                let push_secret = c
+                    .updates
+                    .as_ref()
+                    .and_then(|u| u.push_secret.as_ref())
+                    .and_then(|r| {
+                        r.resolve()
+                            .map_err(|why| p.push(at.key("updates").key("push_secret"), why))
+                            .ok()
+                    });
                 if resolved && problems.is_empty() {
                     specs.push(ConnectorSpec {
                         id: c.id.clone(),
@@ -87,6 +98,7 @@ pub(super) fn check(
                         retry: c.retry.policy(),
                         ordered: c.ordered,
                         updates: c.updates.clone(),
+                        push_secret,
                     });
                 }
             }

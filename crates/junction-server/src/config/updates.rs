@@ -22,6 +22,9 @@ pub struct UpdatesConfig {
     pub mop_up_window_hours: u64,
     /// What the back-end's statuses and external codes mean here.
     pub statuses: junction_domain::StatusMap,
+    /// `${VAR}`: the back-end may push signed updates to `/hooks/<connector>` with this
+    /// secret (HMAC-SHA256 over `<timestamp>.<body>`).
+    pub push_secret: Option<super::SecretRef>,
 }
 
 impl Default for UpdatesConfig {
@@ -32,6 +35,7 @@ impl Default for UpdatesConfig {
             mop_up_every_hours: 24,
             mop_up_window_hours: 24,
             statuses: junction_domain::StatusMap::default(),
+            push_secret: None,
         }
     }
 }
