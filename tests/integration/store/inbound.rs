@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use junction_domain::inbound::{Effect, InboundUpdate};
-use junction_domain::{Actor, CaseStatus, Mapped, RoutingTable};
+use junction_domain::{Actor, CaseStatus, Mapped};
 use junction_store::deliveries::{self, Settle};
 use junction_store::inbound::{self, Outcome};
 use junction_store::{Store, audit, cases, catalogue, processes};
 
-use super::{actor, intake, pothole};
 use crate::support::{all_databases, init};
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -40,15 +39,7 @@ async fn delivered(
     store: &Store,
     reference: Option<&str>,
 ) -> (String, junction_domain::DeliveryId) {
-    let mut routing = RoutingTable::default();
-    routing
-        .methods
-        .agency_connectors
-        .insert("highways".into(), "backend".into());
-    let case = intake(store, &actor(), "bor", pothole(5), &routing)
-        .await
-        .unwrap();
-    let id = deliveries::for_case(store, &case.id).await.unwrap()[0].id;
+    let (case, id) = super::routed_to_backend(store).await;
     if let Some(reference) = reference {
         settle(store, id, reference).await;
     }

@@ -55,6 +55,25 @@ pub(crate) async fn intake_with(
     .await
 }
 
+/// A pothole routed to the `backend` connector, and its delivery's id.
+pub(super) async fn routed_to_backend(
+    store: &Store,
+) -> (junction_domain::Case, junction_domain::DeliveryId) {
+    let mut routing = junction_domain::RoutingTable::default();
+    routing
+        .methods
+        .agency_connectors
+        .insert("highways".into(), "backend".into());
+    let case = intake(store, &actor(), "bor", pothole(5), &routing)
+        .await
+        .unwrap();
+    let id = junction_store::deliveries::for_case(store, &case.id)
+        .await
+        .unwrap()[0]
+        .id;
+    (case, id)
+}
+
 /// Runs `body` once per database, naming the database in any failure.
 macro_rules! each_db {
     (|$store:ident| $body:block) => {{

@@ -3,24 +3,15 @@
 
 use std::time::Duration;
 
-use junction_domain::{Actor, DeliveryState, RetryPolicy, RoutingTable};
+use junction_domain::{Actor, DeliveryState, RetryPolicy};
 use junction_store::deliveries::{self, Failure, Settle};
 use junction_store::{Store, StoreError, audit, catalogue, processes};
 
-use super::{actor, intake, pothole};
 use crate::support::{all_databases, init};
 
 /// A case routed to `backend`, and its delivery's id.
 async fn routed_case(store: &Store) -> junction_domain::DeliveryId {
-    let mut routing = RoutingTable::default();
-    routing
-        .methods
-        .agency_connectors
-        .insert("highways".into(), "backend".into());
-    let case = intake(store, &actor(), "bor", pothole(5), &routing)
-        .await
-        .unwrap();
-    deliveries::for_case(store, &case.id).await.unwrap()[0].id
+    super::routed_to_backend(store).await.1
 }
 
 #[tokio::test]

@@ -73,13 +73,7 @@ fn list<'a>(
             .take(1)
             .collect();
     }
-    let date = |k: &str| {
-        query
-            .get(k)
-            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-            .map(|t| t.with_timezone(&Utc))
-    };
-    let (start, end) = (date("start_date"), date("end_date"));
+    let (start, end) = super::window(query);
     let ids: Option<Vec<&str>> = query
         .get("service_request_id")
         .map(|v| v.split(',').collect());

@@ -146,6 +146,17 @@ impl Simulator {
     }
 }
 
+/// The `start_date` and `end_date` a query names, where they are W3C date-times.
+fn window(query: &BTreeMap<String, String>) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let date = |k: &str| {
+        query
+            .get(k)
+            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    (date("start_date"), date("end_date"))
+}
+
 fn xml(status: StatusCode, body: String) -> Response {
     (
         status,

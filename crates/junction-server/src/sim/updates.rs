@@ -38,13 +38,7 @@ pub(super) fn answer(
         )
             .into_response();
     }
-    let date = |k: &str| {
-        query
-            .get(k)
-            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-            .map(|t| t.with_timezone(&Utc))
-    };
-    let (start, end) = (date("start_date"), date("end_date"));
+    let (start, end) = super::window(query);
     let mut body = String::new();
     for r in &s.requests {
         for (status, at) in changes(s, r, now) {
