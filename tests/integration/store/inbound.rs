@@ -186,3 +186,32 @@ async fn an_update_before_its_reference_is_held_then_applied_when_the_reference_
         assert!(audit::verify(&store).await.unwrap().first_bad.is_none());
     });
 }
+
+#[tokio::test]
+async fn a_back_end_never_reaches_a_case_its_connector_was_not_sent() {
+    each_db!(|store| {
+        catalogue::apply(&store, &Actor::internal("config"), &super::catalogue())
+            .await
+            .unwrap();
+        let (case_id, _) = delivered(&store, Some("HW-5")).await;
+        // Another connector's back-end names the case by our id and by this reference.
+        let mut probe = update("x1", "HW-5", "fixed", "2026-12-08T10:00:00Z");
+        probe.our_id = Some(case_id.clone());
+        let outcomes = inbound::apply_batch(&store, "elsewhere", &[(probe, to(CaseStatus::Fixed))])
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            [Outcome::Held],
+            "not matched to a case it was not sent"
+        );
+        let case = cases::get(&store, &case_id).await.unwrap().unwrap();
+        assert_eq!(case.status, CaseStatus::Open);
+        assert!(
+            junction_store::updates::for_case(&store, &case_id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    });
+}

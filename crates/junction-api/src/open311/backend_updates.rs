@@ -68,12 +68,7 @@ fn read(call: &Call) -> Result<InboundUpdate, Refusal> {
         status: text("status"),
         external_status_code: text("external_status_code"),
         description,
-        media_urls: call
-            .params
-            .all("media_url")
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        media_urls: call.params.media_urls(),
         updated_at,
     })
 }

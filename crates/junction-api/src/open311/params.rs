@@ -112,6 +112,14 @@ impl Params {
             .collect()
     }
 
+    /// Every `media_url` sent, in order (FixMyStreet repeats it with `multi_photos`).
+    pub fn media_urls(&self) -> Vec<String> {
+        self.all("media_url")
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Every `attribute[code]` value, grouped by code, in first-seen order. Empty values
     /// count as absent.
     pub fn attributes(&self) -> Vec<(String, Vec<String>)> {

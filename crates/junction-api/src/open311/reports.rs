@@ -84,12 +84,7 @@ pub(super) async fn post_request(
         source_ref: attributes.source_ref,
         // FixMyStreet sends a photo's address rather than the photo (repeated with
         // `multi_photos`); the case keeps them all and passes them on.
-        media_urls: call
-            .params
-            .all("media_url")
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        media_urls: call.params.media_urls(),
     };
     take_in(state, call, &client, jurisdiction, new).await
 }

@@ -207,12 +207,7 @@ pub(super) async fn post_update(
         status,
         external_status_code: call.params.get("external_status_code").map(str::to_string),
         description: call.params.get("description").unwrap_or("").to_string(),
-        media_urls: call
-            .params
-            .all("media_url")
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        media_urls: call.params.media_urls(),
         updated_at,
         files: call.params.files().to_vec(),
         refused_files: call.params.refused_files().to_vec(),

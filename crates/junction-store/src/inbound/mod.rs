@@ -65,14 +65,6 @@ impl Counts {
             Outcome::Held => self.held += 1,
         }
     }
-
-    pub fn merge(&mut self, other: Counts) {
-        self.applied += other.applied;
-        self.moved += other.moved;
-        self.out_of_order += other.out_of_order;
-        self.repeats += other.repeats;
-        self.held += other.held;
-    }
 }
 
 /// Applies `updates` from connector `connector_id`, each with what its status means here, in
